@@ -1,0 +1,1 @@
+"""HTTP API of the materials repository: FastAPI app, routes, schemas and dependencies."""

@@ -1,0 +1,227 @@
+"""The ``materials`` command: serve the API, bootstrap organisations and users, verify and check.
+
+Administrative commands print one JSON line and are idempotent, so scripts can run them twice.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from services import maintenance, orgs
+from services.audit import Actor, AuditAction, Outcome
+from services.backends import Backends, open_backends
+from services.config import Settings
+from services.errors import MaterialsError
+from services.models import OrgKind, Role
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    settings = Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir.expanduser().resolve()})
+    return settings
+
+
+def _cli_actor() -> Actor:
+    return Actor(username=f"cli:{getpass.getuser()}", role="system")
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    click.echo(json.dumps(payload, ensure_ascii=False, default=str))
+
+
+def _fail(exc: MaterialsError) -> None:
+    _emit({"error": {"code": exc.error_code, "message": exc.message}})
+    sys.exit(1)
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Data directory (overrides MATERIALS_DATA_DIR).",
+)
+
+
+@click.group()
+def main() -> None:
+    """县域材料共享库 — county shared materials repository."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@data_dir_option
+@click.option("--demo", is_flag=True, help="Load the sample county first (when empty).")
+@click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
+def serve(host: str, port: int, data_dir: Path | None, demo: bool, workers: int) -> None:
+    """Run the HTTP API (embedded backends unless configured otherwise)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(data_dir)
+    if demo:
+        _load_demo(settings)
+    if workers > 1:
+        import os
+
+        os.environ["MATERIALS_DATA_DIR"] = str(settings.data_dir)
+        uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, proxy_headers=True)
+        return
+    click.echo(f"data directory: {settings.data_dir}", err=True)
+    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)
+
+
+def _load_demo(settings: Settings) -> None:
+    from services import demo as demo_module
+
+    backends = open_backends(settings)
+    try:
+        logins = demo_module.load_demo(backends)
+    finally:
+        backends.close()
+    click.echo(
+        "示范县已就绪 / sample county loaded. Logins (username / password / role):", err=True
+    )
+    for login in logins:
+        click.echo(
+            f"  {login.username:<12} {login.password:<16} {login.role:<9} {login.org}", err=True
+        )
+
+
+@main.command()
+@data_dir_option
+def demo(data_dir: Path | None) -> None:
+    """Load a small sample county (two townships, two departments, an auditor, an admin)."""
+    _load_demo(_settings(data_dir))
+
+
+@main.group()
+def admin() -> None:
+    """Bootstrap organisations and users without the web UI."""
+
+
+def _with_backends(data_dir: Path | None) -> Backends:
+    return open_backends(_settings(data_dir))
+
+
+@admin.command("create-org")
+@click.option("--kind", type=click.Choice([k.value for k in OrgKind]), required=True)
+@click.option("--name", required=True)
+@click.option("--parent", default=None, help="Parent organisation name or id.")
+@data_dir_option
+def create_org(kind: str, name: str, parent: str | None, data_dir: Path | None) -> None:
+    """Create an organisation (idempotent); prints it as one JSON line."""
+    backends = _with_backends(data_dir)
+    try:
+        with backends.db.session() as session:
+            org, created = orgs.create_org(session, name=name, kind=OrgKind(kind), parent=parent)
+            if created:
+                backends.audit.append(
+                    session,
+                    actor=_cli_actor(),
+                    action=AuditAction.org_create,
+                    outcome=Outcome.allowed,
+                    details={"org": org.name, "kind": org.kind},
+                )
+            payload = {
+                "id": org.id,
+                "name": org.name,
+                "kind": org.kind,
+                "parent_id": org.parent_id,
+                "created": created,
+            }
+        _emit(payload)
+    except MaterialsError as exc:
+        _fail(exc)
+    finally:
+        backends.close()
+
+
+@admin.command("create-user")
+@click.option("--username", required=True)
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--org", required=True, help="Organisation name or id.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@data_dir_option
+def create_user(username: str, password: str, org: str, role: str, data_dir: Path | None) -> None:
+    """Create a user (idempotent); prints it as one JSON line."""
+    backends = _with_backends(data_dir)
+    try:
+        with backends.db.session() as session:
+            user, created = orgs.create_user(
+                session, username=username, password=password, org=org, role=Role(role)
+            )
+            if created:
+                backends.audit.append(
+                    session,
+                    actor=_cli_actor(),
+                    action=AuditAction.user_create,
+                    outcome=Outcome.allowed,
+                    details={"user": user.username, "role": user.role},
+                )
+            payload = {
+                "id": user.id,
+                "username": user.username,
+                "role": user.role,
+                "org": {"id": user.org.id, "name": user.org.name, "kind": user.org.kind},
+                "created": created,
+            }
+        _emit(payload)
+    except MaterialsError as exc:
+        _fail(exc)
+    finally:
+        backends.close()
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident access log."""
+
+
+@audit.command("verify")
+@data_dir_option
+def audit_verify(data_dir: Path | None) -> None:
+    """Recompute the hash chain; exit non-zero naming the first bad seq."""
+    backends = _with_backends(data_dir)
+    try:
+        report = backends.audit.verify()
+    finally:
+        backends.close()
+    _emit(report.as_dict())
+    if not report.ok:
+        click.echo(f"audit chain broken at seq {report.first_bad_seq} ({report.reason})", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@data_dir_option
+def check(data_dir: Path | None) -> None:
+    """Check every live document's blob exists with its sha256; exit non-zero when not."""
+    backends = _with_backends(data_dir)
+    try:
+        report = maintenance.check_blobs(backends)
+    finally:
+        backends.close()
+    _emit(report.as_dict())
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@data_dir_option
+def sweep(data_dir: Path | None) -> None:
+    """Delete blobs no document points at, older than the grace period."""
+    backends = _with_backends(data_dir)
+    try:
+        removed = maintenance.sweep_orphans(backends)
+    finally:
+        backends.close()
+    _emit({"removed": removed})

@@ -1,0 +1,70 @@
+"""Request dependencies as named ``Annotated`` aliases: backends, client IP, caller, paging."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import OAuth2PasswordBearer
+from starlette.concurrency import run_in_threadpool
+
+from services.access import Principal
+from services.audit import Actor, AuditAction, Outcome
+from services.auth import Authenticator
+from services.backends import Backends
+from services.errors import NotAuthenticated
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_backends(request: Request) -> Backends:
+    backends: Backends = request.app.state.backends
+    return backends
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator
+
+
+def get_client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+BackendsDep = Annotated[Backends, Depends(get_backends)]
+AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
+ClientIP = Annotated[str | None, Depends(get_client_ip)]
+
+
+async def get_current_user(
+    request: Request,
+    token: Annotated[str | None, Depends(_bearer)],
+    backends: BackendsDep,
+    authenticator: AuthenticatorDep,
+    ip: ClientIP,
+) -> Principal:
+    """The caller named by the bearer token; a missing or bad token is refused and audited."""
+    try:
+        if not token:
+            raise NotAuthenticated("请先登录", code="not_authenticated")
+        return await run_in_threadpool(authenticator.principal, token)
+    except NotAuthenticated as exc:
+        await run_in_threadpool(
+            backends.audit.record,
+            actor=Actor(username="", ip=ip),
+            action=AuditAction.access,
+            outcome=Outcome.denied,
+            details={
+                "reason": exc.error_code,
+                "method": request.method,
+                "path": request.url.path[:200],
+            },
+        )
+        raise
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+MAX_PAGE = 100_000
+
+PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE, description="页码，从 1 开始")]

@@ -1,0 +1,92 @@
+"""One place that turns every failure into the JSON error shape of API.md.
+
+Domain errors keep their status and code; framework errors (unknown route, wrong method, invalid
+parameters) and unexpected exceptions are mapped here too, so no HTML page or stack trace leaks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.errors import BackendUnavailable, MaterialsError, NotAuthenticated, RateLimited
+
+log = logging.getLogger("materials.api")
+
+_HTTP_CODES = {
+    400: ("bad_request", "请求格式不正确"),
+    401: ("not_authenticated", "未登录或登录已过期"),
+    403: ("forbidden", "无权执行此操作"),
+    404: ("not_found", "请求的地址不存在"),
+    405: ("method_not_allowed", "不支持此请求方法"),
+    413: ("payload_too_large", "请求内容过大"),
+    415: ("unsupported_type", "不支持的内容类型"),
+    422: ("invalid_field", "字段取值无效"),
+    429: ("rate_limited", "请求过于频繁"),
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MaterialsError)
+    headers: dict[str, str] = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, BackendUnavailable):
+        headers["Retry-After"] = "30"
+    elif isinstance(exc, NotAuthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    if exc.status == 413:
+        # The rest of the body was not read; the connection cannot be reused.
+        headers["Connection"] = "close"
+    return error_response(exc.status, exc.error_code, exc.message, exc.details, headers)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code, message = _HTTP_CODES.get(exc.status_code, ("http_error", "请求失败"))
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {
+            "field": ".".join(str(part) for part in error.get("loc", ()) if part != "body"),
+            "problem": error.get("msg", ""),
+        }
+        for error in exc.errors()
+    ]
+    field = problems[0]["field"] if problems else ""
+    return error_response(
+        422, "invalid_field", f"字段取值无效：{field}", {"field": field, "errors": problems}
+    )
+
+
+async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=exc)
+    return error_response(500, "internal_error", "服务器内部错误，请联系管理员")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(MaterialsError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,29 @@
+"""Liveness and readiness probes for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import BackendsDep
+from services import health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(backends: BackendsDep) -> JSONResponse:
+    """200 when every backend answers, else 503 naming the ones that do not."""
+    report = health.check_backends(backends)
+    ready = all(state == "ok" for state in report.values())
+    body: dict[str, object] = {"ready": ready, "backends": report}
+    if ready:
+        return JSONResponse(body)
+    failing = ", ".join(name for name, state in report.items() if state != "ok")
+    body["error"] = {"code": "backend_unavailable", "message": f"后端不可用：{failing}"}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "30"})

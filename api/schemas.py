@@ -1,0 +1,225 @@
+"""Response shapes of the HTTP API (see API.md), built from domain objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.audit import VerifyReport
+from services.documents import Receipt
+from services.models import AuditEvent, Category, Document, Org, User
+
+
+class OrgRef(BaseModel):
+    id: int
+    name: str
+
+
+class OrgOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+    parent_id: int | None = None
+
+    @classmethod
+    def of(cls, org: Org) -> OrgOut:
+        return cls(id=org.id, name=org.name, kind=org.kind, parent_id=org.parent_id)
+
+
+class MeOut(BaseModel):
+    username: str
+    role: str
+    org: OrgOut
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    role: str
+    org: OrgOut
+    active: bool
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            username=user.username,
+            role=user.role,
+            org=OrgOut.of(user.org),
+            active=user.active,
+        )
+
+
+class CategoryOut(BaseModel):
+    id: int
+    name: str
+
+    @classmethod
+    def of(cls, category: Category) -> CategoryOut:
+        return cls(id=category.id, name=category.name)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    category: str
+    period: str | None
+    tags: list[str]
+    description: str
+    visibility: str
+    departments: list[str] | None = None
+    township: OrgRef
+    uploaded_by: str
+    created_at: datetime
+    version: int
+    index_status: str
+    duplicate: bool = False
+    withdrawn_at: datetime | None = None
+
+    @classmethod
+    def of(cls, document: Document, *, duplicate: bool = False) -> DocumentOut:
+        return cls(
+            id=document.id,
+            title=document.title,
+            filename=document.filename,
+            content_type=document.content_type,
+            size=document.size,
+            sha256=document.sha256,
+            category=document.category,
+            period=document.period,
+            tags=list(document.tags),
+            description=document.description,
+            visibility=document.visibility,
+            departments=(
+                [org.name for org in document.departments]
+                if document.visibility == "restricted"
+                else None
+            ),
+            township=OrgRef(id=document.township.id, name=document.township.name),
+            uploaded_by=document.uploaded_by.username,
+            created_at=document.created_at,
+            version=document.version,
+            index_status=document.index_status,
+            duplicate=duplicate,
+            withdrawn_at=document.withdrawn_at,
+        )
+
+
+class DocumentListOut(BaseModel):
+    total: int
+    page: int
+    size: int
+    documents: list[DocumentOut]
+
+
+class ReceiptOut(BaseModel):
+    document_id: str
+    sha256: str
+    township: OrgRef
+    uploaded_by: str
+    received_at: datetime
+    audit_seq: int
+    audit_hash: str
+
+    @classmethod
+    def of(cls, receipt: Receipt) -> ReceiptOut:
+        return cls(
+            document_id=receipt.document_id,
+            sha256=receipt.sha256,
+            township=OrgRef(id=receipt.township.id, name=receipt.township.name),
+            uploaded_by=receipt.uploaded_by,
+            received_at=receipt.received_at,
+            audit_seq=receipt.audit_seq,
+            audit_hash=receipt.audit_hash,
+        )
+
+
+class AuditEventOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    org: str | None
+    role: str | None
+    action: str
+    document_id: str | None
+    outcome: str
+    ip: str | None
+    details: dict[str, Any]
+    hash: str
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AuditEventOut:
+        return cls(
+            seq=event.seq,
+            at=event.at,
+            actor=event.actor,
+            org=event.org,
+            role=event.role,
+            action=event.action,
+            document_id=event.document_id,
+            outcome=event.outcome,
+            ip=event.ip,
+            details=dict(event.details),
+            hash=event.hash,
+        )
+
+
+class AuditPageOut(BaseModel):
+    total: int
+    page: int
+    size: int
+    events: list[AuditEventOut]
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    events: int
+    head: str
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, report: VerifyReport) -> VerifyOut:
+        return cls(**report.as_dict())
+
+
+class OrgIn(BaseModel):
+    name: str
+    kind: str
+    parent: str | None = None
+
+
+class UserIn(BaseModel):
+    username: str
+    password: str
+    org: str
+    role: str
+
+
+class CategoryIn(BaseModel):
+    name: str
+
+
+class GrantIn(BaseModel):
+    username: str
+    document_id: str
+    expires_at: datetime | None = None
+
+
+class GrantOut(BaseModel):
+    id: int
+    username: str
+    document_id: str
+    expires_at: datetime | None

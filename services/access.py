@@ -1,0 +1,126 @@
+"""The access policy, all of it: who may see, download, upload, withdraw and audit what.
+
+Every permission decision in the system is one of these functions. Read top to bottom:
+- uploaders (township staff) see and manage their own township's documents, and nothing else;
+- readers (department staff) see ``departments`` documents, and ``restricted`` ones naming their
+  department; never ``private`` ones;
+- auditors see every document's metadata and the audit log, and download only what an admin
+  granted them;
+- admins manage organisations, users, categories and grants and may withdraw any document, but
+  neither read documents nor the audit log (separation of duties, MLPS 2.0);
+- a withdrawn document is visible only to its own township and to auditors.
+A document the caller may not see must answer "not found", so that its existence does not leak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, true
+
+from services.models import Document, DocumentDepartment, OrgKind, Role, User, Visibility
+
+# Which kind of organisation each role belongs to.
+ROLE_ORG_KIND: dict[Role, OrgKind] = {
+    Role.uploader: OrgKind.township,
+    Role.reader: OrgKind.department,
+    Role.auditor: OrgKind.county,
+    Role.admin: OrgKind.county,
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, as plain values."""
+
+    user_id: int
+    username: str
+    role: Role
+    org_id: int
+    org_name: str
+    org_kind: OrgKind
+
+    @classmethod
+    def of(cls, user: User) -> Principal:
+        return cls(
+            user_id=user.id,
+            username=user.username,
+            role=Role(user.role),
+            org_id=user.org_id,
+            org_name=user.org.name,
+            org_kind=OrgKind(user.org.kind),
+        )
+
+
+def _own_township(principal: Principal, document: Document) -> bool:
+    return principal.role is Role.uploader and principal.org_id == document.township_id
+
+
+def _shared_with_reader(principal: Principal, document: Document) -> bool:
+    if principal.role is not Role.reader:
+        return False
+    visibility = Visibility(document.visibility)
+    if visibility is Visibility.departments:
+        return True
+    if visibility is Visibility.restricted:
+        return principal.org_id in {org.id for org in document.departments}
+    return False
+
+
+def can_see(principal: Principal, document: Document) -> bool:
+    """May the caller know this document exists and read its metadata?"""
+    if _own_township(principal, document) or principal.role is Role.auditor:
+        return True
+    if document.withdrawn_at is not None:
+        return False
+    return _shared_with_reader(principal, document)
+
+
+def can_download(
+    principal: Principal, document: Document, *, granted_document_ids: Collection[str] = ()
+) -> bool:
+    """May the caller fetch the bytes? (Only asked about documents ``can_see`` allows.)"""
+    if document.withdrawn_at is not None and principal.role is not Role.auditor:
+        return _own_township(principal, document)
+    if principal.role is Role.auditor:
+        return document.id in granted_document_ids
+    return _own_township(principal, document) or _shared_with_reader(principal, document)
+
+
+def can_upload(principal: Principal) -> bool:
+    """Only township staff upload, and always for their own township."""
+    return principal.role is Role.uploader and principal.org_kind is OrgKind.township
+
+
+def can_withdraw(principal: Principal, document: Document) -> bool:
+    return principal.role is Role.admin or _own_township(principal, document)
+
+
+def can_read_audit(principal: Principal) -> bool:
+    return principal.role is Role.auditor
+
+
+def can_administer(principal: Principal) -> bool:
+    return principal.role is Role.admin
+
+
+def visible_clause(principal: Principal) -> ColumnElement[bool]:
+    """``can_see`` as a SQL condition on documents, for listings and counts."""
+    if principal.role is Role.auditor:
+        return true()
+    if principal.role is Role.uploader:
+        return Document.township_id == principal.org_id
+    if principal.role is Role.reader:
+        shared_with_department = exists().where(
+            DocumentDepartment.document_id == Document.id,
+            DocumentDepartment.org_id == principal.org_id,
+        )
+        return and_(
+            Document.withdrawn_at.is_(None),
+            or_(
+                Document.visibility == Visibility.departments.value,
+                and_(Document.visibility == Visibility.restricted.value, shared_with_department),
+            ),
+        )
+    return false()

@@ -1,0 +1,335 @@
+"""The access log: append-only events, each hash-chained to the one before it.
+
+``hash = sha256(prev_hash + "\\n" + canonical_json(event))``; verification recomputes the chain and
+names the first event that was edited, deleted or inserted. No code path updates or deletes events.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from services.db import Database
+from services.models import AuditEvent, utcnow
+
+GENESIS_HASH = "0" * 64
+MAX_ACTOR_LENGTH = 200
+
+
+class AuditAction(StrEnum):
+    login = "login"
+    access = "access"  # a request whose token was missing, forged or expired
+    upload = "upload"
+    view = "view"
+    list = "list"
+    download = "download"
+    receipt = "receipt"
+    lookup = "lookup"
+    search = "search"
+    withdraw = "withdraw"
+    audit_read = "audit_read"
+    audit_export = "audit_export"
+    audit_verify = "audit_verify"
+    org_create = "org_create"
+    user_create = "user_create"
+    category_create = "category_create"
+    grant_create = "grant_create"
+    admin = "admin"  # any other administrative request
+
+
+class Outcome(StrEnum):
+    allowed = "allowed"
+    denied = "denied"
+    error = "error"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a request, as the log records it: username as typed, org name, role, client IP."""
+
+    username: str
+    org: str | None = None
+    role: str | None = None
+    ip: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor: str | None = None
+    document_id: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    events: int
+    head: str
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        report: dict[str, Any] = {"ok": self.ok, "events": self.events, "head": self.head}
+        if not self.ok:
+            report["first_bad_seq"] = self.first_bad_seq
+            report["reason"] = self.reason
+        return report
+
+
+@dataclass
+class EventPage:
+    total: int
+    events: list[AuditEvent] = field(default_factory=list)
+
+
+def canonical_content(event: AuditEvent) -> bytes:
+    """The bytes an event's hash covers: every field but the hashes, as sorted compact JSON."""
+    content = {
+        "seq": event.seq,
+        "at": event.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": event.actor,
+        "org": event.org,
+        "role": event.role,
+        "action": event.action,
+        "document_id": event.document_id,
+        "outcome": event.outcome,
+        "ip": event.ip,
+        "details": event.details,
+    }
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def chain_hash(prev_hash: str, event: AuditEvent) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + canonical_content(event)).hexdigest()
+
+
+class AuditLog:
+    """Appends to, reads and verifies the hash-chained access log."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def append(
+        self,
+        session: Session,
+        *,
+        actor: Actor,
+        action: AuditAction,
+        outcome: Outcome,
+        document_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        """Append one event inside the caller's transaction (committed or rolled back with it)."""
+        self._db.lock_audit_chain(session)
+        last = session.execute(
+            select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+        ).first()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        event = AuditEvent(
+            seq=seq,
+            # Microsecond precision survives every supported database unchanged.
+            at=utcnow(),
+            actor=actor.username[:MAX_ACTOR_LENGTH],
+            org=actor.org,
+            role=actor.role,
+            action=action.value,
+            document_id=document_id,
+            outcome=outcome.value,
+            ip=actor.ip,
+            details=_json_safe(details or {}),
+            prev_hash=prev_hash,
+        )
+        event.hash = chain_hash(prev_hash, event)
+        session.add(event)
+        session.flush()
+        return event
+
+    def record(
+        self,
+        *,
+        actor: Actor,
+        action: AuditAction,
+        outcome: Outcome,
+        document_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        """Append one event in a transaction of its own (for denials and reads)."""
+        with self._db.session() as session:
+            return self.append(
+                session,
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                document_id=document_id,
+                details=details,
+            )
+
+    def verify(self) -> VerifyReport:
+        """Recompute the whole chain; report the first event that does not fit."""
+        expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+        with self._db.session() as session:
+            rows = session.execute(
+                select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=1000)
+            ).scalars()
+            for event in rows:
+                if event.seq != expected_seq:
+                    reason = "missing" if event.seq > expected_seq else "out_of_order"
+                    return VerifyReport(False, count, prev_hash, expected_seq, reason)
+                if event.prev_hash != prev_hash:
+                    return VerifyReport(False, count, prev_hash, event.seq, "broken_link")
+                if chain_hash(prev_hash, event) != event.hash:
+                    return VerifyReport(False, count, prev_hash, event.seq, "content_changed")
+                prev_hash, expected_seq, count = event.hash, expected_seq + 1, count + 1
+        return VerifyReport(True, count, prev_hash)
+
+    def head(self) -> tuple[int, str]:
+        """The newest event's seq and hash (0 and the genesis hash for an empty log)."""
+        with self._db.session() as session:
+            last = session.execute(
+                select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+            ).first()
+        return (last[0], last[1]) if last else (0, GENESIS_HASH)
+
+    def count_recent(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        action: AuditAction,
+        outcome: Outcome,
+        since: datetime,
+    ) -> int:
+        """How many events of this kind an actor caused since a moment."""
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(
+                    AuditEvent.actor == actor[:MAX_ACTOR_LENGTH],
+                    AuditEvent.action == action.value,
+                    AuditEvent.outcome == outcome.value,
+                    AuditEvent.at >= since,
+                )
+            )
+            or 0
+        )
+
+    def last_at(
+        self, session: Session, *, actor: str, action: AuditAction, outcome: Outcome
+    ) -> datetime | None:
+        """When an actor last caused an event of this kind."""
+        return session.scalar(
+            select(func.max(AuditEvent.at)).where(
+                AuditEvent.actor == actor[:MAX_ACTOR_LENGTH],
+                AuditEvent.action == action.value,
+                AuditEvent.outcome == outcome.value,
+            )
+        )
+
+    def page(self, filters: AuditFilter, *, page: int, size: int) -> EventPage:
+        """One page of events matching the filters, newest first."""
+        query = _filtered(select(AuditEvent), filters)
+        with self._db.session() as session:
+            total = (
+                session.scalar(_filtered(select(func.count()).select_from(AuditEvent), filters))
+                or 0
+            )
+            events = list(
+                session.scalars(
+                    query.order_by(AuditEvent.seq.desc()).offset((page - 1) * size).limit(size)
+                )
+            )
+        return EventPage(total=total, events=events)
+
+    def export_csv(self, filters: AuditFilter) -> Iterator[bytes]:
+        """The matching events as CSV in UTF-8 with a BOM, newest first, for Excel."""
+        yield "\ufeff".encode()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(CSV_COLUMNS)
+        with self._db.session() as session:
+            rows = session.execute(
+                _filtered(select(AuditEvent), filters)
+                .order_by(AuditEvent.seq.desc())
+                .execution_options(yield_per=500)
+            ).scalars()
+            for number, event in enumerate(rows):
+                writer.writerow([_csv_cell(value) for value in csv_row(event)])
+                if number % 200 == 0:
+                    yield buffer.getvalue().encode()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue().encode()
+
+
+CSV_COLUMNS = (
+    "seq",
+    "at",
+    "actor",
+    "org",
+    "role",
+    "action",
+    "document_id",
+    "outcome",
+    "ip",
+    "details",
+    "hash",
+)
+
+
+def csv_row(event: AuditEvent) -> list[Any]:
+    return [
+        event.seq,
+        event.at.isoformat(),
+        event.actor,
+        event.org or "",
+        event.role or "",
+        event.action,
+        event.document_id or "",
+        event.outcome,
+        event.ip or "",
+        json.dumps(event.details, ensure_ascii=False, sort_keys=True),
+        event.hash,
+    ]
+
+
+def _csv_cell(value: Any) -> Any:
+    # A spreadsheet would run a cell starting with = + - @ as a formula: keep such text as text.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _filtered(query: Select[Any], filters: AuditFilter) -> Select[Any]:
+    if filters.actor is not None:
+        query = query.where(AuditEvent.actor == filters.actor)
+    if filters.document_id is not None:
+        query = query.where(AuditEvent.document_id == filters.document_id)
+    if filters.action is not None:
+        query = query.where(AuditEvent.action == filters.action)
+    if filters.outcome is not None:
+        query = query.where(AuditEvent.outcome == filters.outcome)
+    if filters.since is not None:
+        query = query.where(AuditEvent.at >= filters.since)
+    if filters.until is not None:
+        query = query.where(AuditEvent.at <= filters.until)
+    return query
+
+
+def _json_safe(details: dict[str, Any]) -> dict[str, Any]:
+    # Round-trip through JSON so the stored value hashes the same when it is read back.
+    loaded: dict[str, Any] = json.loads(json.dumps(details, ensure_ascii=False, default=str))
+    return loaded

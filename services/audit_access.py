@@ -1,0 +1,109 @@
+"""Reading the audit log: auditors only, and every read is itself an audit event.
+
+Separation of duties: administrators run the system but never read or export its access log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from services import access
+from services.access import Principal
+from services.audit import AuditAction, AuditFilter, EventPage, Outcome, VerifyReport
+from services.backends import Backends
+from services.documents import actor_of
+from services.errors import Forbidden, InvalidField
+
+
+def make_filter(
+    *,
+    actor: str | None,
+    document_id: str | None,
+    action: str | None,
+    outcome: Outcome | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> AuditFilter:
+    """Audit filters from query values; times without an offset are refused."""
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidField(name, "时间须带时区，例如 2026-01-01T00:00:00+08:00")
+    if since is not None and until is not None and since > until:
+        raise InvalidField("since", "开始时间不能晚于结束时间")
+    return AuditFilter(
+        actor=actor,
+        document_id=document_id,
+        action=action,
+        outcome=outcome.value if outcome else None,
+        since=since,
+        until=until,
+    )
+
+
+def _require_auditor(
+    backends: Backends, *, principal: Principal, action: AuditAction, ip: str | None
+) -> None:
+    if not access.can_read_audit(principal):
+        backends.audit.record(
+            actor=actor_of(principal, ip),
+            action=action,
+            outcome=Outcome.denied,
+            details={"reason": "not_auditor"},
+        )
+        raise Forbidden("只有审计人员可以查看审计日志", code="audit_not_allowed")
+
+
+def _filter_details(filters: AuditFilter) -> dict[str, str]:
+    return {
+        key: value.isoformat() if isinstance(value, datetime) else str(value)
+        for key, value in vars(filters).items()
+        if value is not None
+    }
+
+
+def read_events(
+    backends: Backends,
+    *,
+    principal: Principal,
+    filters: AuditFilter,
+    page: int,
+    size: int,
+    ip: str | None,
+) -> EventPage:
+    """One page of audit events, for an auditor."""
+    _require_auditor(backends, principal=principal, action=AuditAction.audit_read, ip=ip)
+    backends.audit.record(
+        actor=actor_of(principal, ip),
+        action=AuditAction.audit_read,
+        outcome=Outcome.allowed,
+        details={"filters": _filter_details(filters), "page": page, "size": size},
+    )
+    return backends.audit.page(filters, page=page, size=size)
+
+
+def export_events(
+    backends: Backends, *, principal: Principal, filters: AuditFilter, ip: str | None
+) -> Iterator[bytes]:
+    """The matching audit events as CSV bytes, for an auditor."""
+    _require_auditor(backends, principal=principal, action=AuditAction.audit_export, ip=ip)
+    backends.audit.record(
+        actor=actor_of(principal, ip),
+        action=AuditAction.audit_export,
+        outcome=Outcome.allowed,
+        details={"filters": _filter_details(filters)},
+    )
+    return backends.audit.export_csv(filters)
+
+
+def verify(backends: Backends, *, principal: Principal, ip: str | None) -> VerifyReport:
+    """Verify the chain, for an auditor; the verification is recorded after it ran."""
+    _require_auditor(backends, principal=principal, action=AuditAction.audit_verify, ip=ip)
+    report = backends.audit.verify()
+    backends.audit.record(
+        actor=actor_of(principal, ip),
+        action=AuditAction.audit_verify,
+        outcome=Outcome.allowed,
+        details={"ok": report.ok, "events": report.events, "first_bad_seq": report.first_bad_seq},
+    )
+    return report

@@ -1,0 +1,33 @@
+"""The set of backends one process works with, opened in one place from the settings.
+
+``create_app`` and the command line call ``open_backends``; nothing else opens a backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.audit import AuditLog
+from services.blobs import BlobStore, open_blob_store
+from services.config import Settings
+from services.db import Database
+
+
+@dataclass(frozen=True)
+class Backends:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    audit: AuditLog
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_backends(settings: Settings, *, migrate: bool = True) -> Backends:
+    """Open the database (migrated to the newest schema), the blob store and the audit log."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    if migrate:
+        db.migrate()
+    return Backends(settings=settings, db=db, blobs=open_blob_store(settings), audit=AuditLog(db))

@@ -1,0 +1,59 @@
+"""Content-addressed blob storage: the ``BlobStore`` protocol and the factory choosing a backend.
+
+A blob's key is its sha256; identical bytes are stored once. Implementations are private modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from services.config import Settings
+
+__all__ = ["BlobInfo", "BlobStore", "open_blob_store"]
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    sha256: str
+    size: int
+    modified_at: datetime
+
+
+class BlobStore(Protocol):
+    """Where document bytes live, keyed by their sha256."""
+
+    name: str
+
+    def put(self, *, sha256: str, source: Path) -> None:
+        """Store the file at ``source`` under its sha256, durably; a no-op when already stored."""
+
+    def exists(self, sha256: str) -> bool:
+        """Is a blob stored under this sha256?"""
+
+    def stat(self, sha256: str) -> BlobInfo | None:
+        """Size and modification time of a blob, or None when absent."""
+
+    def read_chunks(self, sha256: str, *, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """The blob's bytes, in chunks; NotFound when absent."""
+
+    def delete(self, sha256: str) -> None:
+        """Remove a blob (orphans only); a no-op when absent."""
+
+    def list(self) -> Iterator[BlobInfo]:
+        """Every stored blob."""
+
+    def ping(self) -> None:
+        """Raise BackendUnavailable when the store cannot be used."""
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob store the settings choose: a local directory unless an S3 endpoint is set."""
+    if settings.s3_endpoint:
+        raise NotImplementedError("S3 object storage is not available in this version")
+    from services.blobs._local import LocalBlobStore
+
+    return LocalBlobStore(settings.blob_dir)

@@ -1,0 +1,91 @@
+"""Settings, read once from ``MATERIALS_*`` environment variables and passed down.
+
+No other module reads the environment; create one ``Settings`` and hand it to whoever needs it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; the names are the stable ``MATERIALS_`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="MATERIALS_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_bucket: str = "materials"
+    s3_secure: bool = False
+    elasticsearch_url: str | None = None
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    secret_key: str | None = None
+    token_ttl_seconds: int = Field(default=8 * 3600, gt=0)
+    # Extra MIME types accepted on upload, beyond the built-in allow-list (comma separated).
+    extra_allowed_types: str = ""
+    # After this many failed logins for one username within the window, logins are refused
+    # (429) until the window has passed.
+    login_max_failures: int = Field(default=5, gt=0)
+    login_window_seconds: int = Field(default=15 * 60, gt=0)
+    # Blobs without a document row younger than this are an upload in flight, not an orphan.
+    orphan_grace_seconds: int = Field(default=3600, ge=0)
+    production: bool = False
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL: the configured one, or a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'materials.sqlite3'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def allowed_extra_types(self) -> frozenset[str]:
+        return frozenset(
+            t.strip().lower() for t in self.extra_allowed_types.split(",") if t.strip()
+        )
+
+    def signing_key(self) -> str:
+        """The token signing key: configured, or generated once and kept in the data directory.
+
+        Production (``MATERIALS_PRODUCTION=true``) refuses a missing or placeholder key, because a
+        key stored beside the data is readable by anyone who can read the data.
+        """
+        if (
+            self.secret_key is not None
+            and self.secret_key.strip().lower() not in _PLACEHOLDER_SECRETS
+        ):
+            if len(self.secret_key) < 32:
+                raise ValueError("MATERIALS_SECRET_KEY must be at least 32 characters")
+            return self.secret_key
+        if self.production:
+            raise ValueError("MATERIALS_SECRET_KEY must be set to a real secret in production")
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text(encoding="ascii").strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key, encoding="ascii")
+        return key

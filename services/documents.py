@@ -1,0 +1,422 @@
+"""Documents: upload once, read, download, receipts, lookup by content, list and withdraw.
+
+Every read and every refusal is written to the audit log; a refused document answers NotFound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from services import access, orgs
+from services.access import Principal
+from services.audit import Actor, AuditAction, Outcome
+from services.backends import Backends
+from services.errors import Conflict, Forbidden, InvalidField, MaterialsError, NotFound
+from services.filetypes import detect_file_type
+from services.metadata import parse_metadata
+from services.models import Document, DocumentDepartment, Org, utcnow
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    """A spooled upload: where its bytes are, and what the client said about them."""
+
+    path: Path
+    size: int
+    sha256: str
+    filename: str
+    declared_type: str | None
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    document: Document
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class Receipt:
+    document_id: str
+    sha256: str
+    township: Org
+    uploaded_by: str
+    received_at: Any
+    audit_seq: int
+    audit_hash: str
+
+
+def actor_of(principal: Principal, ip: str | None) -> Actor:
+    return Actor(
+        username=principal.username, org=principal.org_name, role=principal.role.value, ip=ip
+    )
+
+
+def _deny(
+    backends: Backends, *, actor: Actor, action: AuditAction, document_id: str | None, reason: str
+) -> NotFound:
+    backends.audit.record(
+        actor=actor,
+        action=action,
+        outcome=Outcome.denied,
+        document_id=document_id,
+        details={"reason": reason},
+    )
+    return NotFound("文档不存在", code="document_not_found")
+
+
+def ensure_can_upload(backends: Backends, *, principal: Principal, ip: str | None) -> None:
+    """Refuse (and audit) an upload by anyone but township staff, before reading the body."""
+    if not access.can_upload(principal):
+        backends.audit.record(
+            actor=actor_of(principal, ip),
+            action=AuditAction.upload,
+            outcome=Outcome.denied,
+            details={"reason": "not_uploader"},
+        )
+        raise Forbidden("只有乡镇工作人员可以上传材料", code="upload_not_allowed")
+
+
+def upload(
+    backends: Backends,
+    *,
+    principal: Principal,
+    incoming: IncomingFile,
+    fields: dict[str, str],
+    ip: str | None,
+) -> UploadResult:
+    """Store a township's material once; identical bytes already held by it are a duplicate."""
+    ensure_can_upload(backends, principal=principal, ip=ip)
+    actor = actor_of(principal, ip)
+    try:
+        with backends.db.session() as session:
+            township = session.get(Org, principal.org_id)
+            assert township is not None
+            metadata = parse_metadata(
+                session, fields=fields, filename=incoming.filename, township=township
+            )
+        if incoming.size == 0:
+            raise InvalidField("file", "文件为空", code="empty_file")
+        detected = detect_file_type(
+            incoming.path,
+            filename=metadata.filename,
+            declared_type=incoming.declared_type,
+            extra_allowed=backends.settings.allowed_extra_types,
+        )
+    except MaterialsError as exc:
+        backends.audit.record(
+            actor=actor,
+            action=AuditAction.upload,
+            outcome=Outcome.denied,
+            details={"reason": exc.error_code, "filename": incoming.filename},
+        )
+        raise
+
+    existing = _live_duplicate(backends, township_id=principal.org_id, sha256=incoming.sha256)
+    if existing is not None:
+        return _record_duplicate(backends, actor=actor, document=existing)
+
+    # The bytes are durable before any row points at them; a crash here leaves an orphan blob
+    # that the sweeper removes, never a row without its blob.
+    backends.blobs.put(sha256=incoming.sha256, source=incoming.path)
+    try:
+        with backends.db.session() as session:
+            document = Document(
+                title=metadata.title,
+                filename=metadata.filename,
+                content_type=detected.mime,
+                size=incoming.size,
+                sha256=incoming.sha256,
+                category=metadata.category,
+                period=metadata.period,
+                tags=metadata.tags,
+                description=metadata.description,
+                visibility=metadata.visibility.value,
+                township_id=principal.org_id,
+                uploaded_by_id=principal.user_id,
+            )
+            session.add(document)
+            session.flush()
+            for department in metadata.departments:
+                session.add(DocumentDepartment(document_id=document.id, org_id=department.id))
+            event = backends.audit.append(
+                session,
+                actor=actor,
+                action=AuditAction.upload,
+                outcome=Outcome.allowed,
+                document_id=document.id,
+                details={
+                    "sha256": incoming.sha256,
+                    "size": incoming.size,
+                    "filename": metadata.filename,
+                    "content_type": detected.mime,
+                },
+            )
+            document.receipt_seq = event.seq
+            document.receipt_hash = event.hash
+            session.flush()
+            document_id = document.id
+    except IntegrityError:
+        # The same township sent the same bytes at the same moment: the other upload won.
+        existing = _live_duplicate(backends, township_id=principal.org_id, sha256=incoming.sha256)
+        if existing is None:
+            raise
+        return _record_duplicate(backends, actor=actor, document=existing)
+    return UploadResult(load(backends, document_id=document_id), duplicate=False)
+
+
+def _live_duplicate(backends: Backends, *, township_id: int, sha256: str) -> Document | None:
+    with backends.db.session() as session:
+        return session.scalar(
+            select(Document).where(
+                Document.township_id == township_id,
+                Document.sha256 == sha256,
+                Document.withdrawn_at.is_(None),
+            )
+        )
+
+
+def _record_duplicate(backends: Backends, *, actor: Actor, document: Document) -> UploadResult:
+    backends.audit.record(
+        actor=actor,
+        action=AuditAction.upload,
+        outcome=Outcome.allowed,
+        document_id=document.id,
+        details={"duplicate": True},
+    )
+    return UploadResult(document, duplicate=True)
+
+
+def load(backends: Backends, *, document_id: str) -> Document:
+    """A document by id, with no permission check (callers check)."""
+    with backends.db.session() as session:
+        document = session.get(Document, document_id)
+        if document is None:
+            raise NotFound("文档不存在", code="document_not_found")
+        return document
+
+
+def _visible(
+    backends: Backends,
+    *,
+    principal: Principal,
+    document_id: str,
+    action: AuditAction,
+    ip: str | None,
+) -> Document:
+    actor = actor_of(principal, ip)
+    try:
+        document = load(backends, document_id=document_id)
+    except NotFound:
+        raise _deny(
+            backends, actor=actor, action=action, document_id=document_id[:64], reason="not_found"
+        ) from None
+    if not access.can_see(principal, document):
+        raise _deny(
+            backends, actor=actor, action=action, document_id=document_id, reason="not_visible"
+        )
+    return document
+
+
+def view(backends: Backends, *, principal: Principal, document_id: str, ip: str | None) -> Document:
+    """A document's metadata, for those who may see it."""
+    document = _visible(
+        backends, principal=principal, document_id=document_id, action=AuditAction.view, ip=ip
+    )
+    backends.audit.record(
+        actor=actor_of(principal, ip),
+        action=AuditAction.view,
+        outcome=Outcome.allowed,
+        document_id=document.id,
+    )
+    return document
+
+
+def download(
+    backends: Backends, *, principal: Principal, document_id: str, ip: str | None
+) -> tuple[Document, Iterator[bytes]]:
+    """A document and its bytes, for those who may download it."""
+    actor = actor_of(principal, ip)
+    document = _visible(
+        backends, principal=principal, document_id=document_id, action=AuditAction.download, ip=ip
+    )
+    with backends.db.session() as session:
+        granted = (
+            orgs.granted_document_ids(session, user_id=principal.user_id, now=utcnow())
+            if principal.role.value == "auditor"
+            else set()
+        )
+    if not access.can_download(principal, document, granted_document_ids=granted):
+        backends.audit.record(
+            actor=actor,
+            action=AuditAction.download,
+            outcome=Outcome.denied,
+            document_id=document.id,
+            details={"reason": "no_download_right"},
+        )
+        raise Forbidden("无权下载此文档", code="download_not_allowed")
+    if backends.blobs.stat(document.sha256) is None:
+        backends.audit.record(
+            actor=actor,
+            action=AuditAction.download,
+            outcome=Outcome.error,
+            document_id=document.id,
+            details={"reason": "blob_missing"},
+        )
+        raise NotFound("文档内容缺失，请联系管理员", code="blob_missing")
+    backends.audit.record(
+        actor=actor,
+        action=AuditAction.download,
+        outcome=Outcome.allowed,
+        document_id=document.id,
+        details={"sha256": document.sha256},
+    )
+    return document, backends.blobs.read_chunks(document.sha256)
+
+
+def receipt(
+    backends: Backends, *, principal: Principal, document_id: str, ip: str | None
+) -> Receipt:
+    """Proof of what a township submitted and when, anchored in the audit chain."""
+    document = _visible(
+        backends, principal=principal, document_id=document_id, action=AuditAction.receipt, ip=ip
+    )
+    backends.audit.record(
+        actor=actor_of(principal, ip),
+        action=AuditAction.receipt,
+        outcome=Outcome.allowed,
+        document_id=document.id,
+    )
+    assert document.receipt_seq is not None
+    assert document.receipt_hash is not None
+    return Receipt(
+        document_id=document.id,
+        sha256=document.sha256,
+        township=document.township,
+        uploaded_by=document.uploaded_by.username,
+        received_at=document.created_at,
+        audit_seq=document.receipt_seq,
+        audit_hash=document.receipt_hash,
+    )
+
+
+def lookup(backends: Backends, *, principal: Principal, sha256: str, ip: str | None) -> Document:
+    """The caller's township's live document with these bytes; NotFound when there is none."""
+    digest = sha256.strip().lower()
+    if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+        raise InvalidField("sha256", "sha256 须为 64 位十六进制字符串", code="invalid_sha256")
+    document = _live_duplicate(backends, township_id=principal.org_id, sha256=digest)
+    actor = actor_of(principal, ip)
+    if document is None or not access.can_see(principal, document):
+        backends.audit.record(
+            actor=actor,
+            action=AuditAction.lookup,
+            outcome=Outcome.allowed,
+            details={"sha256": digest, "found": False},
+        )
+        raise NotFound("本乡镇尚未提交相同内容的材料", code="document_not_found")
+    backends.audit.record(
+        actor=actor,
+        action=AuditAction.lookup,
+        outcome=Outcome.allowed,
+        document_id=document.id,
+        details={"sha256": digest, "found": True},
+    )
+    return document
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    total: int
+    documents: list[Document]
+
+
+def list_visible(
+    backends: Backends,
+    *,
+    principal: Principal,
+    township: str | None,
+    category: str | None,
+    page: int,
+    size: int,
+    ip: str | None,
+) -> DocumentPage:
+    """The live documents the caller may see, newest first, optionally filtered."""
+    with backends.db.session() as session:
+        query = select(Document).where(
+            Document.withdrawn_at.is_(None), access.visible_clause(principal)
+        )
+        if township:
+            org = orgs.find_org(session, township)
+            query = query.where(Document.township_id == (org.id if org else -1))
+        if category:
+            query = query.where(Document.category == category)
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        documents = list(
+            session.scalars(
+                query.order_by(Document.created_at.desc(), Document.id)
+                .offset((page - 1) * size)
+                .limit(size)
+            )
+        )
+    backends.audit.record(
+        actor=actor_of(principal, ip),
+        action=AuditAction.list,
+        outcome=Outcome.allowed,
+        details={"total": total, "page": page, "document_ids": [d.id for d in documents]},
+    )
+    return DocumentPage(total=total, documents=documents)
+
+
+def withdraw(
+    backends: Backends, *, principal: Principal, document_id: str, ip: str | None
+) -> Document:
+    """Withdraw a document: it leaves listings and search; its bytes and audit trail stay."""
+    actor = actor_of(principal, ip)
+    with backends.db.session() as session:
+        document = session.get(Document, document_id)
+        allowed = document is not None and access.can_withdraw(principal, document)
+        visible = document is not None and (allowed or access.can_see(principal, document))
+        found = document if visible else None
+        if found is not None and allowed and found.withdrawn_at is None:
+            found.withdrawn_at = utcnow()
+            found.withdrawn_by_id = principal.user_id
+            backends.audit.append(
+                session,
+                actor=actor,
+                action=AuditAction.withdraw,
+                outcome=Outcome.allowed,
+                document_id=found.id,
+            )
+            session.flush()
+            return found
+    if found is None:
+        raise _deny(
+            backends,
+            actor=actor,
+            action=AuditAction.withdraw,
+            document_id=document_id[:64],
+            reason="not_visible",
+        )
+    if not allowed:
+        backends.audit.record(
+            actor=actor,
+            action=AuditAction.withdraw,
+            outcome=Outcome.denied,
+            document_id=found.id,
+            details={"reason": "not_owner"},
+        )
+        raise Forbidden("只有本乡镇或管理员可以撤回此文档", code="withdraw_not_allowed")
+    backends.audit.record(
+        actor=actor,
+        action=AuditAction.withdraw,
+        outcome=Outcome.denied,
+        document_id=found.id,
+        details={"reason": "already_withdrawn"},
+    )
+    raise Conflict("文档已撤回", code="already_withdrawn")

@@ -1,0 +1,28 @@
+"""Backend health: does each backend answer right now?
+
+Used by ``/readyz`` and by the command line; reports a state per backend instead of raising.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from services.backends import Backends
+from services.errors import BackendUnavailable
+
+
+def check_backends(backends: Backends) -> dict[str, str]:
+    """``{"database": "ok" | reason, "object_store": "ok" | reason}``."""
+    report: dict[str, str] = {}
+    try:
+        with backends.db.session() as session:
+            session.execute(text("SELECT 1"))
+        report["database"] = "ok"
+    except Exception as exc:  # any failure means "not ready"; the reason is reported
+        report["database"] = f"unavailable: {type(exc).__name__}"
+    try:
+        backends.blobs.ping()
+        report["object_store"] = "ok"
+    except BackendUnavailable as exc:
+        report["object_store"] = f"unavailable: {exc.message}"
+    return report

@@ -1,0 +1,162 @@
+"""Validation of an upload's descriptive fields: title, file name, category, period, tags, sharing.
+
+Each rule answers a bad value with an ``InvalidField`` naming the field, before anything is stored.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from services import orgs
+from services.errors import InvalidField
+from services.models import Org, OrgKind, Visibility
+
+MAX_TITLE = 200
+MAX_FILENAME = 255
+MAX_CATEGORY = 50
+MAX_DESCRIPTION = 2000
+MAX_TAGS = 20
+MAX_TAG = 30
+DEFAULT_CATEGORY = "其他"
+KNOWN_FIELDS = frozenset(
+    {"title", "category", "period", "tags", "description", "visibility", "departments"}
+)
+
+_PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-(\d{2})(?:-(\d{2}))?)?$")
+
+
+@dataclass(frozen=True)
+class DocumentMetadata:
+    title: str
+    filename: str
+    category: str
+    period: str | None
+    tags: list[str]
+    description: str
+    visibility: Visibility
+    departments: list[Org]
+
+
+def _no_control_chars(field: str, value: str, *, allow_newlines: bool = False) -> None:
+    for ch in value:
+        if unicodedata.category(ch) == "Cc" and not (allow_newlines and ch in "\n\r\t"):
+            raise InvalidField(field, "不能包含控制字符", code="invalid_characters")
+
+
+def check_filename(filename: str) -> str:
+    """The file name as it will be shown and offered on download; never a storage path."""
+    name = unicodedata.normalize("NFC", filename.strip())
+    if not name:
+        raise InvalidField("file", "上传的文件缺少文件名", code="missing_filename")
+    _no_control_chars("file", name)
+    if "/" in name or "\\" in name or ".." in name:
+        raise InvalidField("file", "文件名不能包含路径分隔符或“..”", code="invalid_filename")
+    if len(name) > MAX_FILENAME:
+        raise InvalidField(
+            "file", f"文件名不能超过 {MAX_FILENAME} 个字符", code="filename_too_long"
+        )
+    return name
+
+
+def check_period(value: str) -> str:
+    """A period is a year, a quarter, a month or a day: 2020, 2020-Q3, 2020-09, 2020-09-15."""
+    match = _PERIOD.match(value)
+    if not match:
+        raise InvalidField(
+            "period", "期间格式应为 2020、2020-Q3、2020-09 或 2020-09-15", code="invalid_period"
+        )
+    year, _quarter, month, day = match.groups()
+    if not 1949 <= int(year) <= 2100:
+        raise InvalidField("period", "年份超出范围", code="invalid_period")
+    try:
+        date(int(year), int(month or 1), int(day or 1))
+    except ValueError as exc:
+        raise InvalidField("period", "期间不是有效日期", code="invalid_period") from exc
+    return value
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in re.split(r"[,，、]", value) if item.strip()]
+
+
+def parse_metadata(
+    session: Session, *, fields: dict[str, str], filename: str, township: Org
+) -> DocumentMetadata:
+    """Validate the form fields of an upload against the rules and the known organisations."""
+    unknown = sorted(set(fields) - KNOWN_FIELDS)
+    if unknown:
+        raise InvalidField(unknown[0], f"未知字段：{unknown[0]}", code="unknown_field")
+    name = check_filename(filename)
+
+    title = fields.get("title", "").strip() or name.rsplit(".", 1)[0] or name
+    _no_control_chars("title", title)
+    if len(title) > MAX_TITLE:
+        raise InvalidField("title", f"标题不能超过 {MAX_TITLE} 个字符", code="too_long")
+
+    category = fields.get("category", "").strip() or DEFAULT_CATEGORY
+    _no_control_chars("category", category)
+    if len(category) > MAX_CATEGORY:
+        raise InvalidField("category", f"类别不能超过 {MAX_CATEGORY} 个字符", code="too_long")
+    defined = {c.name for c in orgs.list_categories(session)}
+    if defined and category not in defined:
+        raise InvalidField(
+            "category", f"类别须为以下之一：{'、'.join(sorted(defined))}", code="unknown_category"
+        )
+
+    period_text = fields.get("period", "").strip()
+    period = check_period(period_text) if period_text else None
+
+    tags = list(dict.fromkeys(_split_list(fields.get("tags", ""))))
+    if len(tags) > MAX_TAGS or any(len(tag) > MAX_TAG for tag in tags):
+        raise InvalidField(
+            "tags", f"最多 {MAX_TAGS} 个标签，每个不超过 {MAX_TAG} 个字符", code="too_long"
+        )
+    for tag in tags:
+        _no_control_chars("tags", tag)
+
+    description = fields.get("description", "").strip()
+    _no_control_chars("description", description, allow_newlines=True)
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidField("description", f"说明不能超过 {MAX_DESCRIPTION} 个字符", code="too_long")
+
+    visibility_text = fields.get("visibility", "").strip() or Visibility.departments.value
+    try:
+        visibility = Visibility(visibility_text)
+    except ValueError as exc:
+        raise InvalidField(
+            "visibility",
+            "可见范围须为 departments、restricted 或 private",
+            code="invalid_visibility",
+        ) from exc
+    departments = _departments(session, fields.get("departments", ""), visibility)
+    return DocumentMetadata(
+        title, name, category, period, tags, description, visibility, departments
+    )
+
+
+def _departments(session: Session, value: str, visibility: Visibility) -> list[Org]:
+    refs = _split_list(value)
+    if visibility is not Visibility.restricted:
+        if refs:
+            raise InvalidField(
+                "departments",
+                "只有 restricted 可见范围才能指定部门",
+                code="departments_not_allowed",
+            )
+        return []
+    if not refs:
+        raise InvalidField(
+            "departments", "restricted 可见范围须指定至少一个部门", code="departments_required"
+        )
+    found: dict[int, Org] = {}
+    for ref in refs:
+        org = orgs.find_org(session, ref)
+        if org is None or org.kind != OrgKind.department.value:
+            raise InvalidField("departments", f"部门不存在：{ref}", code="unknown_department")
+        found[org.id] = org
+    return sorted(found.values(), key=lambda org: org.name)

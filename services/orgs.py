@@ -1,0 +1,165 @@
+"""Organisations (county → townships and departments), users, categories and download grants.
+
+Creation is idempotent: asking again for what exists returns it; asking for something that
+contradicts what exists is a conflict.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.access import ROLE_ORG_KIND
+from services.auth import hash_password
+from services.errors import Conflict, InvalidField, NotFound
+from services.models import Category, Document, DownloadGrant, Org, OrgKind, Role, User
+
+MAX_NAME_LENGTH = 100
+MAX_CATEGORY_LENGTH = 50
+MAX_USERNAME_LENGTH = 64
+
+
+def _clean_name(value: str, *, field: str, limit: int) -> str:
+    name = value.strip()
+    if not name:
+        raise InvalidField(field, "名称不能为空")
+    if len(name) > limit:
+        raise InvalidField(field, f"名称不能超过 {limit} 个字符")
+    if any(ord(ch) < 32 for ch in name):
+        raise InvalidField(field, "名称不能包含控制字符")
+    return name
+
+
+def find_org(session: Session, ref: str | int) -> Org | None:
+    """An organisation by id (an int or a string of digits) or by exact name."""
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        org = session.get(Org, int(ref))
+        if org is not None:
+            return org
+    return session.scalar(select(Org).where(Org.name == str(ref).strip()))
+
+
+def create_org(
+    session: Session, *, name: str, kind: OrgKind, parent: str | None = None
+) -> tuple[Org, bool]:
+    """Create an organisation, or return the identical existing one; True when created."""
+    name = _clean_name(name, field="name", limit=MAX_NAME_LENGTH)
+    parent_org = None
+    if parent:
+        parent_org = find_org(session, parent)
+        if parent_org is None:
+            raise InvalidField("parent", f"上级单位不存在：{parent}", code="unknown_org")
+    existing = session.scalar(select(Org).where(Org.name == name))
+    if existing is not None:
+        same_parent = parent_org is None or existing.parent_id == parent_org.id
+        if existing.kind != kind.value or not same_parent:
+            raise Conflict(f"单位“{name}”已存在且类型或上级不同", code="org_exists")
+        return existing, False
+    if kind is not OrgKind.county and parent_org is None:
+        parent_org = session.scalar(select(Org).where(Org.kind == OrgKind.county.value))
+    org = Org(name=name, kind=kind.value, parent_id=parent_org.id if parent_org else None)
+    session.add(org)
+    session.flush()
+    return org, True
+
+
+def list_orgs(session: Session, *, kind: OrgKind | None = None) -> list[Org]:
+    query = select(Org).order_by(Org.kind, Org.name)
+    if kind is not None:
+        query = query.where(Org.kind == kind.value)
+    return list(session.scalars(query))
+
+
+def create_user(
+    session: Session, *, username: str, password: str, org: str, role: Role
+) -> tuple[User, bool]:
+    """Create a user in an organisation, or return the identical existing one; True when created.
+
+    An existing user keeps its password: running the same command twice changes nothing.
+    """
+    username = username.strip()
+    if not username or len(username) > MAX_USERNAME_LENGTH:
+        raise InvalidField("username", f"用户名须为 1 到 {MAX_USERNAME_LENGTH} 个字符")
+    if any(ch.isspace() or ord(ch) < 32 for ch in username):
+        raise InvalidField("username", "用户名不能包含空白或控制字符")
+    org_row = find_org(session, org)
+    if org_row is None:
+        raise InvalidField("org", f"单位不存在：{org}", code="unknown_org")
+    expected_kind = ROLE_ORG_KIND[role]
+    if org_row.kind != expected_kind.value:
+        raise InvalidField(
+            "role",
+            f"角色 {role.value} 只能属于 {expected_kind.value} 类单位，"
+            f"而“{org_row.name}”是 {org_row.kind}",
+            code="role_org_mismatch",
+        )
+    existing = session.scalar(select(User).where(User.username == username))
+    if existing is not None:
+        if existing.org_id != org_row.id or existing.role != role.value:
+            raise Conflict(f"用户“{username}”已存在且单位或角色不同", code="user_exists")
+        return existing, False
+    user = User(
+        username=username, password_hash=hash_password(password), role=role.value, org_id=org_row.id
+    )
+    session.add(user)
+    session.flush()
+    return user, True
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def create_category(session: Session, *, name: str) -> tuple[Category, bool]:
+    """Add a category to the admin-defined list; True when created."""
+    name = _clean_name(name, field="name", limit=MAX_CATEGORY_LENGTH)
+    existing = session.scalar(select(Category).where(Category.name == name))
+    if existing is not None:
+        return existing, False
+    category = Category(name=name)
+    session.add(category)
+    session.flush()
+    return category, True
+
+
+def list_categories(session: Session) -> list[Category]:
+    return list(session.scalars(select(Category).order_by(Category.name)))
+
+
+def has_category_list(session: Session) -> bool:
+    return (session.scalar(select(func.count()).select_from(Category)) or 0) > 0
+
+
+def grant_download(
+    session: Session,
+    *,
+    username: str,
+    document_id: str,
+    granted_by: int,
+    expires_at: datetime | None = None,
+) -> DownloadGrant:
+    """Let one auditor download one document."""
+    auditor = session.scalar(select(User).where(User.username == username))
+    if auditor is None or auditor.role != Role.auditor.value:
+        raise InvalidField("username", "只能向审计人员授予下载权限", code="not_auditor")
+    if session.get(Document, document_id) is None:
+        raise NotFound("文档不存在", code="document_not_found")
+    grant = DownloadGrant(
+        user_id=auditor.id, document_id=document_id, granted_by_id=granted_by, expires_at=expires_at
+    )
+    session.add(grant)
+    session.flush()
+    return grant
+
+
+def granted_document_ids(session: Session, *, user_id: int, now: datetime) -> set[str]:
+    """The documents an auditor currently may download."""
+    rows = session.scalars(
+        select(DownloadGrant.document_id).where(
+            DownloadGrant.user_id == user_id,
+            (DownloadGrant.expires_at.is_(None)) | (DownloadGrant.expires_at > now),
+        )
+    )
+    return set(rows)
