@@ -1,0 +1,118 @@
+"""Shared fixtures: an app on embedded backends in a temporary directory, and a sample county.
+
+The app is built with ``create_app(settings)``; nothing is configured through the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from services import orgs
+from services.backends import Backends, open_backends
+from services.config import Settings
+from services.models import OrgKind, Role
+
+PASSWORD = "correct-horse-42"
+
+COUNTY = "测试县"
+EAST, WEST = "东镇", "西乡"
+POVERTY, STATS = "扶贫办", "统计局"
+
+# username → (role, organisation)
+USERS: dict[str, tuple[Role, str]] = {
+    "admin": (Role.admin, COUNTY),
+    "auditor": (Role.auditor, COUNTY),
+    "east": (Role.uploader, EAST),
+    "east2": (Role.uploader, EAST),
+    "west": (Role.uploader, WEST),
+    "poverty": (Role.reader, POVERTY),
+    "stats": (Role.reader, STATS),
+}
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "secret_key": "test-signing-key-" + "x" * 32,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def backends(settings: Settings) -> Iterator[Backends]:
+    opened = open_backends(settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def county(backends: Backends) -> dict[str, int]:
+    """The sample county's organisations, by name → id."""
+    ids: dict[str, int] = {}
+    with backends.db.session() as session:
+        org, _ = orgs.create_org(session, name=COUNTY, kind=OrgKind.county)
+        ids[COUNTY] = org.id
+        for name in (EAST, WEST):
+            ids[name] = orgs.create_org(session, name=name, kind=OrgKind.township)[0].id
+        for name in (POVERTY, STATS):
+            ids[name] = orgs.create_org(session, name=name, kind=OrgKind.department)[0].id
+        for username, (role, org_name) in USERS.items():
+            orgs.create_user(session, username=username, password=PASSWORD, org=org_name, role=role)
+    return ids
+
+
+@pytest.fixture
+def client(settings: Settings, backends: Backends, county: dict[str, int]) -> Iterator[TestClient]:
+    app = create_app(settings, backends=backends)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@dataclass
+class Api:
+    """A small client for tests: logs in once per user and uploads files."""
+
+    client: TestClient
+    _tokens: dict[str, str]
+
+    def headers(self, username: str) -> dict[str, str]:
+        if username not in self._tokens:
+            response = self.client.post(
+                "/api/v1/auth/token", data={"username": username, "password": PASSWORD}
+            )
+            assert response.status_code == 200, response.text
+            self._tokens[username] = response.json()["access_token"]
+        return {"Authorization": f"Bearer {self._tokens[username]}"}
+
+    def upload(
+        self,
+        username: str,
+        filename: str,
+        content: bytes,
+        content_type: str = "application/octet-stream",
+        **fields: str,
+    ) -> Any:
+        return self.client.post(
+            "/api/v1/documents",
+            headers=self.headers(username),
+            files={"file": (filename, content, content_type)},
+            data=fields,
+        )
+
+
+@pytest.fixture
+def api(client: TestClient) -> Api:
+    return Api(client, {})
