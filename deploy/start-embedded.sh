@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install the app into ./.venv and run it embedded: SQLite, local blob directory, one process.
+# Extra arguments go to `materials serve` (e.g. --demo, --port 8080, --data-dir /srv/materials).
+set -euo pipefail
+source "$(dirname "$0")/_venv.sh"
+ensure_venv ""
+cd "$ROOT"
+exec "$VENV/bin/materials" serve "$@"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install what the tests need into ./.venv, then lint, type-check and run the whole test suite.
+# Extra arguments go to pytest.
+set -euo pipefail
+source "$(dirname "$0")/_venv.sh"
+ensure_venv "[test]"
+cd "$ROOT"
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+"$VENV/bin/mypy"
+exec "$VENV/bin/pytest" "$@"
