@@ -10,7 +10,8 @@ import zlib
 _DOCX_CONTENT_TYPES = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
     '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="rels" '
+    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
     '<Default Extension="xml" ContentType="application/xml"/>'
     '<Override PartName="/word/document.xml" ContentType="application/'
     'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
@@ -70,7 +71,7 @@ def docx_bytes(text: str = "城关镇脱贫攻坚工作总结") -> bytes:
             "_rels/.rels",
             '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
             'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://'
-            "schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" "
+            'schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
             'Target="word/document.xml"/></Relationships>',
         )
         package.writestr(
@@ -82,5 +83,8 @@ def docx_bytes(text: str = "城关镇脱贫攻坚工作总结") -> bytes:
     return buffer.getvalue()
 
 
-def text_bytes(text: str = "河口乡党委会议纪要：秋季防汛、低保复核。", encoding: str = "utf-8") -> bytes:
+def text_bytes(
+    text: str = "河口乡党委会议纪要：秋季防汛、低保复核。", encoding: str = "utf-8"
+) -> bytes:
+    """Chinese text in the given encoding (GB18030 files are common in township offices)."""
     return text.encode(encoding)
