@@ -26,9 +26,8 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import Message
-
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from api.uploads import SpooledUpload, read_upload
 from services.errors import MaterialsError
