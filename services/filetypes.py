@@ -203,9 +203,32 @@ def _sniff_binary(path: Path, head: bytes, extension: str) -> _Kind | None:
     return _sniff_heif(head)
 
 
+# zipfile holds a whole central directory in memory: refuse archives whose directory is huge.
+_ZIP_TAIL_BYTES = 66 * 1024  # the end record plus the longest possible archive comment
+_MAX_ZIP_ENTRIES = 50_000
+_MAX_ZIP_DIRECTORY_BYTES = 32 * 1024 * 1024
+
+
+def _zip_directory_too_large(path: Path) -> bool:
+    """Would reading this zip's central directory cost too much memory? (Read from its end.)"""
+    with path.open("rb") as file:
+        file.seek(0, 2)
+        size = file.tell()
+        tail_length = min(size, _ZIP_TAIL_BYTES)
+        file.seek(size - tail_length)
+        tail = file.read(tail_length)
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or end + 22 > len(tail):
+        return False  # zipfile will say what is wrong with it
+    entries, directory_size = struct.unpack("<HI", tail[end + 10 : end + 16])
+    return bool(entries > _MAX_ZIP_ENTRIES or directory_size > _MAX_ZIP_DIRECTORY_BYTES)
+
+
 def _sniff_zip(path: Path) -> _Kind:
     """OOXML, OFD or a plain zip; an unreadable zip is unsupported_type, whatever its name."""
     try:
+        if _zip_directory_too_large(path):
+            raise UnsupportedType("压缩文件包含的条目过多", code="unsupported_type")
         with zipfile.ZipFile(path) as archive:
             members = {info.filename.lower(): info for info in archive.infolist()}
             content_types_info = members.get("[content_types].xml")

@@ -533,3 +533,14 @@ def test_extra_allowed_does_not_change_built_in_detection(tmp_path: Path) -> Non
     avif = _isobmff(b"avif", b"mif1", b"miaf", b"avif")
     assert _detect(tmp_path, avif, "a.avif", None, allowed).mime == "image/avif"
     assert _detect(tmp_path, _DOCX, "a.docx", None, allowed).label == "DOCX"
+
+
+def test_zip_with_a_huge_central_directory_is_refused_before_reading_it(tmp_path: Path) -> None:
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for number in range(50_001):
+            archive.writestr(f"{number}.txt", b"")
+    with pytest.raises(UnsupportedType) as refused:
+        detect_file_type(path, filename="many.zip", declared_type=None)
+    assert refused.value.error_code == "unsupported_type"
+    assert "条目过多" in refused.value.message
