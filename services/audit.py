@@ -185,9 +185,11 @@ class AuditLog:
                 select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=1000)
             ).scalars()
             for event in rows:
-                if event.seq != expected_seq:
-                    reason = "missing" if event.seq > expected_seq else "out_of_order"
-                    return VerifyReport(False, count, prev_hash, expected_seq, reason)
+                if event.seq > expected_seq:
+                    return VerifyReport(False, count, prev_hash, expected_seq, "missing")
+                if event.seq < expected_seq:
+                    # Only a row numbered below 1 sorts first: that inserted row is the bad one.
+                    return VerifyReport(False, count, prev_hash, event.seq, "out_of_order")
                 if event.prev_hash != prev_hash:
                     return VerifyReport(False, count, prev_hash, event.seq, "broken_link")
                 if chain_hash(prev_hash, event) != event.hash:

@@ -381,7 +381,10 @@ def withdraw(
     with backends.db.session() as session:
         document = session.get(Document, document_id)
         allowed = document is not None and access.can_withdraw(principal, document)
-        visible = document is not None and (allowed or access.can_see(principal, document))
+        # An admin may withdraw any live document, but a withdrawn one is hidden from admins too.
+        visible = document is not None and (
+            access.can_see(principal, document) or (allowed and document.withdrawn_at is None)
+        )
         found = document if visible else None
         if found is not None and allowed and found.withdrawn_at is None:
             found.withdrawn_at = utcnow()

@@ -27,7 +27,8 @@ KNOWN_FIELDS = frozenset(
     {"title", "category", "period", "tags", "description", "visibility", "departments"}
 )
 
-_PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-(\d{2})(?:-(\d{2}))?)?$")
+# ASCII only (after NFKC): `\d` would also match other Unicode digits, which int() accepts.
+_PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-(\d{2})(?:-(\d{2}))?)?$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,11 @@ def check_filename(filename: str) -> str:
 
 
 def check_period(value: str) -> str:
-    """A period is a year, a quarter, a month or a day: 2020, 2020-Q3, 2020-09, 2020-09-15."""
+    """A period is a year, a quarter, a month or a day: 2020, 2020-Q3, 2020-09, 2020-09-15.
+
+    Full-width digits and letters, as Chinese input methods type them, count as their ASCII forms.
+    """
+    value = unicodedata.normalize("NFKC", value).upper()
     match = _PERIOD.match(value)
     if not match:
         raise InvalidField(

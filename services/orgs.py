@@ -101,7 +101,7 @@ def create_user(
             raise Conflict(f"用户“{username}”已存在且单位或角色不同", code="user_exists")
         return existing, False
     user = User(
-        username=username, password_hash=hash_password(password), role=role.value, org_id=org_row.id
+        username=username, password_hash=hash_password(password), role=role.value, org=org_row
     )
     session.add(user)
     session.flush()

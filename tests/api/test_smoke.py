@@ -18,3 +18,9 @@ def test_uploader_uploads_and_reader_downloads(api: Api) -> None:
     )
     assert download.status_code == 200
     assert download.content == pdf_bytes()
+
+
+def test_full_width_period_is_stored_in_ascii(api: Api) -> None:
+    created = api.upload("east", "纪要.txt", "会议纪要".encode(), period="２０２０-ｑ３")
+    assert created.status_code == 201, created.text
+    assert created.json()["period"] == "2020-Q3"

@@ -1,0 +1,290 @@
+"""The README walk-through against a real server: bootstrap, upload, share, withdraw, audit.
+
+Everything runs as a user would: ``materials`` subprocesses and HTTP to ``materials serve``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MATERIALS = str(Path(sys.executable).with_name("materials"))
+COMMAND_TIMEOUT = 120
+START_TIMEOUT = 60
+PASSWORD = "walk-through-2026"
+
+COUNTY, TOWNSHIP, DEPARTMENT = "演练县", "城关镇", "县乡村振兴局"
+FILENAME = "城关镇2026年第三季度脱贫攻坚工作总结.txt"
+CONTENT = "城关镇2026年第三季度脱贫攻坚工作总结\n本季度走访贫困户126户。\n".encode()
+SHA256 = hashlib.sha256(CONTENT).hexdigest()
+
+
+def _env() -> dict[str, str]:
+    # The data directory is always passed explicitly; nothing else is configured.
+    return {key: value for key, value in os.environ.items() if not key.startswith("MATERIALS_")}
+
+
+def materials(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MATERIALS, *args],
+        cwd=REPO_ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+
+
+def one_json_line(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, (result.stdout, result.stderr)
+    payload: dict[str, Any] = json.loads(lines[0])
+    return payload
+
+
+def bootstrap(data_dir: Path, *args: str) -> dict[str, Any]:
+    """Run an admin command twice: both succeed and print the same object."""
+    first = materials("admin", *args, "--data-dir", str(data_dir))
+    assert first.returncode == 0, (first.stdout, first.stderr)
+    created = one_json_line(first)
+    assert created["created"] is True
+    again = materials("admin", *args, "--data-dir", str(data_dir))
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    repeated = one_json_line(again)
+    assert repeated["created"] is False
+    assert repeated["id"] == created["id"]
+    return created
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Server:
+    """``materials serve`` as a subprocess, its output in a log file."""
+
+    def __init__(self, data_dir: Path, log_path: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [MATERIALS, "serve", "--data-dir", str(data_dir), "--port", str(self.port)],
+            cwd=REPO_ROOT,
+            env=_env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_until_up(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"server not up after {START_TIMEOUT} s:\n{self.log()}")
+
+    def stop(self) -> int | None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def token(http: httpx.Client, username: str) -> dict[str, str]:
+    response = http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    return {"Authorization": f"Bearer {body['access_token']}"}
+
+
+def test_walk_through(data_dir: Path, tmp_path: Path) -> None:
+    # 1. Bootstrap without the web UI; every command is idempotent.
+    county = bootstrap(data_dir, "create-org", "--kind", "county", "--name", COUNTY)
+    township = bootstrap(
+        data_dir, "create-org", "--kind", "township", "--name", TOWNSHIP, "--parent", COUNTY
+    )
+    department = bootstrap(
+        data_dir, "create-org", "--kind", "department", "--name", DEPARTMENT, "--parent", COUNTY
+    )
+    assert county["kind"] == "county"
+    assert township["parent_id"] == department["parent_id"] == county["id"]
+    users = {
+        "admin": ("admin", COUNTY),
+        "chengguan": ("uploader", TOWNSHIP),
+        "zhenxing": ("reader", DEPARTMENT),
+        "auditor": ("auditor", COUNTY),
+    }
+    for username, (role, org) in users.items():
+        user = bootstrap(
+            data_dir,
+            "create-user",
+            "--username",
+            username,
+            "--password",
+            PASSWORD,
+            "--org",
+            org,
+            "--role",
+            role,
+        )
+        assert (user["username"], user["role"], user["org"]["name"]) == (username, role, org)
+
+    # 2. Serve it.
+    server = Server(data_dir, tmp_path / "server.log")
+    try:
+        server.wait_until_up()
+        with httpx.Client(base_url=server.base_url, timeout=30) as http:
+            walk_through_api(http)
+    finally:
+        server.stop()
+    assert server.process.returncode is not None
+
+    # 3. Offline: the chain verifies, then a tampered event is named.
+    verified = materials("audit", "verify", "--data-dir", str(data_dir))
+    assert verified.returncode == 0, (verified.stdout, verified.stderr)
+    report = one_json_line(verified)
+    assert report["ok"] is True
+    assert report["events"] > 10
+
+    database = data_dir / "materials.sqlite3"
+    with sqlite3.connect(database) as connection:
+        changed = connection.execute("UPDATE audit_events SET actor='mallory' WHERE seq=3")
+        assert changed.rowcount == 1
+    connection.close()
+    broken = materials("audit", "verify", "--data-dir", str(data_dir))
+    assert broken.returncode != 0
+    assert one_json_line(broken)["first_bad_seq"] == 3
+    assert "seq 3" in broken.stderr
+
+    # 4. Blobs: intact, then one is missing.
+    checked = materials("check", "--data-dir", str(data_dir))
+    assert checked.returncode == 0, (checked.stdout, checked.stderr)
+    assert one_json_line(checked)["ok"] is True
+    blob = data_dir / "blobs" / SHA256[:2] / SHA256[2:4] / SHA256
+    assert blob.is_file()
+    blob.unlink()
+    missing = materials("check", "--data-dir", str(data_dir))
+    assert missing.returncode != 0
+    report = one_json_line(missing)
+    assert report["ok"] is False
+    assert len(report["missing"]) == 1
+
+
+def walk_through_api(http: httpx.Client) -> None:
+    uploader = token(http, "chengguan")
+    reader = token(http, "zhenxing")
+    auditor = token(http, "auditor")
+    me = http.get("/api/v1/me", headers=uploader).json()
+    assert me["org"]["name"] == TOWNSHIP
+    assert me["role"] == "uploader"
+
+    # Upload, then the same bytes again: one document.
+    files = {"file": (FILENAME, CONTENT, "text/plain")}
+    fields = {"category": "工作总结", "period": "2026-Q3", "tags": "脱贫攻坚,扶贫"}
+    created = http.post("/api/v1/documents", headers=uploader, files=files, data=fields)
+    assert created.status_code == 201, created.text
+    document = created.json()
+    assert document["filename"] == FILENAME
+    assert document["title"] == FILENAME.removesuffix(".txt")
+    assert document["sha256"] == SHA256
+    assert document["duplicate"] is False
+    again = http.post("/api/v1/documents", headers=uploader, files=files, data=fields)
+    assert again.status_code == 200, again.text
+    assert again.json()["duplicate"] is True
+    assert again.json()["id"] == document["id"]
+    document_url = f"/api/v1/documents/{document['id']}"
+
+    found = http.get("/api/v1/documents/lookup", headers=uploader, params={"sha256": SHA256})
+    assert found.status_code == 200
+    assert found.json()["id"] == document["id"]
+
+    # The department reads it, under its Chinese name.
+    download = http.get(f"{document_url}/download", headers=reader)
+    assert download.status_code == 200, download.text
+    assert download.content == CONTENT
+    disposition = download.headers["content-disposition"]
+    assert disposition.startswith("attachment")
+    assert f"filename*=UTF-8''{quote(FILENAME, safe='')}" in disposition
+    assert download.headers["x-content-type-options"] == "nosniff"
+    assert download.headers["content-type"].startswith("text/plain")
+
+    receipt = http.get(f"{document_url}/receipt", headers=uploader)
+    assert receipt.status_code == 200
+    assert receipt.json()["sha256"] == SHA256
+    assert receipt.json()["township"]["name"] == TOWNSHIP
+    assert receipt.json()["audit_seq"] > 0
+
+    # Withdrawn: gone for the department, still there for its township and the auditor.
+    withdrawn = http.delete(document_url, headers=uploader)
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["withdrawn_at"] is not None
+    for path in (document_url, f"{document_url}/download"):
+        gone = http.get(path, headers=reader)
+        assert gone.status_code == 404
+        assert gone.json()["error"]["code"] == "document_not_found"
+    assert http.get(document_url, headers=auditor).json()["withdrawn_at"] is not None
+
+    # The auditor sees what happened, and the chain holds.
+    events = http.get("/api/v1/audit/events", headers=auditor, params={"size": 500})
+    assert events.status_code == 200
+    seen = {(e["actor"], e["action"], e["outcome"]) for e in events.json()["events"]}
+    assert {
+        ("chengguan", "login", "allowed"),
+        ("chengguan", "upload", "allowed"),
+        ("zhenxing", "download", "allowed"),
+        ("chengguan", "withdraw", "allowed"),
+        ("zhenxing", "view", "denied"),
+        ("auditor", "audit_read", "allowed"),
+    } <= seen
+    upload_event = next(
+        e
+        for e in events.json()["events"]
+        if e["action"] == "upload" and not e["details"].get("duplicate")
+    )
+    assert (upload_event["seq"], upload_event["hash"]) == (
+        receipt.json()["audit_seq"],
+        receipt.json()["audit_hash"],
+    )
+    verify = http.get("/api/v1/audit/verify", headers=auditor)
+    assert verify.status_code == 200
+    assert verify.json()["ok"] is True
+    assert verify.json()["events"] >= len(events.json()["events"])

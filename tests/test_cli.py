@@ -1,0 +1,329 @@
+"""The ``materials`` command line: the sample county, bootstrap errors, verify and check.
+
+Commands run in-process through click's runner, always with an explicit ``--data-dir``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from api.app import create_app
+from api.cli import main
+from services.backends import open_backends
+from services.demo import COUNTY, DEPARTMENTS, LOGINS, MATERIALS, TOWNSHIPS
+from services.models import AuditEvent, Document, Org, User
+from tests.conftest import make_settings
+
+SUMMARY = "城关镇2026年第三季度脱贫攻坚工作总结.md"
+VISITS_CSV = "入户走访记录（9月）.csv"  # restricted to 县乡村振兴局
+PHOTO = "入户走访照片.png"
+MINUTES = "河口乡党委会议纪要.txt"  # private to 河口乡
+STATISTICS = "河口乡2026年人口与农业统计表.csv"
+
+# Who sees which sample material in their listing.
+EXPECTED_LISTING = {
+    "admin": set(),
+    "auditor": {SUMMARY, VISITS_CSV, PHOTO, MINUTES, STATISTICS},
+    "chengguan": {SUMMARY, VISITS_CSV, PHOTO},
+    "hekou": {MINUTES, STATISTICS},
+    "zhenxing": {SUMMARY, VISITS_CSV, PHOTO, STATISTICS},
+    "tongji": {SUMMARY, PHOTO, STATISTICS},
+}
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def json_line(result: Result) -> dict[str, Any]:
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.output
+    payload: dict[str, Any] = json.loads(lines[0])
+    return payload
+
+
+def counts(data_dir: Path) -> dict[str, int]:
+    backends = open_backends(make_settings(data_dir))
+    try:
+        with backends.db.session() as session:
+            return {
+                model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
+                for model in (Org, User, Document, AuditEvent)
+            }
+    finally:
+        backends.close()
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("demo") / "data"
+    result = run("demo", "--data-dir", str(data_dir))
+    assert result.exit_code == 0, result.output
+    assert "sample county loaded" in result.stderr
+    for login in LOGINS:
+        assert login.username in result.stderr
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def demo_client(demo_dir: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(demo_dir))) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def tokens(demo_client: TestClient) -> dict[str, dict[str, str]]:
+    headers = {}
+    for login in LOGINS:
+        response = demo_client.post(
+            "/api/v1/auth/token", data={"username": login.username, "password": login.password}
+        )
+        assert response.status_code == 200, (login.username, response.text)
+        headers[login.username] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return headers
+
+
+def documents_by_name(client: TestClient, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
+    response = client.get("/api/v1/documents", headers=headers, params={"size": 200})
+    assert response.status_code == 200, response.text
+    return {document["filename"]: document for document in response.json()["documents"]}
+
+
+def test_demo_loads_the_sample_county(demo_dir: Path) -> None:
+    loaded = counts(demo_dir)
+    assert loaded["orgs"] == 1 + len(TOWNSHIPS) + len(DEPARTMENTS)
+    assert loaded["users"] == len(LOGINS)
+    assert loaded["documents"] == len(MATERIALS)
+    assert {login.org for login in LOGINS} == {COUNTY, *TOWNSHIPS, *DEPARTMENTS}
+
+
+@pytest.mark.parametrize("login", LOGINS, ids=[login.username for login in LOGINS])
+def test_every_demo_login_works_with_its_role(
+    login: Any, demo_client: TestClient, tokens: dict[str, dict[str, str]]
+) -> None:
+    me = demo_client.get("/api/v1/me", headers=tokens[login.username])
+    assert me.status_code == 200
+    assert me.json()["role"] == login.role
+    assert me.json()["org"]["name"] == login.org
+
+
+@pytest.mark.parametrize("username", sorted(EXPECTED_LISTING))
+def test_each_role_sees_what_it_should(
+    username: str, demo_client: TestClient, tokens: dict[str, dict[str, str]]
+) -> None:
+    assert set(documents_by_name(demo_client, tokens[username])) == EXPECTED_LISTING[username]
+
+
+def test_restricted_and_private_materials_stay_hidden(
+    demo_client: TestClient, tokens: dict[str, dict[str, str]]
+) -> None:
+    everything = documents_by_name(demo_client, tokens["auditor"])
+    visits, minutes = everything[VISITS_CSV], everything[MINUTES]
+    assert visits["visibility"] == "restricted"
+    assert visits["departments"] == [DEPARTMENTS[0]]
+    assert minutes["visibility"] == "private"
+
+    def status(username: str, path: str) -> int:
+        return demo_client.get(path, headers=tokens[username]).status_code
+
+    # 县统计局 is not named on the visit records: they do not exist for it.
+    assert status("tongji", f"/api/v1/documents/{visits['id']}") == 404
+    assert status("tongji", f"/api/v1/documents/{visits['id']}/download") == 404
+    assert status("zhenxing", f"/api/v1/documents/{visits['id']}/download") == 200
+
+    # The private minutes: only 河口乡 reads them; the auditor sees metadata but no bytes.
+    for username in ("chengguan", "zhenxing", "tongji", "admin"):
+        assert status(username, f"/api/v1/documents/{minutes['id']}") == 404, username
+        assert status(username, f"/api/v1/documents/{minutes['id']}/download") == 404, username
+    assert status("hekou", f"/api/v1/documents/{minutes['id']}/download") == 200
+    assert status("auditor", f"/api/v1/documents/{minutes['id']}") == 200
+    assert status("auditor", f"/api/v1/documents/{minutes['id']}/download") == 403
+    by_township = demo_client.get(
+        "/api/v1/documents", headers=tokens["zhenxing"], params={"township": TOWNSHIPS[1]}
+    )
+    assert [d["filename"] for d in by_township.json()["documents"]] == [STATISTICS]
+
+
+def test_demo_minutes_keep_their_bytes(
+    demo_client: TestClient, tokens: dict[str, dict[str, str]]
+) -> None:
+    minutes = documents_by_name(demo_client, tokens["hekou"])[MINUTES]
+    download = demo_client.get(
+        f"/api/v1/documents/{minutes['id']}/download", headers=tokens["hekou"]
+    )
+    expected = next(content for _, name, _, content in MATERIALS if name == MINUTES)
+    assert download.content == expected
+    assert "河口乡党委会议纪要" in download.content.decode("gb18030")
+
+
+def test_demo_twice_duplicates_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    assert run("demo", "--data-dir", str(data_dir)).exit_code == 0
+    before = counts(data_dir)
+    again = run("demo", "--data-dir", str(data_dir))
+    assert again.exit_code == 0, again.output
+    after = counts(data_dir)
+    assert {k: v for k, v in after.items() if k != "audit_events"} == {
+        k: v for k, v in before.items() if k != "audit_events"
+    }
+    assert after["documents"] == len(MATERIALS)
+    # The second run is still audited (as duplicate uploads) and the chain holds.
+    assert after["audit_events"] > before["audit_events"]
+    verified = run("audit", "verify", "--data-dir", str(data_dir))
+    assert verified.exit_code == 0
+    assert json_line(verified)["ok"] is True
+    assert json_line(verified)["events"] == after["audit_events"]
+
+
+def test_create_org_and_user_are_idempotent(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+    county = run(
+        "admin", "create-org", "--kind", "county", "--name", "某某县", "--data-dir", data_dir
+    )
+    assert county.exit_code == 0, county.output
+    created = json_line(county)
+    assert (created["name"], created["kind"], created["created"]) == ("某某县", "county", True)
+    again = json_line(
+        run("admin", "create-org", "--kind", "county", "--name", "某某县", "--data-dir", data_dir)
+    )
+    assert (again["id"], again["created"]) == (created["id"], False)
+
+    args = ("--username", "admin", "--password", "long-enough-1", "--org", "某某县")
+    user = run("admin", "create-user", *args, "--role", "admin", "--data-dir", data_dir)
+    assert user.exit_code == 0, user.output
+    first = json_line(user)
+    assert first["org"] == {"id": created["id"], "name": "某某县", "kind": "county"}
+    second = json_line(
+        run("admin", "create-user", *args, "--role", "admin", "--data-dir", data_dir)
+    )
+    assert (second["id"], second["created"]) == (first["id"], False)
+
+    # Same username, different role: a conflict, not a silent change.
+    conflict = run("admin", "create-user", *args, "--role", "auditor", "--data-dir", data_dir)
+    assert conflict.exit_code != 0
+    assert json_line(conflict)["error"]["code"] == "user_exists"
+
+
+def test_create_user_in_unknown_org_fails_with_a_json_error(tmp_path: Path) -> None:
+    result = run(
+        "admin",
+        "create-user",
+        "--username",
+        "nobody",
+        "--password",
+        "long-enough-1",
+        "--org",
+        "不存在的乡",
+        "--role",
+        "uploader",
+        "--data-dir",
+        str(tmp_path / "data"),
+    )
+    assert result.exit_code != 0
+    error = json_line(result)["error"]
+    assert error["code"] == "unknown_org"
+    assert "不存在的乡" in error["message"]
+
+
+def test_reader_in_a_township_is_a_role_org_mismatch(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+    county = run(
+        "admin", "create-org", "--kind", "county", "--name", "某县", "--data-dir", data_dir
+    )
+    assert county.exit_code == 0, county.output
+    township = run(
+        "admin", "create-org", "--kind", "township", "--name", "某镇", "--data-dir", data_dir
+    )
+    assert township.exit_code == 0, township.output
+    result = run(
+        "admin",
+        "create-user",
+        "--username",
+        "reader1",
+        "--password",
+        "long-enough-1",
+        "--org",
+        "某镇",
+        "--role",
+        "reader",
+        "--data-dir",
+        data_dir,
+    )
+    assert result.exit_code != 0
+    error = json_line(result)["error"]
+    assert error["code"] == "role_org_mismatch"
+    assert "reader" in error["message"]
+    assert counts(tmp_path / "data")["users"] == 0
+
+
+def test_short_password_and_bad_role_are_refused(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+    county = run(
+        "admin", "create-org", "--kind", "county", "--name", "某县", "--data-dir", data_dir
+    )
+    assert county.exit_code == 0, county.output
+    short = run(
+        "admin",
+        "create-user",
+        "--username",
+        "admin",
+        "--password",
+        "short",
+        "--org",
+        "某县",
+        "--role",
+        "admin",
+        "--data-dir",
+        data_dir,
+    )
+    assert short.exit_code != 0
+    assert json_line(short)["error"]["code"] == "invalid_field"
+    bad_role = run(
+        "admin",
+        "create-user",
+        "--username",
+        "admin",
+        "--password",
+        "long-enough-1",
+        "--org",
+        "某县",
+        "--role",
+        "superuser",
+        "--data-dir",
+        data_dir,
+    )
+    assert bad_role.exit_code == 2  # click's usage error
+
+
+def test_audit_verify_and_check_on_the_demo(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    assert run("demo", "--data-dir", str(data_dir)).exit_code == 0
+    verified = run("audit", "verify", "--data-dir", str(data_dir))
+    assert verified.exit_code == 0
+    assert json_line(verified)["ok"] is True
+    checked = run("check", "--data-dir", str(data_dir))
+    assert checked.exit_code == 0
+    assert json_line(checked) == {
+        "ok": True,
+        "documents": len(MATERIALS),
+        "missing": [],
+        "corrupt": [],
+        "old_orphans": [],
+    }
+
+    # A blob whose bytes changed is corrupt; the chain is untouched by that.
+    blob = next(path for path in (data_dir / "blobs").glob("??/??/*") if path.is_file())
+    blob.chmod(0o600)
+    blob.write_bytes(b"changed")
+    corrupt = run("check", "--data-dir", str(data_dir))
+    assert corrupt.exit_code != 0
+    assert len(json_line(corrupt)["corrupt"]) == 1
+    assert run("audit", "verify", "--data-dir", str(data_dir)).exit_code == 0
