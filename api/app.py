@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
         redoc_url=None,
     )
     app.state.backends = opened
-    app.state.authenticator = Authenticator(settings=settings, db=opened.db, audit=opened.audit)
+    app.state.authenticator = Authenticator(settings=settings, backends=opened)
     install_error_handlers(app)
     for module in (auth, documents, audit, admin, health):
         app.include_router(module.router)

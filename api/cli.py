@@ -157,7 +157,12 @@ def create_user(username: str, password: str, org: str, role: str, data_dir: Pat
     try:
         with backends.db.session() as session:
             user, created = orgs.create_user(
-                session, username=username, password=password, org=org, role=Role(role)
+                session,
+                passwords=backends.passwords,
+                username=username,
+                password=password,
+                org=org,
+                role=Role(role),
             )
             if created:
                 backends.audit.append(

@@ -78,7 +78,12 @@ def create_user(
     assert isinstance(user_role, Role)
     with backends.db.session() as session:
         user, created = orgs.create_user(
-            session, username=username, password=password, org=org, role=user_role
+            session,
+            passwords=backends.passwords,
+            username=username,
+            password=password,
+            org=org,
+            role=user_role,
         )
         backends.audit.append(
             session,

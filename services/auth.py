@@ -10,38 +10,17 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
 from services.access import Principal
-from services.audit import Actor, AuditAction, AuditLog, Outcome
+from services.audit import Actor, AuditAction, Outcome
+from services.backends import Backends
 from services.config import Settings
-from services.db import Database
-from services.errors import InvalidField, NotAuthenticated, RateLimited
+from services.errors import NotAuthenticated, RateLimited
 from services.models import User, utcnow
 
 _TOKEN_ALGORITHM = "HS256"  # noqa: S105 - an algorithm name, not a secret
 _TOKEN_AUDIENCE = "materials-api"  # noqa: S105 - a claim value, not a secret
-_hasher = PasswordHasher()
-# Verified against when the username does not exist, so both cases take the same time.
-_DUMMY_HASH = _hasher.hash("not a real password")
-
-MIN_PASSWORD_LENGTH = 8
-
-
-def hash_password(password: str) -> str:
-    """An argon2id hash of a password, after checking it is long enough to keep."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidField("password", f"密码至少 {MIN_PASSWORD_LENGTH} 个字符")
-    return _hasher.hash(password)
-
-
-def _password_matches(stored_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 @dataclass(frozen=True)
@@ -53,10 +32,11 @@ class IssuedToken:
 class Authenticator:
     """Checks passwords, issues tokens and resolves tokens back to users."""
 
-    def __init__(self, *, settings: Settings, db: Database, audit: AuditLog) -> None:
+    def __init__(self, *, settings: Settings, backends: Backends) -> None:
         self._settings = settings
-        self._db = db
-        self._audit = audit
+        self._db = backends.db
+        self._audit = backends.audit
+        self._passwords = backends.passwords
         self._key = settings.signing_key()
 
     def login(self, *, username: str, password: str, ip: str | None) -> IssuedToken:
@@ -97,7 +77,7 @@ class Authenticator:
                 locked = None
         if locked is not None:
             raise locked
-        ok = _password_matches(user.password_hash if user else _DUMMY_HASH, password)
+        ok = self._passwords.matches(user.password_hash if user else None, password)
         if not ok or user is None or not user.active:
             reason = "bad_password" if user else "unknown_user"
             if user is not None and not user.active:

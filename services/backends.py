@@ -11,6 +11,7 @@ from services.audit import AuditLog
 from services.blobs import BlobStore, open_blob_store
 from services.config import Settings
 from services.db import Database
+from services.passwords import Passwords
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Backends:
     db: Database
     blobs: BlobStore
     audit: AuditLog
+    passwords: Passwords
 
     def close(self) -> None:
         self.db.dispose()
@@ -30,4 +32,10 @@ def open_backends(settings: Settings, *, migrate: bool = True) -> Backends:
     db = Database(settings.resolved_database_url)
     if migrate:
         db.migrate()
-    return Backends(settings=settings, db=db, blobs=open_blob_store(settings), audit=AuditLog(db))
+    return Backends(
+        settings=settings,
+        db=db,
+        blobs=open_blob_store(settings),
+        audit=AuditLog(db),
+        passwords=Passwords.from_settings(settings),
+    )

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=15 * 60, gt=0)
     # Blobs without a document row younger than this are an upload in flight, not an orphan.
     orphan_grace_seconds: int = Field(default=3600, ge=0)
+    # argon2id cost of password hashes (argon2-cffi's defaults, RFC 9106 low-memory profile).
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=64)
     production: bool = False
 
     @field_validator("data_dir")

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.access import ROLE_ORG_KIND
-from services.auth import hash_password
 from services.errors import Conflict, InvalidField, NotFound
 from services.models import Category, Document, DownloadGrant, Org, OrgKind, Role, User
+from services.passwords import Passwords
 
 MAX_NAME_LENGTH = 100
 MAX_CATEGORY_LENGTH = 50
@@ -73,7 +73,7 @@ def list_orgs(session: Session, *, kind: OrgKind | None = None) -> list[Org]:
 
 
 def create_user(
-    session: Session, *, username: str, password: str, org: str, role: Role
+    session: Session, *, passwords: Passwords, username: str, password: str, org: str, role: Role
 ) -> tuple[User, bool]:
     """Create a user in an organisation, or return the identical existing one; True when created.
 
@@ -101,7 +101,7 @@ def create_user(
             raise Conflict(f"用户“{username}”已存在且单位或角色不同", code="user_exists")
         return existing, False
     user = User(
-        username=username, password_hash=hash_password(password), role=role.value, org=org_row
+        username=username, password_hash=passwords.hash(password), role=role.value, org=org_row
     )
     session.add(user)
     session.flush()

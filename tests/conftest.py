@@ -41,6 +41,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "secret_key": "test-signing-key-" + "x" * 32,
+        # Cheap password hashes: the tests create and sign in many users.
+        "password_time_cost": 1,
+        "password_memory_kib": 1024,
         **overrides,
     }
     return Settings(**values)
@@ -58,9 +61,8 @@ def backends(settings: Settings) -> Iterator[Backends]:
     opened.close()
 
 
-@pytest.fixture
-def county(backends: Backends) -> dict[str, int]:
-    """The sample county's organisations, by name → id."""
+def seed_county(backends: Backends) -> dict[str, int]:
+    """Create the sample county's organisations and USERS; their ids by name."""
     ids: dict[str, int] = {}
     with backends.db.session() as session:
         org, _ = orgs.create_org(session, name=COUNTY, kind=OrgKind.county)
@@ -70,8 +72,21 @@ def county(backends: Backends) -> dict[str, int]:
         for name in (POVERTY, STATS):
             ids[name] = orgs.create_org(session, name=name, kind=OrgKind.department)[0].id
         for username, (role, org_name) in USERS.items():
-            orgs.create_user(session, username=username, password=PASSWORD, org=org_name, role=role)
+            orgs.create_user(
+                session,
+                passwords=backends.passwords,
+                username=username,
+                password=PASSWORD,
+                org=org_name,
+                role=role,
+            )
     return ids
+
+
+@pytest.fixture
+def county(backends: Backends) -> dict[str, int]:
+    """The sample county's organisations, by name → id."""
+    return seed_county(backends)
 
 
 @pytest.fixture

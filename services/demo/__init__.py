@@ -111,6 +111,7 @@ def load_demo(backends: Backends) -> list[DemoLogin]:
         for login in LOGINS:
             user, created = orgs.create_user(
                 session,
+                passwords=backends.passwords,
                 username=login.username,
                 password=login.password,
                 org=login.org,

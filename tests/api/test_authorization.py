@@ -19,11 +19,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
-from services import orgs
 from services.audit import AuditAction
 from services.backends import Backends, open_backends
-from services.models import AuditEvent, OrgKind
-from tests.conftest import COUNTY, EAST, PASSWORD, POVERTY, STATS, USERS, WEST, Api, make_settings
+from services.models import AuditEvent
+from tests.conftest import COUNTY, PASSWORD, POVERTY, STATS, USERS, Api, make_settings, seed_county
 from tests.samples import text_bytes
 
 # The sample county's documents: name → (uploading user, sharing fields, withdrawn afterwards).
@@ -187,14 +186,7 @@ def _build_world(data_dir: Path) -> Iterator[World]:
     """The county of ``tests/conftest.py`` (same organisations and users), DOCUMENTS uploaded."""
     settings = make_settings(data_dir)
     backends = open_backends(settings)
-    with backends.db.session() as session:
-        orgs.create_org(session, name=COUNTY, kind=OrgKind.county)
-        for name in (EAST, WEST):
-            orgs.create_org(session, name=name, kind=OrgKind.township)
-        for name in (POVERTY, STATS):
-            orgs.create_org(session, name=name, kind=OrgKind.department)
-        for username, (role, org_name) in USERS.items():
-            orgs.create_user(session, username=username, password=PASSWORD, org=org_name, role=role)
+    seed_county(backends)
     try:
         with TestClient(create_app(settings, backends=backends)) as client:
             world = World(Api(client, {}), backends)
