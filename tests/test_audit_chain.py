@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 
 from services.audit import CSV_COLUMNS, GENESIS_HASH, chain_hash
 from services.backends import Backends
@@ -79,22 +79,11 @@ def assert_broken_at(backends: Backends, api: Api, seq: int, reason: str) -> Non
 
 
 def forged_copy(event: AuditEvent, **changes: Any) -> AuditEvent:
-    """A detached event with the same fields as ``event`` except ``changes``."""
+    """A detached event with the same fields as ``event`` but its hash, except ``changes``."""
     fields = {
-        name: getattr(event, name)
-        for name in (
-            "seq",
-            "at",
-            "actor",
-            "org",
-            "role",
-            "action",
-            "document_id",
-            "outcome",
-            "ip",
-            "details",
-            "prev_hash",
-        )
+        column.key: getattr(event, column.key)
+        for column in inspect(AuditEvent).column_attrs
+        if column.key != "hash"
     }
     return AuditEvent(**{**fields, **changes})
 

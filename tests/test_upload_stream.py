@@ -5,14 +5,9 @@ Driven through a one-route Starlette app: TestClient for behaviour, real uvicorn
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import select
-import socket
-import threading
-import time
 import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +16,6 @@ from typing import Any
 
 import anyio
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -31,43 +25,15 @@ from starlette.types import Message
 
 from api.uploads import SpooledUpload, read_upload
 from services.errors import MaterialsError
+from tests.live_server import CountingBody, send_streaming, serving
+from tests.multipart import Multipart
 
-BOUNDARY = b"----materials-test-7d93a1"
-MULTIPART = "multipart/form-data; boundary=" + BOUNDARY.decode()
+BODIES = Multipart(b"----materials-test-7d93a1")
+MULTIPART = BODIES.content_type
+part, text_field, file_part, form = BODIES.part, BODIES.text_field, BODIES.file_part, BODIES.form
 DEFAULT_MAX_BYTES = 6 * 1024 * 1024
 MAX_FIELD_BYTES = 1024
 MiB = 1024 * 1024
-SOCKET_BUFFER = 256 * 1024
-
-
-# --- building bodies ---------------------------------------------------------------------------
-
-
-def part(disposition: bytes, content: bytes, *, content_type: bytes | None = None) -> bytes:
-    head = b"Content-Disposition: form-data; " + disposition + b"\r\n"
-    if content_type is not None:
-        head += b"Content-Type: " + content_type + b"\r\n"
-    return b"--" + BOUNDARY + b"\r\n" + head + b"\r\n" + content + b"\r\n"
-
-
-def text_field(name: str, value: str | bytes) -> bytes:
-    raw = value.encode() if isinstance(value, str) else value
-    return part(b'name="' + name.encode() + b'"', raw)
-
-
-def file_part(
-    content: bytes = b"hello",
-    *,
-    name: bytes = b"file",
-    filename: bytes = b'filename="a.txt"',
-    content_type: bytes | None = b"text/plain",
-) -> bytes:
-    disposition = b'name="' + name + b'"' + (b"; " + filename if filename else b"")
-    return part(disposition, content, content_type=content_type)
-
-
-def form(*parts: bytes, closed: bool = True) -> bytes:
-    return b"".join(parts) + (b"--" + BOUNDARY + b"--\r\n" if closed else b"")
 
 
 # --- the app under test ------------------------------------------------------------------------
@@ -254,9 +220,9 @@ def test_memory_stays_flat_while_a_large_file_streams(tmp_path: Path) -> None:
     headers = [(b"content-type", MULTIPART.encode())]
     chunk = os.urandom(64 * 1024)
     messages = [
-        body_message(file_part(b"")[: -len(b"\r\n")]),
+        body_message(BODIES.unfinished_file_part()),
         *[body_message(chunk)] * 512,  # 32 MiB, the same 64 KiB object over and over
-        body_message(b"\r\n--" + BOUNDARY + b"--\r\n", more=False),
+        body_message(b"\r\n--" + BODIES.boundary + b"--\r\n", more=False),
     ]
 
     tracemalloc.start()
@@ -372,7 +338,7 @@ ERROR_CASES = [
     ),
     pytest.param(
         {},
-        form(file_part(), b"--" + BOUNDARY + b"\r\nContent-Type: text/plain\r\n\r\nv\r\n"),
+        form(file_part(), b"--" + BODIES.boundary + b"\r\nContent-Type: text/plain\r\n\r\nv\r\n"),
         400,
         "malformed_multipart",
         id="part-without-disposition",
@@ -441,7 +407,7 @@ def test_undeclared_length_too_large_and_malformed_answers_413(tmp_path: Path) -
 
 def test_stops_reading_at_the_limit(tmp_path: Path) -> None:
     headers = [(b"content-type", MULTIPART.encode())]
-    opening = file_part(b"")[: -len(b"\r\n")]
+    opening = BODIES.unfinished_file_part()
     messages = [body_message(opening), *[body_message(b"x" * 65536)] * 100]
 
     outcome, taken = drive(tmp_path / "spool", headers, messages)
@@ -455,7 +421,7 @@ def test_stops_reading_at_the_limit(tmp_path: Path) -> None:
 def test_client_disconnect_removes_the_spooled_file(tmp_path: Path) -> None:
     spool_dir = tmp_path / "spool"
     headers = [(b"content-type", MULTIPART.encode())]
-    opening = file_part(b"")[: -len(b"\r\n")]
+    opening = BODIES.unfinished_file_part()
     messages: list[Message] = [
         body_message(opening),
         body_message(b"x" * 1000),
@@ -473,112 +439,22 @@ def test_client_disconnect_removes_the_spooled_file(tmp_path: Path) -> None:
 # --- over a real socket: the 413 arrives long before the body would have ---------------------
 
 
-@contextlib.contextmanager
-def serving(app: Starlette) -> Iterator[int]:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # Pinned (not autotuned up to tens of MiB) so the bytes in flight stay small and known.
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
-    listener.bind(("127.0.0.1", 0))
-    port: int = listener.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        lifespan="off",
-        ws="none",
-        loop="asyncio",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 5
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("uvicorn did not start")
-            time.sleep(0.01)
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-        listener.close()
-    assert not thread.is_alive()
-
-
-def connect(port: int) -> socket.socket:
-    conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
-    conn.settimeout(5)
-    conn.connect(("127.0.0.1", port))
-    return conn
-
-
-def chunked(data: bytes) -> bytes:
-    return b"%x\r\n" % len(data) + data + b"\r\n"
-
-
-def read_response(conn: socket.socket, deadline: float) -> bytes:
-    conn.setblocking(True)
-    data = b""
-    while True:
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        if sep:
-            length = next(
-                (
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                ),
-                0,
-            )
-            if len(rest) >= length:
-                return data
-        conn.settimeout(max(deadline - time.monotonic(), 0.01))
-        try:
-            received = conn.recv(65536)
-        except ConnectionResetError:
-            return data
-        if not received:
-            return data
-        data += received
-
-
 def test_server_answers_413_without_reading_the_whole_body(tmp_path: Path) -> None:
     spool_dir = tmp_path / "spool"
     total, chunk = 64 * MiB, 64 * 1024
-    opening = file_part(b"")[: -len(b"\r\n")]  # the file part never ends: 64 MiB of "x" follow
+    # The file part never ends: 64 MiB of "x" follow its head.
+    body = CountingBody(BODIES.unfinished_file_part(), chunks=total // chunk, chunk_size=chunk)
     head = (
         f"POST /upload?max_bytes={MiB} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: {MULTIPART}\r\nTransfer-Encoding: chunked\r\n\r\n"
-    ).encode() + chunked(opening)
-    frame = chunked(b"x" * chunk)
-    sent = 0
-    with serving(make_app(spool_dir, [])) as port, connect(port) as conn:
-        conn.sendall(head)
-        conn.setblocking(False)
-        pending = memoryview(frame)
-        deadline = time.monotonic() + 5
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                pytest.fail(f"no answer within 5 s, after sending {sent} bytes")
-            writers = [conn] if sent < total else []
-            readable, writable, _ = select.select([conn], writers, [], min(remaining, 0.2))
-            if readable:
-                break  # the server has answered: stop sending
-            if writable:
-                try:
-                    pending = pending[conn.send(pending) :]
-                except (BrokenPipeError, ConnectionResetError):
-                    break
-                if not pending:
-                    sent += chunk
-                    pending = memoryview(frame)
-        response = read_response(conn, deadline)
+    ).encode()
+    with serving(make_app(spool_dir, [])) as port:
+        response = send_streaming(port, head, body, seconds=5)
 
     status_line, _, rest = response.partition(b"\r\n")
     assert status_line == b"HTTP/1.1 413 Request Entity Too Large"
     assert json.loads(rest.partition(b"\r\n\r\n")[2])["error"]["code"] == "payload_too_large"
     # 1 MiB read by the app, plus what the pinned socket buffers and uvicorn hold in flight.
+    sent = (body.pulled - 1) * chunk  # the "x" chunks taken for sending, the last maybe in part
     assert sent <= 4 * MiB, f"sent {sent} of {total} bytes before the answer"
     assert spooled_files(spool_dir) == []

@@ -5,19 +5,13 @@ Each refused request also leaves nothing behind: no document row, no blob, no sp
 
 from __future__ import annotations
 
-import contextlib
 import json
-import select
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select as sql_select
@@ -28,11 +22,16 @@ from services.backends import Backends, open_backends
 from services.config import Settings
 from services.models import AuditEvent, User, utcnow
 from tests.conftest import PASSWORD, Api, make_settings
+from tests.live_server import CountingBody, send_streaming, serving
+from tests.multipart import Multipart
 from tests.samples import pdf_bytes, png_bytes, text_bytes
 
 DOCUMENTS = "/api/v1/documents"
-BOUNDARY = b"bad-input-boundary-5f2c"
-MULTIPART = "multipart/form-data; boundary=" + BOUNDARY.decode()
+BODIES = Multipart(b"bad-input-boundary-5f2c")
+MULTIPART = BODIES.content_type
+part, text_field, file_part, form = BODIES.part, BODIES.text_field, BODIES.file_part, BODIES.form
+BIG_FILE = b'filename="big.txt"'
+BIG_FILE_HEAD = BODIES.unfinished_file_part(filename=BIG_FILE)  # what follows is file content
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 56 + b"\x3e\x00"
 EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 48 + b"PE\x00\x00"
 SMALL_LIMIT = 64 * 1024
@@ -66,33 +65,7 @@ def assert_nothing_stored(backends: Backends, settings: Settings) -> None:
     assert spooled == []
 
 
-# --- hand-built multipart bodies ----------------------------------------------------------
-
-
-def part(disposition: bytes, content: bytes, *, content_type: bytes | None = None) -> bytes:
-    head = b"Content-Disposition: form-data; " + disposition + b"\r\n"
-    if content_type is not None:
-        head += b"Content-Type: " + content_type + b"\r\n"
-    return b"--" + BOUNDARY + b"\r\n" + head + b"\r\n" + content + b"\r\n"
-
-
-def text_field(name: str, value: str | bytes) -> bytes:
-    raw = value.encode() if isinstance(value, str) else value
-    return part(b'name="' + name.encode() + b'"', raw)
-
-
-def file_part(
-    filename: bytes = b'filename="a.txt"',
-    content: bytes = b"plain text",
-    *,
-    name: bytes = b"file",
-    content_type: bytes | None = b"text/plain",
-) -> bytes:
-    return part(b'name="' + name + b'"; ' + filename, content, content_type=content_type)
-
-
-def form(*parts: bytes) -> bytes:
-    return b"".join(parts) + b"--" + BOUNDARY + b"--\r\n"
+# --- posting hand-built multipart bodies -----------------------------------------------------
 
 
 def post_raw(
@@ -158,7 +131,7 @@ def test_upload_with_a_bad_file_is_refused(
 def test_upload_with_a_bad_file_name_is_refused(
     api: Api, backends: Backends, settings: Settings, filename: bytes, code: str
 ) -> None:
-    response = post_raw(api, form(file_part(filename)))
+    response = post_raw(api, form(file_part(filename=filename)))
 
     error = assert_error(response, 422, code)
     assert error["details"]["field"] == "file"
@@ -252,13 +225,13 @@ def test_category_outside_the_defined_list_is_refused(
         pytest.param(MULTIPART, form(text_field("title", "只有标题")), 422, "missing_file",
                      id="missing-file"),
         pytest.param(MULTIPART, form(), 422, "missing_file", id="empty-form"),
-        pytest.param(MULTIPART, form(file_part(), file_part(b'filename="b.txt"')), 400,
+        pytest.param(MULTIPART, form(file_part(), file_part(filename=b'filename="b.txt"')), 400,
                      "multiple_files", id="two-files"),
         pytest.param(MULTIPART, form(file_part(), file_part(name=b"attachment")), 400,
                      "unexpected_file", id="file-in-other-field"),
         pytest.param(MULTIPART, form(file_part(), text_field("title", b"\xe6\x8a\xff")), 400,
                      "invalid_encoding", id="title-not-utf8"),
-        pytest.param(MULTIPART, form(file_part(b'filename="\xff\xfe.txt"')), 400,
+        pytest.param(MULTIPART, form(file_part(filename=b'filename="\xff\xfe.txt"')), 400,
                      "invalid_encoding", id="filename-not-utf8"),
         pytest.param(MULTIPART,
                      form(text_field("title", "甲"), file_part(), text_field("title", "乙")),
@@ -294,36 +267,14 @@ def small_limit(settings: Settings) -> Iterator[tuple[FastAPI, Backends, Setting
     small_backends.close()
 
 
-class CountingBody:
-    """A request body produced on demand, counting how many chunks the sender pulled."""
-
-    def __init__(self, opening: bytes, *, chunks: int, chunk_size: int) -> None:
-        self.opening = opening
-        self.chunks = chunks
-        self.chunk_size = chunk_size
-        self.pulled = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        self.pulled += 1
-        yield self.opening
-        for _ in range(self.chunks):
-            self.pulled += 1
-            yield b"x" * self.chunk_size
-
-
-def unfinished_file_part() -> bytes:
-    """A file part's head: whatever is sent after it is file content."""
-    return file_part(b'filename="big.txt"', b"")[: -len(b"\r\n")]
-
-
 def undeclared_length_body() -> Iterator[bytes]:
-    return iter(CountingBody(unfinished_file_part(), chunks=4, chunk_size=SMALL_LIMIT))
+    return iter(CountingBody(BIG_FILE_HEAD, chunks=4, chunk_size=SMALL_LIMIT))
 
 
 @pytest.mark.parametrize(
     "make_body",
     [
-        pytest.param(lambda: form(file_part(b'filename="big.txt"', b"x" * (SMALL_LIMIT + 1))),
+        pytest.param(lambda: form(file_part(b"x" * (SMALL_LIMIT + 1), filename=BIG_FILE)),
                      id="content-length-over-limit"),
         pytest.param(lambda: b"garbage" * (SMALL_LIMIT // 7 + 1), id="too-large-and-malformed"),
         # The TestClient drains a generator before calling the app, so this only makes the
@@ -349,78 +300,18 @@ def test_upload_over_the_size_limit_is_refused(
     assert_nothing_stored(small_backends, small_settings)
 
 
-@contextlib.contextmanager
-def serving(app: FastAPI) -> Iterator[int]:
-    """Run the app under a real uvicorn on a loopback port with small, pinned socket buffers."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * KiB)
-    listener.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", ws="none", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 5
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("uvicorn did not start")
-            time.sleep(0.01)
-        yield listener.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-        listener.close()
-
-
-def send_streaming(port: int, head: bytes, body: CountingBody) -> bytes:
-    """Send head, then body as chunked frames until the server answers; return the answer."""
-    conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * KiB)
-    conn.settimeout(5)
-    with conn:
-        conn.connect(("127.0.0.1", port))
-        conn.sendall(head)
-        conn.setblocking(False)
-        chunks = iter(body)
-        pending = b""
-        deadline = time.monotonic() + 10
-        while True:
-            if time.monotonic() > deadline:
-                pytest.fail(f"no answer after {body.pulled} chunks")
-            if not pending:
-                chunk = next(chunks, None)
-                pending = b"0\r\n\r\n" if chunk is None else b"%x\r\n%b\r\n" % (len(chunk), chunk)
-            readable, writable, _ = select.select([conn], [conn], [], 0.2)
-            if readable:
-                break  # the server answered: stop sending
-            if writable:
-                try:
-                    pending = pending[conn.send(pending) :]
-                except (BrokenPipeError, ConnectionResetError):
-                    break
-        conn.setblocking(True)
-        conn.settimeout(5)
-        answer = b""
-        with contextlib.suppress(ConnectionResetError, TimeoutError):
-            while received := conn.recv(65536):
-                answer += received
-        return answer
-
-
 def test_server_stops_reading_an_oversized_upload_early(
     api: Api, small_limit: tuple[FastAPI, Backends, Settings]
 ) -> None:
     app, small_backends, small_settings = small_limit
-    body = CountingBody(unfinished_file_part(), chunks=1024, chunk_size=64 * KiB)  # 64 MiB
+    body = CountingBody(BIG_FILE_HEAD, chunks=1024, chunk_size=64 * KiB)  # 64 MiB
     head = (
         f"POST {DOCUMENTS} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Authorization: {api.headers('east')['Authorization']}\r\n"
         f"Content-Type: {MULTIPART}\r\nTransfer-Encoding: chunked\r\n\r\n"
     ).encode()
     with serving(app) as port:
-        answer = send_streaming(port, head, body)
+        answer = send_streaming(port, head, body, seconds=10)
 
     head_text, _, payload = answer.partition(b"\r\n\r\n")
     status_line, *header_lines = head_text.decode("latin-1").split("\r\n")
