@@ -1,0 +1,129 @@
+"""Full-text search: the ``SearchIndex`` protocol, its value types, and the backend factory.
+
+The index is derived data: rebuilt at any time from the database and the blob store. Backends
+receive plain values (``IndexedDocument``) and a ``ReadScope`` decided by the access policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+from services.config import Settings
+
+__all__ = [
+    "FACETS",
+    "FacetBucket",
+    "IndexedDocument",
+    "ReadScope",
+    "SearchHit",
+    "SearchIndex",
+    "SearchQuery",
+    "SearchResult",
+    "open_search_index",
+]
+
+FACETS = ("township", "category", "year")
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    """What the index holds of one live document. ``body`` is already masked of personal data."""
+
+    id: str
+    title: str
+    filename: str
+    category: str
+    tags: tuple[str, ...]
+    description: str
+    body: str
+    township_id: int
+    township_name: str
+    visibility: str  # departments | restricted | private
+    department_ids: tuple[int, ...]  # for restricted documents
+    period: str | None
+    period_start: date | None  # first and last day the period covers
+    period_end: date | None
+    created_at: datetime
+    content_type: str
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """Which documents a caller may read, as the access policy decided it.
+
+    A document matches when ``everything`` is set, or it belongs to ``township_id``, or
+    ``department_id`` is set and the document is shared with every department or with that one.
+    """
+
+    everything: bool = False
+    township_id: int | None = None
+    department_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    text: str
+    scope: ReadScope
+    category: str | None = None
+    township_id: int | None = None
+    period_from: date | None = None  # documents whose period overlaps [period_from, period_to]
+    period_to: date | None = None
+    page: int = 1
+    size: int = 20
+    highlight: bool = True
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    document_id: str
+    score: float
+    highlights: tuple[str, ...]  # HTML-escaped text with <em> marks only
+
+
+@dataclass(frozen=True)
+class FacetBucket:
+    key: str
+    count: int
+
+
+@dataclass
+class SearchResult:
+    total: int
+    hits: list[SearchHit] = field(default_factory=list)
+    facets: dict[str, list[FacetBucket]] = field(default_factory=dict)
+
+
+class SearchIndex(Protocol):
+    """A search backend; every query is limited to the given ``ReadScope``."""
+
+    name: str
+
+    def upsert(self, documents: Sequence[IndexedDocument]) -> None:
+        """Add or replace documents (by id), as one bulk operation."""
+
+    def delete(self, document_ids: Sequence[str]) -> None:
+        """Remove documents; ids not in the index are ignored."""
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        """Matching documents within the scope, best first, with totals and facets in scope."""
+
+    def count(self) -> int:
+        """How many documents the index holds."""
+
+    def ping(self) -> None:
+        """Raise BackendUnavailable when the index cannot be used."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def open_search_index(settings: Settings) -> SearchIndex:
+    """The index the settings choose: SQLite FTS5 in the data dir unless Elasticsearch is set."""
+    if settings.elasticsearch_url:
+        raise NotImplementedError("Elasticsearch is not available in this version")
+    from services.search._sqlite import SqliteSearchIndex
+
+    return SqliteSearchIndex(settings.data_dir / "search.sqlite3")

@@ -1,0 +1,526 @@
+"""The embedded search backend: SQLite FTS5 in its own database file (derived data, rebuildable).
+
+Token strings come from ``services.search.text``; filters live in a plain table joined by rowid.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date
+from pathlib import Path
+from typing import Any
+
+from services.errors import BackendUnavailable
+from services.search import (
+    FACETS,
+    FacetBucket,
+    IndexedDocument,
+    ReadScope,
+    SearchHit,
+    SearchQuery,
+    SearchResult,
+    text,
+)
+
+__all__ = ["SqliteSearchIndex"]
+
+BACKEND = "search index"
+SCHEMA_VERSION = 1  # bump when tokenisation or tables change: the index is then rebuilt empty
+
+# FTS5 columns and their bm25 weights. Character columns decide what matches (recall) and weigh
+# nothing in the ranking: a document holding the query's word ranks above one that only holds
+# its characters in sequence (扶贫办 above 扶贫办公室 for the query 扶贫办).
+COLUMNS = {
+    "title": 10.0,
+    "tags": 12.0,
+    "filename": 4.0,
+    "description": 2.0,
+    "body": 1.0,
+    "title_chars": 0.0,  # characters of title and tags
+    "body_chars": 0.0,  # characters of filename, description and body
+}
+WORD_COLUMNS = "{title tags filename description body}"
+CHAR_COLUMNS = "{title_chars body_chars}"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS documents (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    township_id INTEGER NOT NULL,
+    township_name TEXT NOT NULL,
+    category TEXT NOT NULL,
+    visibility TEXT NOT NULL,
+    period_start TEXT,
+    period_end TEXT,
+    created_at REAL NOT NULL,
+    year INTEGER NOT NULL,
+    head TEXT NOT NULL,
+    head_numbers TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_created ON documents (created_at);
+CREATE TABLE IF NOT EXISTS document_departments (
+    department_id INTEGER NOT NULL,
+    document INTEGER NOT NULL,
+    PRIMARY KEY (department_id, document)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS document_departments_document ON document_departments (document);
+CREATE TABLE IF NOT EXISTS document_texts (
+    document INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS document_terms USING fts5(
+    {", ".join(COLUMNS)},
+    tokenize = "unicode61 remove_diacritics 0"
+);
+"""
+_TABLES = ("documents", "document_departments", "document_texts", "document_terms")
+_log = logging.getLogger(__name__)
+_RANK = f"bm25(document_terms, {', '.join(str(weight) for weight in COLUMNS.values())})"
+
+
+class SqliteSearchIndex:
+    """Search with SQLite FTS5: jieba words and single characters, bm25 ranking, facets in scope."""
+
+    name = "sqlite"
+
+    def __init__(self, path: Path, *, cache_dir: Path | None = None) -> None:
+        self._path = Path(path)
+        text.configure(cache_dir=cache_dir or self._path.parent)
+        self._pool_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._closed = False
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connection() as conn:
+                self._create_schema(conn)
+        except (sqlite3.Error, OSError) as exc:
+            raise BackendUnavailable(BACKEND) from exc
+
+    # -- the SearchIndex protocol ---------------------------------------------------------------
+
+    def upsert(self, documents: Sequence[IndexedDocument]) -> None:
+        """Add or replace documents (by id), as one transaction."""
+        # Segmenting is the slow part: do it before taking the write lock.
+        rows = [_Row.of(document) for document in documents]
+        with self._errors(), self._connection() as conn, self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for row in rows:
+                    self._write(conn, row)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def delete(self, document_ids: Sequence[str]) -> None:
+        """Remove documents; ids not in the index are ignored."""
+        with self._errors(), self._connection() as conn, self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for document_id in document_ids:
+                    found = conn.execute(
+                        "SELECT rowid FROM documents WHERE id = ?", (document_id,)
+                    ).fetchone()
+                    if found is not None:
+                        self._remove(conn, found[0])
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        """Matching documents within the scope, best first, with totals and facets in scope."""
+        with self._errors(), self._connection() as conn:
+            # One read transaction: totals, page and highlights see the same snapshot.
+            conn.execute("BEGIN")
+            try:
+                if not query.text.strip():
+                    return self._list(conn, query)
+                return self._search(conn, query)
+            finally:
+                conn.execute("COMMIT")
+
+    def count(self) -> int:
+        """How many documents the index holds."""
+        with self._errors(), self._connection() as conn:
+            number: int = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+            return number
+
+    def ping(self) -> None:
+        """Raise BackendUnavailable when the index cannot be used."""
+        with self._errors(), self._connection() as conn:
+            conn.execute("SELECT 1 FROM document_terms LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        """Close every idle connection; connections in use close when they are handed back."""
+        with self._pool_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    # -- searching ------------------------------------------------------------------------------
+
+    def _list(self, conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
+        """No text: every in-scope document that passes the filters, newest first."""
+        where, params = _filters(query)
+        grouped = conn.execute(
+            f"SELECT township_name, category, year, count(*) FROM documents AS d WHERE {where} "  # noqa: S608
+            "GROUP BY 1, 2, 3",
+            params,
+        ).fetchall()
+        facets: dict[str, Counter[str]] = {name: Counter() for name in FACETS}
+        for township, category, year, number in grouped:
+            facets["township"][township] += number
+            facets["category"][category] += number
+            facets["year"][str(year)] += number
+        page, size = _page(query)
+        ids = conn.execute(
+            f"SELECT id FROM documents AS d WHERE {where} "  # noqa: S608
+            "ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            [*params, size, (page - 1) * size],
+        ).fetchall()
+        return SearchResult(
+            total=sum(number for *_, number in grouped),
+            hits=[SearchHit(document_id=row[0], score=0.0, highlights=()) for row in ids],
+            facets=_buckets(facets),
+        )
+
+    def _search(self, conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
+        plan = text.parse_query(query.text)
+        if not plan.groups:  # only punctuation or spaces: nothing can match
+            return SearchResult(total=0, facets={name: [] for name in FACETS})
+        where, params = _filters(query)
+        in_head, head_params = _head_matches(plan)
+        # Two FTS passes, each cheaper than one doing both: the matching set (character phrases,
+        # no ranking function), then bm25 over word-level phrases only.
+        rows = conn.execute(
+            f"""
+            SELECT d.rowid, d.id, d.township_name, d.category, d.year, d.created_at, {in_head}
+            FROM (SELECT rowid FROM document_terms WHERE document_terms MATCH ?) AS m
+            JOIN documents AS d ON d.rowid = m.rowid
+            WHERE {where}
+            """,  # noqa: S608 - only fixed SQL; values are parameters
+            [*head_params, match_expression(plan), *params],
+        ).fetchall()
+        if not rows:
+            return SearchResult(total=0, facets={name: [] for name in FACETS})
+        ranks: dict[int, float] = dict(
+            conn.execute(
+                f"SELECT rowid, {_RANK} FROM document_terms WHERE document_terms MATCH ?",  # noqa: S608
+                (rank_expression(plan),),
+            ).fetchall()
+        )
+        facets = {
+            "township": Counter(row[2] for row in rows),
+            "category": Counter(row[3] for row in rows),
+            "year": Counter(str(row[4]) for row in rows),
+        }
+        ranked: list[tuple[float, float, int, str, int]] = []
+        for rowid, document_id, _, _, _, created_at, in_head in rows:
+            relevance = -ranks.get(rowid, 0.0)  # bm25() is negative, better matches more so
+            score = in_head + relevance / (1.0 + relevance)
+            ranked.append((-score, -created_at, -rowid, document_id, rowid))
+        ranked.sort()
+        page, size = _page(query)
+        chosen = ranked[(page - 1) * size : page * size]
+        texts = self._texts(conn, [entry[4] for entry in chosen]) if query.highlight else {}
+        hits = [
+            SearchHit(
+                document_id=document_id,
+                score=-negative_score,
+                highlights=tuple(text.highlight(plan, texts[rowid])) if rowid in texts else (),
+            )
+            for negative_score, _, _, document_id, rowid in chosen
+        ]
+        return SearchResult(total=len(ranked), hits=hits, facets=_buckets(facets))
+
+    def _texts(self, conn: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple[str, ...]]:
+        if not rowids:
+            return {}
+        marks = ", ".join("?" * len(rowids))
+        rows = conn.execute(
+            f"SELECT document, title, body, description FROM document_texts "  # noqa: S608
+            f"WHERE document IN ({marks})",
+            rowids,
+        ).fetchall()
+        return {row[0]: tuple(row[1:]) for row in rows}
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _write(self, conn: sqlite3.Connection, row: _Row) -> None:
+        rowid: int = conn.execute(
+            """
+            INSERT INTO documents (id, township_id, township_name, category, visibility,
+                                   period_start, period_end, created_at, year, head, head_numbers)
+            VALUES (:id, :township_id, :township_name, :category, :visibility,
+                    :period_start, :period_end, :created_at, :year, :head, :head_numbers)
+            ON CONFLICT (id) DO UPDATE SET
+                township_id = excluded.township_id, township_name = excluded.township_name,
+                category = excluded.category, visibility = excluded.visibility,
+                period_start = excluded.period_start, period_end = excluded.period_end,
+                created_at = excluded.created_at, year = excluded.year, head = excluded.head,
+                head_numbers = excluded.head_numbers
+            RETURNING rowid
+            """,
+            row.document,
+        ).fetchone()[0]
+        self._remove(conn, rowid, keep_document=True)
+        conn.executemany(
+            "INSERT INTO document_departments (department_id, document) VALUES (?, ?)",
+            [(department_id, rowid) for department_id in row.department_ids],
+        )
+        conn.execute(
+            "INSERT INTO document_texts (document, title, description, body) VALUES (?, ?, ?, ?)",
+            (rowid, *row.texts),
+        )
+        conn.execute(
+            f"INSERT INTO document_terms (rowid, {', '.join(COLUMNS)}) "  # noqa: S608
+            f"VALUES (?, {', '.join('?' * len(COLUMNS))})",
+            (rowid, *row.terms),
+        )
+
+    @staticmethod
+    def _remove(conn: sqlite3.Connection, rowid: int, *, keep_document: bool = False) -> None:
+        conn.execute("DELETE FROM document_terms WHERE rowid = ?", (rowid,))
+        conn.execute("DELETE FROM document_texts WHERE document = ?", (rowid,))
+        conn.execute("DELETE FROM document_departments WHERE document = ?", (rowid,))
+        if not keep_document:
+            conn.execute("DELETE FROM documents WHERE rowid = ?", (rowid,))
+
+    # -- connections ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection, used by one thread at a time (WAL: readers never wait)."""
+        with self._pool_lock:
+            if self._closed:
+                raise BackendUnavailable(BACKEND, "搜索索引已关闭")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            with self._pool_lock:
+                keep = not self._closed and not conn.in_transaction
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                conn.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # derived data: a lost tail is re-indexed
+        return conn
+
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Checked again under the write lock: another process may have just created it.
+            version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                if version:
+                    _log.warning("search index schema %s is outdated: rebuilt empty", version)
+                    for table in _TABLES:
+                        conn.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(BACKEND) from exc
+
+
+class _Row:
+    """One document as the index stores it, segmented ahead of the write."""
+
+    def __init__(
+        self,
+        document: dict[str, Any],
+        department_ids: tuple[int, ...],
+        texts: tuple[str, str, str],
+        terms: tuple[str, ...],
+    ) -> None:
+        self.document = document
+        self.department_ids = department_ids
+        self.texts = texts
+        self.terms = terms
+
+    @classmethod
+    def of(cls, document: IndexedDocument) -> _Row:
+        created_at = document.created_at
+        if created_at.tzinfo is None:
+            created_at = created_at.replace(tzinfo=UTC)
+        year = (document.period_start or created_at).year
+        head = "\n".join(text.normalize(part) for part in (document.title, *document.tags))
+        # Title and tags as letters and digits only, to test query words against cheaply.
+        compact_head = "\n".join(
+            "".join(text.char_tokens(part)) for part in (document.title, *document.tags)
+        )
+        terms = (
+            text.word_field([document.title]),
+            text.word_field(document.tags),
+            text.word_field([document.filename]),
+            text.word_field([document.description]),
+            text.word_field([document.body]),
+            text.char_field([document.title, *document.tags]),
+            text.char_field([document.filename, document.description, document.body]),
+        )
+        return cls(
+            document={
+                "id": document.id,
+                "township_id": document.township_id,
+                "township_name": document.township_name,
+                "category": document.category,
+                "visibility": document.visibility,
+                "period_start": _iso(document.period_start or document.period_end),
+                "period_end": _iso(document.period_end or document.period_start),
+                "created_at": created_at.timestamp(),
+                "year": year,
+                "head": compact_head,
+                "head_numbers": "".join(f" {token} " for token, _, _ in text.number_tokens(head)),
+            },
+            department_ids=tuple(dict.fromkeys(document.department_ids)),
+            texts=(document.title, document.description, document.body),
+            terms=terms,
+        )
+
+
+def match_expression(plan: text.QueryPlan) -> str:
+    """The FTS5 MATCH string selecting a plan's documents, built only from quoted phrases.
+
+    A unit matches as a phrase of single characters: wherever jieba found the word, its characters
+    stand in sequence too, so word-level columns add no match. A group overlapping a date may
+    match its canonical tokens instead; every group must match. Nothing typed is query syntax.
+    """
+    groups = []
+    for group in plan.groups:
+        units = " AND ".join(f"{CHAR_COLUMNS} : {_phrase(unit.chars)}" for unit in group.units)
+        if group.numbers:
+            numbers = " AND ".join(_phrase((number,)) for number in group.numbers)
+            units = f"({units}) OR ({WORD_COLUMNS} : ({numbers}))"
+        groups.append(f"({units})")
+    return " AND ".join(groups)
+
+
+def rank_expression(plan: text.QueryPlan) -> str:
+    """The FTS5 MATCH string whose bm25 ranks a plan's documents: any of its words or numbers.
+
+    Documents that hold a query word rank above those holding only its characters in sequence.
+    """
+    phrases = [_phrase(unit.words) for group in plan.groups for unit in group.units]
+    phrases.extend(_phrase((number,)) for number in plan.numbers)
+    return f"{WORD_COLUMNS} : ({' OR '.join(phrases)})"
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:  # SQLite may already have rolled back (disk full, I/O error)
+        conn.execute("ROLLBACK")
+
+
+def _phrase(tokens: Sequence[str]) -> str:
+    return '"' + " ".join(token.replace('"', '""') for token in tokens) + '"'
+
+
+def _head_matches(plan: text.QueryPlan) -> tuple[str, list[str]]:
+    """SQL counting the query's groups found in the title or tags of ``documents AS d``.
+
+    Such matches rank first, whatever bm25 says: its column weights saturate, so a body saying a
+    word often would otherwise outrank a title saying it once. ``d.head`` holds title and tags as
+    letters and digits only; ``d.head_numbers`` their canonical number tokens between spaces.
+    """
+    terms: list[str] = []
+    params: list[str] = []
+    for group in plan.groups:
+        test = " AND ".join("instr(d.head, ?) > 0" for _ in group.units)
+        params.extend("".join(unit.chars) for unit in group.units)
+        if group.numbers:
+            numbers = " AND ".join("instr(d.head_numbers, ?) > 0" for _ in group.numbers)
+            test = f"({test}) OR ({numbers})"
+            params.extend(f" {number} " for number in group.numbers)
+        terms.append(f"({test})")
+    if plan.phrase:  # the whole query verbatim
+        terms.append("(instr(d.head, ?) > 0)")
+        params.append("".join(plan.phrase))
+    return " + ".join(terms), params
+
+
+def _filters(query: SearchQuery) -> tuple[str, list[Any]]:
+    """SQL conditions on ``documents AS d`` for the read scope and the query's filters."""
+    clauses = [_scope(query.scope)]
+    params: list[Any] = []
+    if query.scope.township_id is not None and not query.scope.everything:
+        params.append(query.scope.township_id)
+    if query.scope.department_id is not None and not query.scope.everything:
+        params.append(query.scope.department_id)
+    if query.category is not None:
+        clauses.append("d.category = ?")
+        params.append(query.category)
+    if query.township_id is not None:
+        clauses.append("d.township_id = ?")
+        params.append(query.township_id)
+    # Overlap of [period_start, period_end] with [period_from, period_to]; no period, no overlap.
+    if query.period_to is not None:
+        clauses.append("d.period_start IS NOT NULL AND d.period_start <= ?")
+        params.append(query.period_to.isoformat())
+    if query.period_from is not None:
+        clauses.append("d.period_end IS NOT NULL AND d.period_end >= ?")
+        params.append(query.period_from.isoformat())
+    return " AND ".join(f"({clause})" for clause in clauses), params
+
+
+def _scope(scope: ReadScope) -> str:
+    if scope.everything:
+        return "1"
+    allowed = []
+    if scope.township_id is not None:
+        allowed.append("d.township_id = ?")
+    if scope.department_id is not None:
+        allowed.append(
+            "d.visibility = 'departments' OR (d.visibility = 'restricted' AND EXISTS ("
+            "SELECT 1 FROM document_departments AS dd "
+            "WHERE dd.department_id = ? AND dd.document = d.rowid))"
+        )
+    return " OR ".join(f"({clause})" for clause in allowed) or "0"
+
+
+def _page(query: SearchQuery) -> tuple[int, int]:
+    return max(1, query.page), max(0, query.size)
+
+
+def _buckets(facets: dict[str, Counter[str]]) -> dict[str, list[FacetBucket]]:
+    return {
+        name: [
+            FacetBucket(key=key, count=number)
+            for key, number in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        ]
+        for name, counts in facets.items()
+    }
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()

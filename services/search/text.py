@@ -1,0 +1,444 @@
+"""Chinese text analysis shared by every search backend: normalisation, segmentation, query plans.
+
+Backends store the whitespace-joined token strings made here and build their queries from the same
+``QueryPlan``, so SQLite FTS5 and a plain Elasticsearch node (whitespace analyzer) agree on matches.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import threading
+import unicodedata
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "QueryGroup",
+    "QueryPlan",
+    "QueryUnit",
+    "char_field",
+    "char_tokens",
+    "configure",
+    "highlight",
+    "normalize",
+    "number_tokens",
+    "parse_query",
+    "word_field",
+    "word_tokens",
+]
+
+# Words jieba's general dictionary lacks but county staff search for as one word.
+DOMAIN_WORDS = (
+    "脱贫攻坚",
+    "乡村振兴",
+    "工作留痕",
+    "精准扶贫",
+    "精准脱贫",
+    "扶贫办",
+    "建档立卡",
+    "两不愁三保障",
+    "易地扶贫搬迁",
+    "驻村工作队",
+    "第一书记",
+    "村两委",
+    "低保户",
+    "五保户",
+    "贫困户",
+    "脱贫户",
+    "监测户",
+    "防返贫",
+    "河长制",
+    "网格化",
+    "报送回执",
+)
+
+# Function words that a query may contain but a matching document need not.
+STOPWORDS = frozenset("的了和与及或之等在是对把被也都就")
+
+MAX_QUERY_CHARS = 200  # longer queries are cut: each word adds a clause to every backend's query
+MAX_PHRASE_TOKENS = 32  # longer queries get no whole-query phrase
+MAX_HIGHLIGHT_SOURCE = 200_000  # characters of a body scanned for highlights
+
+_CJK = (
+    "\u3007\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003ffff"
+)
+# Each CJK character alone; latin letters and digits as separate runs ("q3" → q, 3).
+_CHAR_TOKEN = re.compile(rf"[{_CJK}]|(?:(?![{_CJK}])[^\W\d_])+|\d+")
+# Runs of letters and digits: exactly what SQLite's unicode61 keeps as one token.
+_ALNUM_RUN = re.compile(r"[^\W_]+")
+_WHITESPACE = re.compile(r"\s+")
+# ASCII, CJK punctuation, ideographs and full-width ASCII: NFKC maps each to one character.
+_SIMPLE_RUN = re.compile(r"[\x00-\x7f\u3000-\u303f\u4e00-\u9fff\uff01-\uff5e]+|.", re.DOTALL)
+
+# Numbers and dates, so 第三季度 / 三季度 / 3季度 / Q3 and 2020-09 / 2020年9月 meet in one token.
+_CN_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+_CN_MULTIPLIERS = {"十": 10, "百": 100, "千": 1000}
+_CN_NUMERAL = "".join(_CN_DIGITS) + "".join(_CN_MULTIPLIERS)
+_UNIT_NAMES = {"季": "季度", "月份": "月", "年度": "年", "号": "日"}
+_COUNTED = re.compile(
+    rf"第?(\d+|[{_CN_NUMERAL}]+)\s*(季度|月份|年度|季|月|年|日|号|期|批|次|届|轮|章|条)"
+)
+_DATE = re.compile(
+    r"(?<!\d)((?:19|20)\d\d)(?:年|[-./])(\d{1,2})(?!\d)(?:(?:月|[-./])(\d{1,2})(?!\d))?"
+)
+_QUARTER = re.compile(r"(?<![a-z0-9])(?:((?:19|20)\d\d)[-./]?)?q([1-4])(?![0-9])")
+
+_log = logging.getLogger(__name__)
+
+
+class _Segmenter:
+    """One jieba tokenizer per process; its dictionary is loaded once, on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache_dir: Path | None = None
+        self._tokenizer: Any = None
+
+    def configure(self, cache_dir: Path) -> None:
+        with self._lock:
+            self._cache_dir = cache_dir
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            with self._lock:
+                if self._tokenizer is None:
+                    self._tokenizer = self._load()
+        return self._tokenizer
+
+    def _load(self) -> Any:
+        with warnings.catch_warnings():
+            # jieba reads its dictionary through pkg_resources, deprecated in newer setuptools.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return self._build()
+
+    def _build(self) -> Any:
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        tokenizer = jieba.Tokenizer()
+        cache_dir = self._cache_dir
+        if cache_dir is not None:
+            try:
+                cache_dir.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                _log.warning("jieba cache directory %s is not writable", cache_dir)
+                cache_dir = None
+        if cache_dir is None:
+            # Without a configured directory jieba would write its cache into /tmp; build the
+            # prefix dictionary in memory instead (about as fast as reading the cache back).
+            tokenizer.FREQ, tokenizer.total = tokenizer.gen_pfdict(tokenizer.get_dict_file())
+            tokenizer.initialized = True
+        else:
+            tokenizer.tmp_dir = str(cache_dir)
+            tokenizer.initialize()
+        for word in DOMAIN_WORDS:
+            tokenizer.add_word(word)
+        return tokenizer
+
+
+_segmenter = _Segmenter()
+
+
+def configure(*, cache_dir: Path) -> None:
+    """Choose the writable directory for jieba's dictionary cache (read when it first loads)."""
+    _segmenter.configure(cache_dir)
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width digits and letters become ASCII) and lower case."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def char_tokens(text: str) -> list[str]:
+    """Each CJK character, each latin run and each digit run of ``text`` (normalised first)."""
+    return _CHAR_TOKEN.findall(normalize(text))
+
+
+def word_tokens(text: str) -> list[str]:
+    """jieba search-mode words (with their dictionary sub-words), then canonical number tokens."""
+    normalized = normalize(text)
+    tokens: list[str] = []
+    for word in _segmenter.tokenizer.cut_for_search(normalized):
+        if word.isalnum():  # the usual case, checked fast
+            tokens.append(word)
+        elif not word.isspace():
+            tokens.extend(_ALNUM_RUN.findall(word))
+    tokens.extend(token for token, _, _ in number_tokens(normalized))
+    return tokens
+
+
+def word_field(texts: Iterable[str]) -> str:
+    """The word-level field value: tokens of every text, joined by single spaces."""
+    return " ".join(token for text in texts for token in word_tokens(text))
+
+
+def char_field(texts: Iterable[str]) -> str:
+    """The character-level field value: tokens of every text, joined by single spaces."""
+    return " ".join(token for text in texts for token in char_tokens(text))
+
+
+def number_tokens(normalized: str) -> list[tuple[str, int, int]]:
+    """Canonical tokens for counted numbers and dates in normalised text, with their spans.
+
+    ``2020年第三季度`` → ``2020年``, ``3季度``; ``2020-09-15`` → ``2020年``, ``9月``, ``15日``.
+    """
+    found: list[tuple[str, int, int]] = []
+    for match in _COUNTED.finditer(normalized):
+        unit = _UNIT_NAMES.get(match.group(2), match.group(2))
+        found.append((f"{_number_value(match.group(1))}{unit}", match.start(), match.end()))
+    for match in _DATE.finditer(normalized):
+        # Each part keeps its own span (with its 年/月/日), so highlights mark only what matched.
+        month, day = int(match.group(2)), match.group(3)
+        if 1 <= month <= 12:
+            found.append((f"{match.group(1)}年", *_part_span(normalized, match, 1, "年")))
+            found.append((f"{month}月", *_part_span(normalized, match, 2, "月")))
+            if day is not None and 1 <= int(day) <= 31:
+                found.append((f"{int(day)}日", *_part_span(normalized, match, 3, "日号")))
+    for match in _QUARTER.finditer(normalized):
+        if match.group(1):
+            found.append((f"{match.group(1)}年", match.start(1), match.end(1)))
+        found.append((f"{match.group(2)}季度", match.end(2) - 2, match.end(2)))
+    # The patterns overlap: "2020年9月" is a date, a counted year and a counted month.
+    # Overlapping spans of one token merge, so a query groups every word of "2020年9月" together.
+    tokens: list[tuple[str, int, int]] = []
+    last: dict[str, int] = {}  # token → its index in tokens
+    for token, start, end in sorted(found, key=lambda item: item[1]):
+        index = last.get(token)
+        if index is not None and start < tokens[index][2]:
+            tokens[index] = (token, tokens[index][1], max(end, tokens[index][2]))
+        else:
+            last[token] = len(tokens)
+            tokens.append((token, start, end))
+    return tokens
+
+
+def _part_span(normalized: str, match: re.Match[str], group: int, suffixes: str) -> tuple[int, int]:
+    end = match.end(group)
+    if end < len(normalized) and normalized[end] in suffixes:
+        end += 1
+    return match.start(group), end
+
+
+def _number_value(numeral: str) -> int:
+    if numeral.isdecimal():
+        return int(numeral)
+    if not any(char in _CN_MULTIPLIERS for char in numeral):
+        # 二〇二〇 is read digit by digit.
+        return int("".join(str(_CN_DIGITS[char]) for char in numeral))
+    total, current = 0, 0
+    for char in numeral:
+        if char in _CN_DIGITS:
+            current = _CN_DIGITS[char]
+        else:
+            total += (current or 1) * _CN_MULTIPLIERS[char]
+            current = 0
+    return total + current
+
+
+@dataclass(frozen=True)
+class QueryUnit:
+    """One word of the query: it matches as a word-level or as a character-level phrase."""
+
+    text: str  # normalised, as typed: what highlighting marks
+    words: tuple[str, ...]
+    chars: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QueryGroup:
+    """Matches when every unit matches, or when every canonical number token does."""
+
+    units: tuple[QueryUnit, ...]
+    numbers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """What a search text asks for: every group must match (an AND of ORs).
+
+    ``phrase`` is the whole query as character tokens; a document containing it verbatim matches
+    every group, so backends may add it as an optional clause that only raises the score.
+    """
+
+    groups: tuple[QueryGroup, ...]
+    phrase: tuple[str, ...] = ()
+
+    @property
+    def marked_terms(self) -> tuple[str, ...]:
+        """Normalised strings to mark in highlights (single characters of dates are left out)."""
+        terms: list[str] = []
+        for group in self.groups:
+            for unit in group.units:
+                if group.numbers and len(unit.text) == 1:
+                    continue
+                terms.append(unit.text)
+        return tuple(dict.fromkeys(terms))
+
+    @property
+    def numbers(self) -> frozenset[str]:
+        return frozenset(number for group in self.groups for number in group.numbers)
+
+
+def parse_query(text: str) -> QueryPlan:
+    """Segment a user's search text (jieba search mode) into groups; no syntax is interpreted."""
+    normalized = normalize(text)[:MAX_QUERY_CHARS]
+    spans = list(_segmenter.tokenizer.tokenize(normalized, mode="search"))
+    # Search mode yields each word's dictionary sub-words first; the words themselves (the spans
+    # no other span contains) are the units. A document holding a word also holds its sub-words.
+    words: list[tuple[str, int, int]] = []
+    for word, start, end in sorted(spans, key=lambda span: (span[1], -span[2])):
+        if not words or start >= words[-1][2]:
+            words.append((word, start, end))
+    items: list[tuple[int, int, QueryUnit | str]] = []
+    for word, start, end in words:
+        pieces = tuple(_ALNUM_RUN.findall(word))
+        if pieces:
+            unit = QueryUnit(text=word, words=pieces, chars=tuple(_CHAR_TOKEN.findall(word)))
+            items.append((start, end, unit))
+    unit_count = len(items)
+    items.extend((start, end, token) for token, start, end in number_tokens(normalized))
+    items.sort(key=lambda item: (item[0], item[1]))
+
+    # Units overlapping one number expression form one group: "2020年" is 2020 AND 年, or 2020年.
+    clusters: list[tuple[int, list[QueryUnit], list[str]]] = []
+    for start, end, item in items:
+        if clusters and start < clusters[-1][0]:
+            cluster_end, units, numbers = clusters[-1]
+            clusters[-1] = (max(cluster_end, end), units, numbers)
+        else:
+            clusters.append((end, [], []))
+        if isinstance(item, QueryUnit):
+            clusters[-1][1].append(item)
+        else:
+            clusters[-1][2].append(item)
+
+    groups = [
+        QueryGroup(units=tuple(units), numbers=tuple(dict.fromkeys(numbers)))
+        for _, units, numbers in clusters
+        if units
+    ]
+    content = [group for group in groups if group.numbers or group.units[0].text not in STOPWORDS]
+    groups = content or groups
+    phrase: tuple[str, ...] = ()
+    if unit_count > 1:
+        all_chars = tuple(_CHAR_TOKEN.findall(normalized))
+        if len(all_chars) <= MAX_PHRASE_TOKENS:
+            phrase = all_chars
+    return QueryPlan(groups=tuple(groups), phrase=phrase)
+
+
+def highlight(
+    plan: QueryPlan, texts: Sequence[str], *, limit: int = 3, width: int = 60
+) -> list[str]:
+    """Up to ``limit`` snippets of about ``width`` characters around the query's terms.
+
+    Each snippet is HTML-escaped text in which only ``<em>`` … ``</em>`` is markup.
+    """
+    terms = plan.marked_terms
+    numbers = plan.numbers
+    snippets: list[str] = []
+    for text in texts:
+        if len(snippets) >= limit:
+            break
+        text = text[:MAX_HIGHLIGHT_SOURCE]
+        spans = _marks(text, terms, numbers)
+        if spans:
+            snippets.extend(_windows(text, spans, width=width, limit=limit - len(snippets)))
+    return snippets
+
+
+def _marks(text: str, terms: Sequence[str], numbers: frozenset[str]) -> list[tuple[int, int]]:
+    normalized, offsets = _normalize_with_offsets(text)
+    found: list[tuple[int, int]] = []
+    for term in terms:
+        position = normalized.find(term)
+        while position >= 0 and len(found) < 1000:
+            found.append((position, position + len(term)))
+            position = normalized.find(term, position + len(term))
+    if numbers:
+        found.extend((s, e) for token, s, e in number_tokens(normalized) if token in numbers)
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(found):
+        start, end = offsets[start], offsets[end]
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _normalize_with_offsets(text: str) -> tuple[str, Sequence[int]]:
+    """Normalised text and, for each of its positions (and its end), the original position."""
+    normalized = normalize(text)
+    if len(normalized) == len(text):
+        return normalized, range(len(text) + 1)
+    # Some character changed length (…… becomes ......): runs of characters that normalise one to
+    # one are taken whole, the others one by one.
+    pieces: list[str] = []
+    offsets: list[int] = []
+    for match in _SIMPLE_RUN.finditer(text):
+        run = match.group()
+        piece = normalize(run)
+        if len(piece) == len(run):
+            offsets.extend(range(match.start(), match.end()))
+            pieces.append(piece)
+            continue
+        for position, char in enumerate(run, match.start()):
+            piece = normalize(char)
+            offsets.extend([position] * len(piece))
+            pieces.append(piece)
+    offsets.append(len(text))
+    return "".join(pieces), offsets
+
+
+def _windows(text: str, spans: list[tuple[int, int]], *, width: int, limit: int) -> list[str]:
+    snippets: list[str] = []
+    covered = 0
+    for span_start, span_end in spans:
+        if span_start < covered:
+            continue
+        start = max(0, min(span_start - width // 3, len(text) - width))
+        end = min(len(text), max(start + width, span_end))
+        inside = [(max(s, start), min(e, end)) for s, e in spans if s < end and e > start]
+        snippets.append(_render(text, start, end, inside))
+        covered = end
+        if len(snippets) >= limit:
+            break
+    return snippets
+
+
+def _render(text: str, start: int, end: int, marks: list[tuple[int, int]]) -> str:
+    # Escape each piece separately and add the only markup between pieces: a document's own
+    # "<script>" stays text, and a term never matches inside an escape like "&amp;".
+    parts = ["…" if start > 0 else ""]
+    position = start
+    for mark_start, mark_end in marks:
+        parts.append(_plain(text[position:mark_start]))
+        parts.append(f"<em>{_plain(text[mark_start:mark_end])}</em>")
+        position = mark_end
+    parts.append(_plain(text[position:end]))
+    parts.append("…" if end < len(text) else "")
+    return "".join(parts).strip()
+
+
+def _plain(text: str) -> str:
+    return html.escape(_WHITESPACE.sub(" ", text))

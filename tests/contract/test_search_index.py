@@ -1,0 +1,625 @@
+"""The ``SearchIndex`` contract: what every search backend does, run against each implementation.
+
+A backend joins by adding a factory to ``INDEX_FACTORIES``. Documents are searchable as soon as
+``upsert`` returns.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.errors import BackendUnavailable
+from services.search import (
+    FACETS,
+    IndexedDocument,
+    ReadScope,
+    SearchIndex,
+    SearchQuery,
+    SearchResult,
+    text,
+)
+from services.search._sqlite import SqliteSearchIndex
+
+EAST, WEST = 1, 2  # townships
+POVERTY, STATS = 10, 11  # departments
+TOWNSHIP_NAMES = {EAST: "东镇", WEST: "西乡"}
+
+EVERYTHING = ReadScope(everything=True)
+POVERTY_READER = ReadScope(department_id=POVERTY)
+EAST_TOWNSHIP = ReadScope(township_id=EAST)
+
+START = datetime(2021, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def sqlite_index(directory: Path) -> SearchIndex:
+    return SqliteSearchIndex(directory / "search.sqlite3", cache_dir=directory / "cache")
+
+
+INDEX_FACTORIES: list[Any] = [
+    pytest.param(sqlite_index, id="sqlite"),
+]
+
+
+@pytest.fixture(params=INDEX_FACTORIES)
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SearchIndex]:
+    factory: Callable[[Path], SearchIndex] = request.param
+    opened = factory(tmp_path)
+    yield opened
+    opened.close()
+
+
+_serial = iter(range(1, 1_000_000))
+
+
+def material(document_id: str, **fields: Any) -> IndexedDocument:
+    """A public material of the east township; each one a minute newer than the one before."""
+    values: dict[str, Any] = {
+        "id": document_id,
+        "title": "材料",
+        "filename": f"{document_id}.pdf",
+        "category": "其他",
+        "tags": (),
+        "description": "",
+        "body": "",
+        "township_id": EAST,
+        "visibility": "departments",
+        "department_ids": (),
+        "period": None,
+        "period_start": None,
+        "period_end": None,
+        "created_at": START + timedelta(minutes=next(_serial)),
+        "content_type": "application/pdf",
+    }
+    values.update(fields)
+    values.setdefault("township_name", TOWNSHIP_NAMES[values["township_id"]])
+    return IndexedDocument(**values)
+
+
+# Unrelated materials, so that term statistics look like a real index's.
+FILLER = [
+    material(f"filler-{number}", title=title, body=body)
+    for number, (title, body) in enumerate(
+        [
+            ("道路养护情况", "今年完成农村公路养护一百二十公里，修复桥梁三座。"),
+            ("教育经费使用说明", "义务教育阶段学校的公用经费按学生人数拨付。"),
+            ("防汛值班安排", "汛期实行二十四小时值班制度，值班人员不得擅离岗位。"),
+            ("森林防火通知", "清明节期间加强林区巡查，严禁野外用火。"),
+            ("医疗保险参保统计", "城乡居民医疗保险参保率达到百分之九十五。"),
+            ("农田水利建设", "新建灌溉渠道八公里，改善灌溉面积三千亩。"),
+        ]
+    )
+]
+
+
+def search(
+    index: SearchIndex, q: str = "", scope: ReadScope = EVERYTHING, **kw: Any
+) -> SearchResult:
+    return index.search(SearchQuery(text=q, scope=scope, **kw))
+
+
+def ids(result: SearchResult) -> list[str]:
+    return [hit.document_id for hit in result.hits]
+
+
+def facet(result: SearchResult, name: str) -> dict[str, int]:
+    return {bucket.key: bucket.count for bucket in result.facets.get(name, [])}
+
+
+# -- finding ------------------------------------------------------------------------------------
+
+
+def test_finds_by_title(index: SearchIndex) -> None:
+    index.upsert([*FILLER, material("a", title="扶贫工作总结")])
+    assert ids(search(index, "扶贫")) == ["a"]
+
+
+def test_finds_by_tag(index: SearchIndex) -> None:
+    index.upsert([*FILLER, material("a", tags=("工作留痕", "入户走访"))])
+    assert ids(search(index, "入户走访")) == ["a"]
+    assert ids(search(index, "工作留痕")) == ["a"]
+
+
+def test_finds_by_body_word(index: SearchIndex) -> None:
+    index.upsert([*FILLER, material("a", body="本季度共开展入户走访四十次，完善了帮扶台账。")])
+    assert ids(search(index, "帮扶台账")) == ["a"]
+    assert ids(search(index, "台账")) == ["a"]
+
+
+def test_finds_a_word_inside_a_longer_word(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            *FILLER,
+            material("office", body="县扶贫办召开专题会议。"),
+            material("village", body="乡村振兴示范点建设进展顺利。"),
+        ]
+    )
+    assert ids(search(index, "扶贫")) == ["office"]
+    # Not a word at all, only characters in sequence: the character-level field finds it.
+    assert ids(search(index, "村振")) == ["village"]
+
+
+def test_finds_by_filename_and_description(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            *FILLER,
+            material("file", filename="低保户名单.xlsx"),
+            material("described", description="附件为危房改造验收照片"),
+        ]
+    )
+    assert ids(search(index, "低保户")) == ["file"]
+    assert ids(search(index, "危房改造")) == ["described"]
+
+
+def test_full_width_text_matches_half_width_queries(index: SearchIndex) -> None:
+    index.upsert([*FILLER, material("a", body="截至１９９８年底，ＡＢＣ项目已完成。")])
+    assert ids(search(index, "1998")) == ["a"]
+    assert ids(search(index, "abc")) == ["a"]
+    assert ids(search(index, "１９９８")) == ["a"]
+
+
+# -- ranking ------------------------------------------------------------------------------------
+
+
+def test_title_and_tag_matches_rank_above_body_only_matches(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            *FILLER,
+            material("body", title="会议记录", body="扶贫资金 扶贫项目 扶贫对象 " * 30),
+            material("title", title="扶贫工作总结", body="本年度各项工作完成情况。"),
+            material("tag", title="年度总结", tags=("扶贫",), body="全年工作回顾。"),
+        ]
+    )
+    hits = ids(search(index, "扶贫"))
+    assert set(hits[:2]) == {"title", "tag"}
+    assert hits[2] == "body"
+
+
+def test_the_exact_word_ranks_above_the_same_characters_in_a_longer_word(
+    index: SearchIndex,
+) -> None:
+    index.upsert(
+        [
+            *FILLER,
+            material("chars", title="通知", body="请到扶贫办公室领取表格。"),
+            material("word", title="通知", body="请到县扶贫办领取表格。"),
+        ]
+    )
+    result = search(index, "扶贫办")
+    assert ids(result) == ["word", "chars"]
+    assert result.hits[0].score > result.hits[1].score
+
+
+def test_two_character_words_match_only_adjacent_characters(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            *FILLER,
+            material("minutes", title="会议纪要"),
+            material("held", body="镇里召开会议部署工作。"),
+            material("apart", body="会上审议了预算草案。"),
+        ]
+    )
+    assert sorted(ids(search(index, "会议"))) == ["held", "minutes"]
+
+
+def test_every_word_of_the_query_must_match(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            *FILLER,
+            material("both", body="扶贫资金使用情况审计报告"),
+            material("one", body="扶贫对象动态调整"),
+        ]
+    )
+    assert ids(search(index, "扶贫 审计")) == ["both"]
+    assert ids(search(index, "扶贫审计")) == ["both"]
+
+
+def test_numbers_and_dates(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            *FILLER,
+            material("ordinal", title="2020年第三季度扶贫工作报告"),
+            material("plain", title="统计报表", body="2020年三季度统计数据"),
+            material("wide", body="２０２０年第三季度情况说明"),
+            material("quarter", body="2020-Q3 进度"),
+            material("other-year", title="2021年第三季度扶贫工作报告"),
+            material("other-quarter", title="2020年第二季度扶贫工作报告"),
+            material("dated", body="会议于2020-09-15召开。"),
+        ]
+    )
+    expected = {"ordinal", "plain", "wide", "quarter"}
+    assert set(ids(search(index, "2020年第三季度"))) == expected
+    assert set(ids(search(index, "2020年三季度"))) == expected
+    assert set(ids(search(index, "2020年9月"))) == {"dated"}
+    assert "other-year" in ids(search(index, "2021"))
+    assert "other-year" not in ids(search(index, "2020"))
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        '"',
+        '扶贫"',
+        "*",
+        "扶贫*",
+        "(扶贫",
+        "扶贫)",
+        "AND",
+        "扶贫 AND",
+        "OR 扶贫",
+        "NOT",
+        "NEAR(扶贫 资金)",
+        "-扶贫",
+        "title:扶贫",
+        "{title}: 扶贫",
+        "^扶贫",
+        "扶贫 + 资金",
+        "'",
+        "\\",
+        "\x00",
+        "%_",
+        "扶贫;DROP TABLE documents",
+        "😀扶贫",
+        "𰻝",
+        "ﬁ",
+    ],
+)
+def test_query_syntax_characters_are_plain_text(index: SearchIndex, q: str) -> None:
+    index.upsert([*FILLER, material("a", body="扶贫资金 not and or near title")])
+    result = search(index, q)
+    assert result.total == len(result.hits)
+    if q in ('扶贫"', "扶贫*", "(扶贫", "扶贫)", "-扶贫", "^扶贫", "😀扶贫"):
+        assert ids(result) == ["a"]
+    assert search(index, "扶贫").total == 1
+
+
+# -- listing, empty results, pagination ---------------------------------------------------------
+
+
+def test_empty_text_lists_by_filters_newest_first(index: SearchIndex) -> None:
+    older = material("older", category="总结", created_at=START)
+    newer = material("newer", category="总结", created_at=START + timedelta(days=1))
+    other = material("other", category="通知", created_at=START + timedelta(days=2))
+    index.upsert([older, other, newer])
+    for q in ("", "   ", "\n\t"):
+        result = search(index, q)
+        assert ids(result) == ["other", "newer", "older"]
+        assert result.total == 3
+        assert all(hit.score == 0 for hit in result.hits)
+    assert ids(search(index, "", category="总结")) == ["newer", "older"]
+
+
+def test_no_match_is_an_empty_result(index: SearchIndex) -> None:
+    index.upsert([*FILLER, material("a", title="扶贫")])
+    for q in ("不存在的词语", "zzzzqqq", "！？。"):
+        result = search(index, q)
+        assert result.total == 0
+        assert result.hits == []
+        assert all(not buckets for buckets in result.facets.values())
+
+
+def test_pagination_continues_with_the_next_hits(index: SearchIndex) -> None:
+    index.upsert([material(f"m{number:02}", body=f"扶贫资金第{number}批") for number in range(25)])
+    everything = search(index, "扶贫", size=30)
+    pages = [search(index, "扶贫", page=page, size=10) for page in (1, 2, 3)]
+    assert [page.total for page in pages] == [25, 25, 25]
+    assert [len(page.hits) for page in pages] == [10, 10, 5]
+    assert [hit for page in pages for hit in ids(page)] == ids(everything)
+    assert search(index, "扶贫", page=4, size=10).hits == []
+    listed = [search(index, "", page=page, size=10) for page in (1, 2, 3)]
+    assert [hit for page in listed for hit in ids(page)] == ids(search(index, "", size=30))
+    assert len({hit for page in listed for hit in ids(page)}) == 25
+
+
+# -- read scope ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shared_and_private(index: SearchIndex) -> SearchIndex:
+    """Four poverty-alleviation materials with every kind of visibility."""
+    index.upsert(
+        [
+            material("public", title="扶贫公开材料", category="总结"),
+            material("private", title="扶贫内部材料", category="内部", visibility="private"),
+            material(
+                "for-poverty",
+                title="扶贫专送材料",
+                category="专送",
+                visibility="restricted",
+                department_ids=(POVERTY,),
+            ),
+            material(
+                "for-stats",
+                title="扶贫统计材料",
+                category="统计",
+                township_id=WEST,
+                visibility="restricted",
+                department_ids=(STATS,),
+            ),
+            material(
+                "west-private",
+                title="扶贫西乡材料",
+                category="内部",
+                township_id=WEST,
+                visibility="private",
+            ),
+        ]
+    )
+    return index
+
+
+@pytest.mark.parametrize("q", ["扶贫", "", "材料"])
+def test_a_department_sees_only_what_is_shared_with_it(
+    shared_and_private: SearchIndex, q: str
+) -> None:
+    result = search(shared_and_private, q, scope=POVERTY_READER)
+    assert sorted(ids(result)) == ["for-poverty", "public"]
+    assert result.total == 2
+    assert facet(result, "category") == {"总结": 1, "专送": 1}
+    assert facet(result, "township") == {"东镇": 2}
+    assert sum(facet(result, "year").values()) == 2
+    stats = search(shared_and_private, q, scope=ReadScope(department_id=STATS))
+    assert sorted(ids(stats)) == ["for-stats", "public"]
+
+
+def test_hidden_documents_are_not_counted_even_when_only_they_match(
+    shared_and_private: SearchIndex,
+) -> None:
+    result = search(shared_and_private, "内部", scope=POVERTY_READER)
+    assert (result.total, result.hits) == (0, [])
+    assert all(not buckets for buckets in result.facets.values())
+
+
+def test_a_township_sees_its_own_private_documents(shared_and_private: SearchIndex) -> None:
+    result = search(shared_and_private, "扶贫", scope=EAST_TOWNSHIP)
+    assert sorted(ids(result)) == ["for-poverty", "private", "public"]
+    assert facet(result, "township") == {"东镇": 3}
+
+
+def test_everything_scope_sees_all(shared_and_private: SearchIndex) -> None:
+    result = search(shared_and_private, "扶贫")
+    assert result.total == 5
+    assert facet(result, "township") == {"东镇": 3, "西乡": 2}
+
+
+def test_an_empty_scope_sees_nothing(shared_and_private: SearchIndex) -> None:
+    assert search(shared_and_private, "扶贫", scope=ReadScope()).total == 0
+    assert search(shared_and_private, "", scope=ReadScope()).total == 0
+
+
+def test_a_township_and_department_scope_sees_both(shared_and_private: SearchIndex) -> None:
+    scope = ReadScope(township_id=WEST, department_id=POVERTY)
+    result = search(shared_and_private, "扶贫", scope=scope)
+    assert sorted(ids(result)) == ["for-poverty", "for-stats", "public", "west-private"]
+
+
+# -- filters and facets -------------------------------------------------------------------------
+
+
+def test_filters_by_category_and_township(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            material("east-summary", title="扶贫总结", category="总结"),
+            material("east-notice", title="扶贫通知", category="通知"),
+            material("west-summary", title="扶贫总结", category="总结", township_id=WEST),
+        ]
+    )
+    assert sorted(ids(search(index, "扶贫", category="总结"))) == ["east-summary", "west-summary"]
+    assert sorted(ids(search(index, "扶贫", township_id=EAST))) == ["east-notice", "east-summary"]
+    both = search(index, "", category="总结", township_id=WEST)
+    assert (ids(both), both.total) == (["west-summary"], 1)
+    assert search(index, "扶贫", category="不存在").total == 0
+
+
+def test_filters_by_overlapping_period(index: SearchIndex) -> None:
+    def period(start: date, end: date) -> dict[str, Any]:
+        return {"period": "", "period_start": start, "period_end": end}
+
+    index.upsert(
+        [
+            material("q3", title="扶贫", **period(date(2020, 7, 1), date(2020, 9, 30))),
+            material("year", title="扶贫", **period(date(2020, 1, 1), date(2020, 12, 31))),
+            material("next", title="扶贫", **period(date(2021, 1, 1), date(2021, 1, 31))),
+            material("none", title="扶贫"),
+        ]
+    )
+
+    def found(**kw: Any) -> list[str]:
+        return sorted(ids(search(index, "扶贫", **kw)))
+
+    september = {"period_from": date(2020, 9, 1), "period_to": date(2020, 9, 30)}
+    assert found(**september) == ["q3", "year"]
+    assert sorted(ids(search(index, "", **september))) == ["q3", "year"]
+    assert found(period_from=date(2020, 12, 31)) == ["next", "year"]
+    assert found(period_to=date(2020, 6, 30)) == ["year"]
+    assert found(period_from=date(2020, 9, 30), period_to=date(2021, 1, 1)) == [
+        "next",
+        "q3",
+        "year",
+    ]
+    assert found(period_from=date(2022, 1, 1)) == []
+
+
+def test_facets_count_every_match_not_only_the_page(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            material("a", title="扶贫", category="总结", period_start=date(2020, 1, 1)),
+            material("b", title="扶贫", category="总结", period_start=date(2020, 4, 1)),
+            material("c", title="扶贫", category="通知", period_start=date(2019, 1, 1)),
+            material("d", title="扶贫", category="总结", township_id=WEST),  # no period
+            material("e", title="教育", category="总结", township_id=WEST),
+        ]
+    )
+    created_year = str(START.year)
+    for q, total in (("扶贫", 4), ("", 5)):
+        result = search(index, q, size=1)
+        assert result.total == total
+        assert len(result.hits) == 1
+        assert set(result.facets) == set(FACETS)
+    result = search(index, "扶贫", size=1)
+    assert facet(result, "township") == {"东镇": 3, "西乡": 1}
+    assert facet(result, "category") == {"总结": 3, "通知": 1}
+    assert facet(result, "year") == {"2020": 2, "2019": 1, created_year: 1}
+    assert result.facets["township"][0].key == "东镇"  # most frequent first
+    listed = search(index, "", size=1)
+    assert facet(listed, "category") == {"总结": 4, "通知": 1}
+
+
+# -- highlights ---------------------------------------------------------------------------------
+
+
+def test_highlights_are_escaped_text_with_em_marks_only(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            material(
+                "a",
+                title="A&B 扶贫<简报>",
+                body='前言。<script>alert("扶贫")</script> 以及 <b>扶贫</b> & 其他内容。',
+            )
+        ]
+    )
+    highlights = search(index, "扶贫").hits[0].highlights
+    assert 1 <= len(highlights) <= 3
+    joined = "".join(highlights)
+    assert "<em>扶贫</em>" in joined
+    assert "&lt;script&gt;" in joined
+    assert "&amp;" in joined
+    for snippet in highlights:
+        assert re.sub(r"</?em>", "", snippet).count("<") == 0
+        assert ">" not in re.sub(r"</?em>", "", snippet)
+
+
+def test_highlights_are_short_snippets_around_the_matches(index: SearchIndex) -> None:
+    body = "无关内容。" * 100 + "这里写到了扶贫资金。" + "其他段落。" * 100 + "最后又提到扶贫。"
+    index.upsert([*FILLER, material("a", title="年度报告", body=body)])
+    highlights = search(index, "扶贫").hits[0].highlights
+    assert len(highlights) == 2
+    for snippet in highlights:
+        assert "<em>扶贫</em>" in snippet
+        assert len(re.sub(r"</?em>", "", snippet)) <= 70
+    assert search(index, "扶贫", highlight=False).hits[0].highlights == ()
+
+
+def test_highlights_mark_dates_written_differently(index: SearchIndex) -> None:
+    index.upsert([*FILLER, material("a", body="2020年三季度统计数据")])
+    (snippet,) = search(index, "2020年第三季度").hits[0].highlights
+    assert "<em>2020年三季度</em>" in snippet
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def test_upsert_replaces_a_document_with_the_same_id(index: SearchIndex) -> None:
+    index.upsert([*FILLER, material("a", title="水利设施巡查", category="水利")])
+    index.upsert([material("a", title="教育经费说明", category="教育", tags=("校舍",))])
+    assert search(index, "水利设施").total == 0
+    assert ids(search(index, "校舍")) == ["a"]
+    assert ids(search(index, "", category="教育")) == ["a"]
+    assert search(index, "", category="水利").total == 0
+    assert index.count() == len(FILLER) + 1
+
+
+def test_upsert_replaces_visibility(index: SearchIndex) -> None:
+    document = material("a", title="扶贫", visibility="restricted", department_ids=(STATS,))
+    index.upsert([document])
+    assert search(index, "扶贫", scope=POVERTY_READER).total == 0
+    index.upsert([replace(document, department_ids=(POVERTY,))])
+    assert search(index, "扶贫", scope=POVERTY_READER).total == 1
+    index.upsert([replace(document, visibility="private", department_ids=())])
+    assert search(index, "扶贫", scope=POVERTY_READER).total == 0
+
+
+def test_upsert_of_nothing_is_allowed(index: SearchIndex) -> None:
+    index.upsert([])
+    assert index.count() == 0
+
+
+def test_delete_removes_and_ignores_unknown_ids(index: SearchIndex) -> None:
+    index.upsert([material("a", title="扶贫"), material("b", title="扶贫")])
+    index.delete(["a", "never-indexed"])
+    assert ids(search(index, "扶贫")) == ["b"]
+    assert ids(search(index, "")) == ["b"]
+    assert index.count() == 1
+    index.delete([])
+
+
+def test_ping_answers(index: SearchIndex) -> None:
+    index.ping()
+
+
+def test_searches_while_another_thread_writes(index: SearchIndex) -> None:
+    index.upsert(FILLER)
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for batch in range(10):
+                index.upsert([material(f"w{batch}-{n}", body="扶贫资金") for n in range(5)])
+        except BaseException as exc:
+            failures.append(exc)
+
+    def read() -> None:
+        try:
+            for _ in range(20):
+                result = search(index, "扶贫")
+                assert result.total == len(result.hits) or len(result.hits) == 20
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write), *(threading.Thread(target=read) for _ in range(3))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert search(index, "扶贫").total == 50
+
+
+# -- the shared text analysis and the SQLite backend's own behaviour ----------------------------
+
+
+def test_tokens_survive_the_fts5_unicode61_tokenizer_unchanged(tmp_path: Path) -> None:
+    text.configure(cache_dir=tmp_path)
+    sample = "县扶贫办２０２０年第三季度 COVID-19 工作留痕 Q3 𠀀字 café ｶﾀｶﾅ 한국"
+    tokens = text.word_tokens(sample) + text.char_tokens(sample)
+    assert all(token and not any(char.isspace() for char in token) for token in tokens)
+    conn = sqlite3.connect(":memory:")
+    conn.execute('CREATE VIRTUAL TABLE t USING fts5(x, tokenize = "unicode61 remove_diacritics 0")')
+    conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, instance)")
+    conn.execute("INSERT INTO t (x) VALUES (?)", (" ".join(tokens),))
+    stored = [row[0] for row in conn.execute("SELECT term FROM v ORDER BY offset")]
+    conn.close()
+    assert stored == tokens
+    assert {"扶贫", "扶贫办", "2020", "2020年", "3季度", "扶", "办"} <= set(tokens)
+
+
+def test_sqlite_index_lives_in_its_own_file_and_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "index" / "search.sqlite3"
+    first = SqliteSearchIndex(path)
+    first.upsert([material("a", title="扶贫")])
+    first.close()
+    second = SqliteSearchIndex(path)
+    assert ids(search(second, "扶贫")) == ["a"]
+    second.close()
+
+
+def test_sqlite_index_reports_an_unusable_file_as_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "search.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(BackendUnavailable):
+        SqliteSearchIndex(path)
+
+
+def test_sqlite_index_is_unavailable_after_close(tmp_path: Path) -> None:
+    opened = SqliteSearchIndex(tmp_path / "search.sqlite3")
+    opened.close()
+    with pytest.raises(BackendUnavailable):
+        opened.ping()
