@@ -1,0 +1,79 @@
+"""Text extraction: one extractor per format behind one interface, bounded against hostile files.
+
+``extract(context)`` picks the extractor declaring the document's MIME type and runs it under the
+context's limits in a separate process, killed when it takes longer than ``timeout_seconds``; a file
+that cannot be read raises ``ExtractionFailed`` with a reason for people.
+
+Notes an ``Extracted`` may carry: ``no_text_layer`` (PDF/OFD without text, e.g. a scan),
+``truncated`` (text cut at ``max_chars``), ``page_limit`` (pages, slides, sheets or rows beyond the
+limits were not read), ``not_extracted`` (no extractor for the type, or an image format this server
+cannot open). ``ExtractionFailed.code`` is one of encrypted | corrupt | too_large | timeout |
+unsupported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "Extracted",
+    "ExtractionContext",
+    "ExtractionFailed",
+    "ExtractionLimits",
+    "Extractor",
+    "extract",
+]
+
+
+@dataclass(frozen=True)
+class ExtractionLimits:
+    max_chars: int = 1_000_000  # text kept per document; the rest is cut (noted)
+    max_pages: int = 2_000  # PDF pages / slides / sheets read
+    max_uncompressed_bytes: int = 256 * 1024 * 1024  # zip-based formats: total of all members
+    max_compression_ratio: int = 100  # zip-based formats: uncompressed / compressed
+    timeout_seconds: float = 60.0  # per file
+    max_rows: int = 100_000  # spreadsheet rows read per sheet
+    max_memory_bytes: int = 2 * 1024 * 1024 * 1024  # address space of the extracting process
+
+
+@dataclass(frozen=True)
+class ExtractionContext:
+    path: Path
+    content_type: str
+    filename: str
+    limits: ExtractionLimits = ExtractionLimits()
+
+
+@dataclass
+class Extracted:
+    text: str
+    exif: dict[str, Any] | None = None  # images: captured_at, gps {lat, lon}, camera
+    notes: list[str] = field(default_factory=list)  # e.g. "no_text_layer", "truncated"
+
+
+class ExtractionFailed(Exception):
+    """The file cannot be read: encrypted, corrupt, too large when unpacked, or too slow."""
+
+    def __init__(self, reason: str, *, code: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # Simplified Chinese, shown to people
+        self.code = code  # machine code: encrypted | corrupt | too_large | timeout | unsupported
+
+
+class Extractor(Protocol):
+    mime_types: frozenset[str]
+
+    def extract(self, context: ExtractionContext) -> Extracted: ...
+
+
+def extract(context: ExtractionContext) -> Extracted:
+    """Extract text (and image metadata) from a file; ExtractionFailed when it cannot be read."""
+    # Imported here: the extractor modules import the types above from this package.
+    from indexer.extractors._dispatch import extractor_for
+    from indexer.extractors._sandbox import extract_in_child_process
+
+    if extractor_for(context.content_type) is None:
+        return Extracted(text="", notes=["not_extracted"])
+    return extract_in_child_process(context)

@@ -1,0 +1,100 @@
+"""JPEG, PNG, HEIC/HEIF: no text, but when and where the photo was taken and with what camera.
+
+HEIC opens only where the pillow-heif plugin is installed; elsewhere it is noted ``not_extracted``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib
+import math
+import re
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from indexer.extractors import Extracted, ExtractionContext, ExtractionFailed
+
+__all__ = ["ImageExtractor"]
+
+# EXIF tags (CIPA DC-008).
+_MAKE, _MODEL = 0x010F, 0x0110
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_DATETIME_ORIGINAL, _OFFSET_TIME_ORIGINAL = 0x9003, 0x9011
+_LATITUDE_REF, _LATITUDE, _LONGITUDE_REF, _LONGITUDE = 1, 2, 3, 4
+
+_HEIF_TYPES = frozenset({"image/heic", "image/heif"})
+_UTC_OFFSET = re.compile(r"^[+-]\d\d:\d\d$")
+
+
+class ImageExtractor:
+    mime_types = frozenset({"image/jpeg", "image/png", *_HEIF_TYPES})
+
+    def extract(self, context: ExtractionContext) -> Extracted:
+        if context.content_type in _HEIF_TYPES:
+            _register_heif_plugin()
+        try:
+            image = Image.open(context.path)
+        except UnidentifiedImageError as exc:
+            if context.content_type in _HEIF_TYPES:
+                return Extracted(text="", notes=["not_extracted"])
+            raise ExtractionFailed("图片已损坏，无法读取", code="corrupt") from exc
+        with image:
+            exif = image.getexif()  # reads the header only, never the pixels
+            return Extracted(text="", exif=_photo_metadata(exif))
+
+
+def _register_heif_plugin() -> None:
+    with contextlib.suppress(ImportError):
+        importlib.import_module("pillow_heif").register_heif_opener()
+
+
+def _photo_metadata(exif: Image.Exif) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    details = exif.get_ifd(_EXIF_IFD)
+    captured_at = _iso_time(details.get(_DATETIME_ORIGINAL), details.get(_OFFSET_TIME_ORIGINAL))
+    if captured_at:
+        metadata["captured_at"] = captured_at
+    gps = exif.get_ifd(_GPS_IFD)
+    latitude = _signed_degrees(gps.get(_LATITUDE), gps.get(_LATITUDE_REF), "S", limit=90)
+    longitude = _signed_degrees(gps.get(_LONGITUDE), gps.get(_LONGITUDE_REF), "W", limit=180)
+    if latitude is not None and longitude is not None:
+        metadata["gps"] = {"lat": latitude, "lon": longitude}
+    make, model = _tag_text(exif.get(_MAKE)), _tag_text(exif.get(_MODEL))
+    # Many makers repeat their name in the model ("Canon" + "Canon EOS R6").
+    camera = model if make and model.lower().startswith(make.lower()) else f"{make} {model}"
+    if camera.strip():
+        metadata["camera"] = camera.strip()
+    return metadata
+
+
+def _tag_text(value: object) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value.replace("\x00", "").strip() if isinstance(value, str) else ""
+
+
+def _iso_time(value: object, offset: object) -> str | None:
+    """'2024:03:15 10:20:30' (+ '+08:00') as ISO 8601; None when absent or not a real time."""
+    try:
+        moment = dt.datetime.strptime(_tag_text(value), "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    utc_offset = _tag_text(offset)
+    return moment.isoformat() + (utc_offset if _UTC_OFFSET.match(utc_offset) else "")
+
+
+def _signed_degrees(dms: object, ref: object, negative_ref: str, *, limit: int) -> float | None:
+    """Degrees, minutes, seconds and a hemisphere letter as signed decimal degrees."""
+    if not isinstance(dms, tuple) or len(dms) != 3:
+        return None
+    try:
+        degrees, minutes, seconds = (float(part) for part in dms)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    value = degrees + minutes / 60 + seconds / 3600
+    if not math.isfinite(value) or not 0 <= value <= limit:
+        return None
+    sign = -1 if _tag_text(ref).upper() == negative_ref else 1
+    return round(sign * value, 7)
