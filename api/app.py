@@ -13,7 +13,8 @@ from fastapi import FastAPI, Request, Response
 from sqlalchemy import func, select
 
 from api.errors import install_error_handlers
-from api.routes import admin, audit, auth, documents, health
+from api.routes import admin, audit, auth, documents, health, search
+from indexer.worker import BackgroundWorker, IndexWorker
 from services.auth import Authenticator
 from services.backends import Backends, open_backends
 from services.config import Settings
@@ -43,7 +44,13 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if not has_users(opened):
             log.warning(FIRST_ADMIN_HINT)
+        worker = None
+        if settings.embedded_worker:
+            worker = BackgroundWorker(IndexWorker(opened, opened.index))
+            worker.start()
         yield
+        if worker is not None:
+            worker.stop()
         if backends is None:
             opened.close()
 
@@ -58,7 +65,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     app.state.backends = opened
     app.state.authenticator = Authenticator(settings=settings, backends=opened)
     install_error_handlers(app)
-    for module in (auth, documents, audit, admin, health):
+    for module in (auth, documents, search, audit, admin, health):
         app.include_router(module.router)
 
     @app.middleware("http")

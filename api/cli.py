@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from api.upload_client import upload_command
 from services import maintenance, orgs
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends, open_backends
@@ -222,6 +223,64 @@ def check(data_dir: Path | None) -> None:
 
 @main.command()
 @data_dir_option
+def worker(data_dir: Path | None) -> None:
+    """Run an index worker: drain the outbox into the search index until interrupted."""
+    import signal
+    import threading
+
+    from indexer.worker import IndexWorker
+
+    backends = _with_backends(data_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        IndexWorker(backends, backends.index).run(stop)
+    finally:
+        backends.close()
+
+
+@main.command()
+@data_dir_option
+@click.option("--restart", is_flag=True, help="Start over instead of resuming an unfinished run.")
+def reindex(data_dir: Path | None, restart: bool) -> None:
+    """Rebuild the search index from the database and the blob store (resumable)."""
+    from tqdm import tqdm
+
+    from indexer.reindex import reindex as rebuild
+
+    backends = _with_backends(data_dir)
+    bar = tqdm(unit="doc", desc="reindex", file=sys.stderr)
+
+    def on_total(total: int, done: int) -> None:
+        bar.reset(total=total)
+        bar.update(done)
+
+    try:
+        report = rebuild(
+            backends,
+            backends.index,
+            restart=restart,
+            on_total=on_total,
+            on_progress=bar.update,
+        )
+    finally:
+        bar.close()
+        backends.close()
+    _emit(
+        {
+            "run": report.run_id,
+            "resumed": report.resumed,
+            "documents": report.total,
+            "indexed": report.indexed,
+            "failed": report.failed,
+            "removed": report.removed,
+        }
+    )
+
+
+@main.command()
+@data_dir_option
 def sweep(data_dir: Path | None) -> None:
     """Delete blobs no document points at, older than the grace period."""
     backends = _with_backends(data_dir)
@@ -230,3 +289,6 @@ def sweep(data_dir: Path | None) -> None:
     finally:
         backends.close()
     _emit({"removed": removed})
+
+
+main.add_command(upload_command)

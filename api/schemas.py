@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel
 from services.audit import VerifyReport
 from services.documents import Receipt
 from services.models import AuditEvent, Category, Document, Org, User
+from services.searching import SearchPage
 
 
 class OrgRef(BaseModel):
@@ -67,6 +69,14 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
+class SimilarOut(BaseModel):
+    """A near-duplicate of a document: same township, nearly the same text."""
+
+    id: str
+    title: str
+    similarity: float
+
+
 class DocumentOut(BaseModel):
     id: str
     title: str
@@ -87,9 +97,19 @@ class DocumentOut(BaseModel):
     index_status: str
     duplicate: bool = False
     withdrawn_at: datetime | None = None
+    index_error: str | None = None
+    contains_personal_data: bool = False
+    exif: dict[str, Any] | None = None
+    similar_to: list[SimilarOut] = []
 
     @classmethod
-    def of(cls, document: Document, *, duplicate: bool = False) -> DocumentOut:
+    def of(
+        cls,
+        document: Document,
+        *,
+        duplicate: bool = False,
+        similar: Sequence[tuple[Document, float]] = (),
+    ) -> DocumentOut:
         return cls(
             id=document.id,
             title=document.title,
@@ -114,6 +134,13 @@ class DocumentOut(BaseModel):
             index_status=document.index_status,
             duplicate=duplicate,
             withdrawn_at=document.withdrawn_at,
+            index_error=document.index_error,
+            contains_personal_data=document.contains_personal_data,
+            exif=document.exif,
+            similar_to=[
+                SimilarOut(id=other.id, title=other.title, similarity=round(score, 3))
+                for other, score in similar
+            ],
         )
 
 
@@ -122,6 +149,45 @@ class DocumentListOut(BaseModel):
     page: int
     size: int
     documents: list[DocumentOut]
+
+
+class SearchHitOut(BaseModel):
+    document: DocumentOut
+    score: float
+    highlights: list[str]
+
+
+class FacetBucketOut(BaseModel):
+    key: str
+    count: int
+
+
+class SearchOut(BaseModel):
+    total: int
+    page: int
+    size: int
+    hits: list[SearchHitOut]
+    facets: dict[str, list[FacetBucketOut]]
+
+    @classmethod
+    def of(cls, page: SearchPage, *, number: int, size: int) -> SearchOut:
+        return cls(
+            total=page.total,
+            page=number,
+            size=size,
+            hits=[
+                SearchHitOut(
+                    document=DocumentOut.of(found.document),
+                    score=round(found.score, 4),
+                    highlights=list(found.highlights),
+                )
+                for found in page.hits
+            ],
+            facets={
+                name: [FacetBucketOut(key=b.key, count=b.count) for b in buckets]
+                for name, buckets in page.facets.items()
+            },
+        )
 
 
 class ReceiptOut(BaseModel):

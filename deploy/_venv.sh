@@ -1,5 +1,5 @@
 # Sourced by the deploy scripts: create the project's virtualenv once and install into it.
-# Usage: ensure_venv EXTRAS   (e.g. ensure_venv "" or ensure_venv "[test]")
+# Usage: ensure_venv EXTRAS (e.g. "" or "[test]"); ensure_debian_packages NAME...
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MATERIALS_VENV:-$ROOT/.venv}"
@@ -12,4 +12,20 @@ ensure_venv() {
         "$VENV/bin/python" -m pip install --quiet --upgrade pip
     fi
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT$extras"
+}
+
+# Install Debian packages the app uses when they are missing (needs root; otherwise says what to do).
+ensure_debian_packages() {
+    local missing=()
+    local package
+    for package in "$@"; do
+        dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "note: install ${missing[*]} (apt-get install ${missing[*]}) for full text extraction" >&2
+    fi
 }

@@ -3,6 +3,7 @@
 # Extra arguments go to `materials serve` (e.g. --demo, --port 8080, --data-dir /srv/materials).
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
+ensure_debian_packages antiword
 ensure_venv ""
 cd "$ROOT"
 exec "$VENV/bin/materials" serve "$@"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, exists, false, or_, true
 
 from services.models import Document, DocumentDepartment, OrgKind, Role, User, Visibility
+from services.search import ReadScope
 
 # Which kind of organisation each role belongs to.
 ROLE_ORG_KIND: dict[Role, OrgKind] = {
@@ -103,6 +104,17 @@ def can_read_audit(principal: Principal) -> bool:
 
 def can_administer(principal: Principal) -> bool:
     return principal.role is Role.admin
+
+
+def read_scope(principal: Principal) -> ReadScope:
+    """``can_see`` for the search index: which documents a search may return and count."""
+    if principal.role is Role.auditor:
+        return ReadScope(everything=True)
+    if principal.role is Role.uploader:
+        return ReadScope(township_id=principal.org_id)
+    if principal.role is Role.reader:
+        return ReadScope(department_id=principal.org_id)
+    return ReadScope()  # admins search nothing
 
 
 def visible_clause(principal: Principal) -> ColumnElement[bool]:

@@ -12,6 +12,7 @@ from services.blobs import BlobStore, open_blob_store
 from services.config import Settings
 from services.db import Database
 from services.passwords import Passwords
+from services.search import SearchIndex, open_search_index
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,15 @@ class Backends:
     blobs: BlobStore
     audit: AuditLog
     passwords: Passwords
+    index: SearchIndex
 
     def close(self) -> None:
+        self.index.close()
         self.db.dispose()
 
 
 def open_backends(settings: Settings, *, migrate: bool = True) -> Backends:
-    """Open the database (migrated to the newest schema), the blob store and the audit log."""
+    """Open the database (migrated to the newest schema), blob store, search index, audit log."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     if migrate:
@@ -38,4 +41,5 @@ def open_backends(settings: Settings, *, migrate: bool = True) -> Backends:
         blobs=open_blob_store(settings),
         audit=AuditLog(db),
         passwords=Passwords.from_settings(settings),
+        index=open_search_index(settings),
     )

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=64)
     production: bool = False
+    # Run an index worker thread inside the API process (embedded mode). Production runs
+    # `materials worker` processes instead and sets this to false.
+    embedded_worker: bool = True
 
     @field_validator("data_dir")
     @classmethod

@@ -20,7 +20,15 @@ from services.backends import Backends
 from services.errors import Conflict, Forbidden, InvalidField, MaterialsError, NotFound
 from services.filetypes import detect_file_type
 from services.metadata import parse_metadata
-from services.models import Document, DocumentDepartment, Org, utcnow
+from services.models import (
+    Document,
+    DocumentDepartment,
+    DocumentSimilarity,
+    IndexAction,
+    Org,
+    OutboxEvent,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,8 @@ def upload(
             )
             document.receipt_seq = event.seq
             document.receipt_hash = event.hash
+            # Same transaction: the index cannot miss a committed document.
+            session.add(OutboxEvent(document_id=document.id, action=IndexAction.upsert.value))
             session.flush()
             document_id = document.id
     except IntegrityError:
@@ -235,6 +245,20 @@ def view(backends: Backends, *, principal: Principal, document_id: str, ip: str 
         document_id=document.id,
     )
     return document
+
+
+def similar_documents(
+    backends: Backends, *, principal: Principal, document: Document
+) -> list[tuple[Document, float]]:
+    """The near-duplicates of a document that the caller may see, most similar first."""
+    with backends.db.session() as session:
+        rows = session.execute(
+            select(Document, DocumentSimilarity.score)
+            .join(DocumentSimilarity, DocumentSimilarity.similar_id == Document.id)
+            .where(DocumentSimilarity.document_id == document.id)
+            .order_by(DocumentSimilarity.score.desc())
+        ).all()
+    return [(other, score) for other, score in rows if access.can_see(principal, other)]
 
 
 def download(
@@ -389,6 +413,7 @@ def withdraw(
         if found is not None and allowed and found.withdrawn_at is None:
             found.withdrawn_at = utcnow()
             found.withdrawn_by_id = principal.user_id
+            session.add(OutboxEvent(document_id=found.id, action=IndexAction.delete.value))
             backends.audit.append(
                 session,
                 actor=actor,

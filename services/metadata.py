@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -83,6 +83,25 @@ def check_period(value: str) -> str:
     except ValueError as exc:
         raise InvalidField("period", "期间不是有效日期", code="invalid_period") from exc
     return value
+
+
+def period_bounds(period: str) -> tuple[date, date]:
+    """The first and last day a valid period covers: 2020-Q3 → 2020-07-01 … 2020-09-30."""
+    match = _PERIOD.match(check_period(period))
+    assert match is not None  # check_period accepted it
+    year_text, quarter, month, day = match.groups()
+    year = int(year_text)
+    if day:
+        start = date(year, int(month), int(day))
+        return start, start
+    if month:
+        first_month = last_month = int(month)
+    elif quarter:
+        first_month, last_month = 3 * int(quarter) - 2, 3 * int(quarter)
+    else:
+        first_month, last_month = 1, 12
+    next_month = date(year + 1, 1, 1) if last_month == 12 else date(year, last_month + 1, 1)
+    return date(year, first_month, 1), next_month - timedelta(days=1)
 
 
 def _split_list(value: str) -> list[str]:

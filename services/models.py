@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -156,12 +157,70 @@ class Document(Base):
     # The audit event that recorded the upload: the receipt's anchor in the chain.
     receipt_seq: Mapped[int | None] = mapped_column(BigInteger)
     receipt_hash: Mapped[str | None] = mapped_column(String(64))
+    # What indexing found out: why it failed, personal data, photo metadata, a text fingerprint.
+    index_error: Mapped[str | None] = mapped_column(String(500))
+    indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    contains_personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
+    exif: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    fingerprint: Mapped[list[int] | None] = mapped_column(JSON, deferred=True)
 
     township: Mapped[Org] = relationship(lazy="joined")
     uploaded_by: Mapped[User] = relationship(lazy="joined", foreign_keys=[uploaded_by_id])
     departments: Mapped[list[Org]] = relationship(
         secondary="document_departments", lazy="selectin", order_by="Org.name"
     )
+
+
+class IndexAction(StrEnum):
+    upsert = "upsert"
+    delete = "delete"
+
+
+class OutboxEvent(Base):
+    """A pending change to the search index, written in the same transaction as its cause.
+
+    Workers claim events with a lease (``lease_owner`` until ``lease_expires_at``); an event whose
+    lease ran out is claimed again, so a crashed worker loses nothing.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "done_at", "available_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(String(36), index=True)
+    action: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class ReindexRun(Base):
+    """Progress of a full rebuild of the search index, so an interrupted one can resume."""
+
+    __tablename__ = "reindex_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_document_id: Mapped[str | None] = mapped_column(String(36))
+    indexed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    removed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DocumentSimilarity(Base):
+    """Two documents of one township whose text is nearly the same (stored in both directions)."""
+
+    __tablename__ = "document_similarities"
+
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    similar_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class DocumentDepartment(Base):

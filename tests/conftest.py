@@ -44,6 +44,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         # Cheap password hashes: the tests create and sign in many users.
         "password_time_cost": 1,
         "password_memory_kib": 1024,
+        # Tests drain the outbox themselves, at the moment they choose.
+        "embedded_worker": False,
         **overrides,
     }
     return Settings(**values)

@@ -38,11 +38,15 @@ class CountingBody:
 
 
 @contextlib.contextmanager
-def serving(app: ASGIApp, *, buffer: int = SOCKET_BUFFER) -> Iterator[int]:
-    """Run the app under a real uvicorn on a loopback port; yield the port."""
+def serving(app: ASGIApp, *, buffer: int | None = SOCKET_BUFFER) -> Iterator[int]:
+    """Run the app under a real uvicorn on a loopback port; yield the port.
+
+    ``buffer`` pins the receive buffer (not autotuned up to tens of MiB) so the bytes in flight
+    stay small and known; None leaves the kernel's default.
+    """
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # Pinned (not autotuned up to tens of MiB) so the bytes in flight stay small and known.
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+    if buffer is not None:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
     listener.bind(("127.0.0.1", 0))
     port: int = listener.getsockname()[1]
     config = uvicorn.Config(
@@ -57,7 +61,7 @@ def serving(app: ASGIApp, *, buffer: int = SOCKET_BUFFER) -> Iterator[int]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
                 pytest.fail("uvicorn did not start")
@@ -65,7 +69,7 @@ def serving(app: ASGIApp, *, buffer: int = SOCKET_BUFFER) -> Iterator[int]:
         yield port
     finally:
         server.should_exit = True
-        thread.join(timeout=5)
+        thread.join(timeout=10)
         listener.close()
     assert not thread.is_alive()
 

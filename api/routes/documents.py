@@ -95,7 +95,9 @@ def lookup_document(
 def get_document(
     document_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> DocumentOut:
-    return DocumentOut.of(documents.view(backends, principal=user, document_id=document_id, ip=ip))
+    document = documents.view(backends, principal=user, document_id=document_id, ip=ip)
+    similar = documents.similar_documents(backends, principal=user, document=document)
+    return DocumentOut.of(document, similar=similar)
 
 
 @router.get("/{document_id}/download")

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,14 +16,25 @@ from pathlib import Path
 
 import httpx
 
+from tests.server_process import ServerProcess, environment, materials
+
 CHUNK = 1024 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+BOOTSTRAP = (
+    ("admin", "create-org", "--kind", "county", "--name", "基准县"),
+    ("admin", "create-org", "--kind", "township", "--name", "基准镇"),
+    (
+        "admin",
+        "create-user",
+        "--username",
+        "bench",
+        "--password",
+        "bench-pass-1",
+        "--org",
+        "基准镇",
+        "--role",
+        "uploader",
+    ),
+)
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -57,48 +64,20 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=512, help="file size in MiB")
     args = parser.parse_args()
     size = args.mib * CHUNK
-    materials = str(Path(sys.executable).with_name("materials"))
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "MATERIALS_DATA_DIR": tmp, "MATERIALS_MAX_UPLOAD_BYTES": str(size * 2)}
-        for command in (
-            ["admin", "create-org", "--kind", "county", "--name", "基准县"],
-            ["admin", "create-org", "--kind", "township", "--name", "基准镇"],
-            [
-                "admin",
-                "create-user",
-                "--username",
-                "bench",
-                "--password",
-                "bench-pass-1",
-                "--org",
-                "基准镇",
-                "--role",
-                "uploader",
-            ],
-        ):
-            subprocess.run([materials, *command], env=env, check=True, capture_output=True)
-        port = _free_port()
-        server = subprocess.Popen(
-            [materials, "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        data_dir = Path(tmp) / "data"
+        env = environment(max_upload_bytes=str(size * 2))
+        for command in BOOTSTRAP:
+            done = materials(*command, "--data-dir", str(data_dir), env=env)
+            assert done.returncode == 0, done.stderr
+        server = ServerProcess(data_dir, Path(tmp) / "server.log", env=env)
         try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                time.sleep(0.1)
+            server.wait_until_up()
+            base = server.base_url
             token = httpx.post(
                 f"{base}/api/v1/auth/token", data={"username": "bench", "password": "bench-pass-1"}
             ).json()["access_token"]
-            idle = _peak_rss_mib(server.pid)
+            idle = _peak_rss_mib(server.process.pid)
             boundary = "benchboundary7d3f"
             for label in ("upload", "duplicate"):
                 started = time.perf_counter()
@@ -114,15 +93,14 @@ def main() -> None:
                 elapsed = time.perf_counter() - started
                 assert response.status_code in (200, 201), response.text
                 rate = args.mib / elapsed
-                peak = _peak_rss_mib(server.pid)
+                peak = _peak_rss_mib(server.process.pid)
                 print(
                     f"{label:>9}: {args.mib} MiB in {elapsed:.2f} s = {rate:.0f} MiB/s, "
                     f"HTTP {response.status_code}, server peak RSS {peak:.0f} MiB"
                 )
             print(f"server peak RSS before uploads: {idle:.0f} MiB")
         finally:
-            server.terminate()
-            server.wait(timeout=15)
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,35 +17,16 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.server_process import ServerProcess, materials
+
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MATERIALS = str(Path(sys.executable).with_name("materials"))
-COMMAND_TIMEOUT = 120
-START_TIMEOUT = 60
 PASSWORD = "walk-through-2026"
 
 COUNTY, TOWNSHIP, DEPARTMENT = "演练县", "城关镇", "县乡村振兴局"
 FILENAME = "城关镇2026年第三季度脱贫攻坚工作总结.txt"
 CONTENT = "城关镇2026年第三季度脱贫攻坚工作总结\n本季度走访贫困户126户。\n".encode()
 SHA256 = hashlib.sha256(CONTENT).hexdigest()
-
-
-def _env() -> dict[str, str]:
-    # The data directory is always passed explicitly; nothing else is configured.
-    return {key: value for key, value in os.environ.items() if not key.startswith("MATERIALS_")}
-
-
-def materials(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MATERIALS, *args],
-        cwd=REPO_ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
 
 
 def one_json_line(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -70,57 +48,6 @@ def bootstrap(data_dir: Path, *args: str) -> dict[str, Any]:
     assert repeated["created"] is False
     assert repeated["id"] == created["id"]
     return created
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Server:
-    """``materials serve`` as a subprocess, its output in a log file."""
-
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [MATERIALS, "serve", "--data-dir", str(data_dir), "--port", str(self.port)],
-            cwd=REPO_ROOT,
-            env=_env(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def wait_until_up(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"server not up after {START_TIMEOUT} s:\n{self.log()}")
-
-    def stop(self) -> int | None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
-        return self.process.returncode
 
 
 @pytest.fixture
@@ -169,7 +96,7 @@ def test_walk_through(data_dir: Path, tmp_path: Path) -> None:
         assert (user["username"], user["role"], user["org"]["name"]) == (username, role, org)
 
     # 2. Serve it.
-    server = Server(data_dir, tmp_path / "server.log")
+    server = ServerProcess(data_dir, tmp_path / "server.log")
     try:
         server.wait_until_up()
         with httpx.Client(base_url=server.base_url, timeout=30) as http:
@@ -236,6 +163,17 @@ def walk_through_api(http: httpx.Client) -> None:
     found = http.get("/api/v1/documents/lookup", headers=uploader, params={"sha256": SHA256})
     assert found.status_code == 200
     assert found.json()["id"] == document["id"]
+
+    # The server's own index worker makes it searchable by what is written inside, in seconds.
+    deadline = time.monotonic() + 20
+    while True:
+        result = http.get("/api/v1/search", headers=reader, params={"q": "贫困户"}).json()
+        if result["total"]:
+            break
+        assert time.monotonic() < deadline, "not searchable 20 s after upload"
+        time.sleep(0.1)
+    assert [hit["document"]["id"] for hit in result["hits"]] == [document["id"]]
+    assert any("<em>" in highlight for highlight in result["hits"][0]["highlights"])
 
     # The department reads it, under its Chinese name.
     download = http.get(f"{document_url}/download", headers=reader)

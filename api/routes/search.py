@@ -1,0 +1,42 @@
+"""Search: Chinese full-text search over the documents the caller may read."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
+from api.schemas import SearchOut
+from services import searching
+
+router = APIRouter(prefix="/api/v1", tags=["search"])
+
+
+@router.get("/search", response_model=SearchOut)
+def search_documents(
+    user: CurrentUser,
+    backends: BackendsDep,
+    ip: ClientIP,
+    q: Annotated[str, Query(max_length=500)] = "",
+    category: Annotated[str | None, Query(max_length=50)] = None,
+    township: Annotated[str | None, Query(max_length=100)] = None,
+    period_from: Annotated[str | None, Query(max_length=20)] = None,
+    period_to: Annotated[str | None, Query(max_length=20)] = None,
+    page: PageNumber = 1,
+    size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> SearchOut:
+    """Documents matching `q` and the filters, best first, with facets and highlights."""
+    found = searching.search(
+        backends,
+        principal=user,
+        text=q,
+        category=category,
+        township=township,
+        period_from=period_from,
+        period_to=period_to,
+        page=page,
+        size=size,
+        ip=ip,
+    )
+    return SearchOut.of(found, number=page, size=size)

@@ -1,0 +1,157 @@
+"""Index one document: fetch its blob, extract, mask personal data, fingerprint, link near-
+duplicates, write it to the search index, and record the outcome on the document row.
+
+Idempotent by document id: running it twice leaves the same index entry and the same row.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from indexer.extractors import (
+    Extracted,
+    ExtractionContext,
+    ExtractionFailed,
+    ExtractionLimits,
+    extract,
+)
+from indexer.personal_data import mask_personal_data
+from indexer.similarity import fingerprint, similarity
+from services.backends import Backends
+from services.metadata import period_bounds
+from services.models import Document, DocumentSimilarity, IndexStatus, utcnow
+from services.search import IndexedDocument, SearchIndex
+
+NEAR_DUPLICATE_THRESHOLD = 0.8
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    document_id: str
+    status: str  # indexed | failed | removed
+    reason: str | None = None
+
+
+def _fetch(backends: Backends, document: Document, directory: Path) -> Path:
+    path = directory / "blob"
+    with path.open("wb") as out:
+        for chunk in backends.blobs.read_chunks(document.sha256):
+            out.write(chunk)
+    return path
+
+
+def _extract(
+    backends: Backends, document: Document, limits: ExtractionLimits
+) -> tuple[Extracted | None, str | None]:
+    backends.settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=backends.settings.spool_dir) as tmp:
+        path = _fetch(backends, document, Path(tmp))
+        context = ExtractionContext(
+            path=path, content_type=document.content_type, filename=document.filename, limits=limits
+        )
+        try:
+            return extract(context), None
+        except ExtractionFailed as failure:
+            return None, failure.reason
+
+
+def to_indexed(document: Document, body: str) -> IndexedDocument:
+    """The plain value the search index stores for a document."""
+    start, end = period_bounds(document.period) if document.period else (None, None)
+    return IndexedDocument(
+        id=document.id,
+        title=document.title,
+        filename=document.filename,
+        category=document.category,
+        tags=tuple(document.tags),
+        description=document.description,
+        body=body,
+        township_id=document.township_id,
+        township_name=document.township.name,
+        visibility=document.visibility,
+        department_ids=tuple(org.id for org in document.departments),
+        period=document.period,
+        period_start=start,
+        period_end=end,
+        created_at=document.created_at,
+        content_type=document.content_type,
+    )
+
+
+def _link_near_duplicates(session: Session, document: Document, marks: tuple[int, ...]) -> None:
+    session.execute(
+        delete(DocumentSimilarity).where(
+            (DocumentSimilarity.document_id == document.id)
+            | (DocumentSimilarity.similar_id == document.id)
+        )
+    )
+    if not marks:
+        return
+    candidates = session.execute(
+        select(Document.id, Document.fingerprint).where(
+            Document.township_id == document.township_id,
+            Document.id != document.id,
+            Document.withdrawn_at.is_(None),
+            Document.fingerprint.is_not(None),
+        )
+    ).all()
+    for other_id, other_marks in candidates:
+        score = similarity(marks, tuple(other_marks or ()))
+        if score >= NEAR_DUPLICATE_THRESHOLD:
+            session.add(
+                DocumentSimilarity(document_id=document.id, similar_id=other_id, score=score)
+            )
+            session.add(
+                DocumentSimilarity(document_id=other_id, similar_id=document.id, score=score)
+            )
+
+
+def index_document(
+    backends: Backends,
+    index: SearchIndex,
+    *,
+    document_id: str,
+    limits: ExtractionLimits | None = None,
+) -> IndexOutcome:
+    """Bring the index entry of one document in line with the database."""
+    with backends.db.session() as session:
+        document = session.get(Document, document_id)
+    if document is None or document.withdrawn_at is not None:
+        index.delete([document_id])
+        return IndexOutcome(document_id, "removed")
+
+    extracted, failure = _extract(backends, document, limits or ExtractionLimits())
+    text = extracted.text if extracted else ""
+    masked, personal = mask_personal_data(text)
+    title, title_personal = mask_personal_data(document.title)
+    marks = fingerprint(text)
+    # The index gets masked text only: no snippet can show what it never held.
+    index.upsert([replace(to_indexed(document, masked), title=title)])
+
+    with backends.db.session() as session:
+        row = session.get(Document, document_id)
+        if row is None:
+            return IndexOutcome(document_id, "removed")
+        row.index_status = (IndexStatus.failed if failure else IndexStatus.indexed).value
+        row.index_error = failure
+        row.indexed_at = utcnow()
+        row.contains_personal_data = personal or title_personal
+        row.exif = extracted.exif if extracted else None
+        row.fingerprint = list(marks) if marks else None
+        _link_near_duplicates(session, row, marks)
+    status = "failed" if failure else "indexed"
+    return IndexOutcome(document_id, status, failure)
+
+
+def mark_failed(backends: Backends, *, document_id: str, reason: str) -> None:
+    """Give up on a document after repeated backend failures, saying why."""
+    with backends.db.session() as session:
+        row = session.get(Document, document_id)
+        if row is not None:
+            row.index_status = IndexStatus.failed.value
+            row.index_error = reason[:500]

@@ -1,0 +1,114 @@
+"""The indexing worker: claim outbox events → index the document → complete, or retry later.
+
+``IndexWorker.run_once`` does one batch; ``run`` loops until told to stop. Embedded mode runs it on
+a thread inside ``materials serve``; ``materials worker`` runs it on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+
+from indexer import outbox
+from indexer.extractors import ExtractionLimits
+from indexer.indexing import index_document, mark_failed
+from services.backends import Backends
+from services.errors import BackendUnavailable
+from services.search import SearchIndex
+
+log = logging.getLogger("materials.indexer")
+
+MAX_ATTEMPTS = 8
+
+
+class IndexWorker:
+    """Drains the outbox into the search index."""
+
+    def __init__(
+        self,
+        backends: Backends,
+        index: SearchIndex,
+        *,
+        lease_seconds: float = 120.0,
+        batch_size: int = 16,
+        poll_seconds: float = 0.2,
+        limits: ExtractionLimits | None = None,
+    ) -> None:
+        self._backends = backends
+        self._index = index
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._lease_seconds = lease_seconds
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._limits = limits or ExtractionLimits()
+
+    def run_once(self) -> int:
+        """Process one batch of due events; how many were claimed."""
+        db = self._backends.db
+        claims = outbox.claim(
+            db, owner=self.owner, lease_seconds=self._lease_seconds, limit=self._batch_size
+        )
+        for claim in claims:
+            try:
+                index_document(
+                    self._backends, self._index, document_id=claim.document_id, limits=self._limits
+                )
+            except Exception as exc:  # any failure: the event stays and is tried again later
+                transient = isinstance(exc, BackendUnavailable)
+                reason = f"{type(exc).__name__}: {exc}"
+                attempts = outbox.retry_later(db, claim, owner=self.owner, error=reason)
+                log.warning(
+                    "indexing %s failed (attempt %d): %s", claim.document_id, attempts, reason
+                )
+                if attempts >= MAX_ATTEMPTS and not transient:
+                    mark_failed(
+                        self._backends,
+                        document_id=claim.document_id,
+                        reason=f"索引多次失败，最后一次错误：{reason}",
+                    )
+                    outbox.complete(db, claim, owner=self.owner)
+                continue
+            outbox.complete(db, claim, owner=self.owner)
+        return len(claims)
+
+    def drain(self, *, max_rounds: int = 10_000) -> int:
+        """Process until nothing is due; how many events were handled (for tests and reindex)."""
+        handled = 0
+        for _ in range(max_rounds):
+            claimed = self.run_once()
+            if not claimed:
+                break
+            handled += claimed
+        return handled
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set, polling when idle."""
+        log.info("index worker %s started", self.owner)
+        while not stop.is_set():
+            try:
+                claimed = self.run_once()
+            except Exception:  # the database itself failed: wait and try again
+                log.exception("index worker could not claim events")
+                claimed = 0
+            if not claimed:
+                stop.wait(self._poll_seconds)
+        log.info("index worker %s stopped", self.owner)
+
+
+class BackgroundWorker:
+    """An ``IndexWorker`` on a daemon thread, for embedded mode."""
+
+    def __init__(self, worker: IndexWorker) -> None:
+        self._worker = worker
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=worker.run, args=(self._stop,), daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)

@@ -1,0 +1,176 @@
+"""Search through the API: only readable documents are counted, masked personal data, duplicates.
+
+Documents are indexed by draining the outbox explicitly, as a worker would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from indexer.worker import IndexWorker
+from services.backends import Backends
+from services.models import AuditEvent
+from tests.conftest import Api
+from tests.samples import docx_bytes, pdf_bytes
+
+REPORT = (
+    "城关镇2026年第三季度脱贫攻坚工作总结。本季度走访贫困户126户，"
+    "落实产业帮扶、就业帮扶等措施，扶贫办督导检查两次。"
+)
+
+
+def _index(backends: Backends) -> None:
+    IndexWorker(backends, backends.index).drain()
+
+
+def _search(api: Api, user: str, **params: Any) -> Any:
+    response = api.client.get("/api/v1/search", params=params, headers=api.headers(user))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture
+def shared(api: Api, backends: Backends) -> dict[str, str]:
+    """East's documents in every visibility, and one of west's, indexed."""
+    ids = {}
+    for name, fields in {
+        "public": {"visibility": "departments", "category": "工作总结", "period": "2026-Q3"},
+        "restricted": {
+            "visibility": "restricted",
+            "departments": "扶贫办",
+            "category": "工作留痕",
+            "period": "2026-09",
+        },
+        "private": {"visibility": "private", "category": "会议纪要", "period": "2026-10"},
+    }.items():
+        body = f"东镇{name}材料：脱贫攻坚入户走访记录 秘密标题{name}".encode()
+        response = api.upload("east", f"{name}.txt", body, title=f"东镇{name}脱贫材料", **fields)
+        assert response.status_code == 201, response.text
+        ids[name] = response.json()["id"]
+    response = api.upload("west", "west.txt", "西乡脱贫攻坚总结".encode(), category="工作总结")
+    ids["west"] = response.json()["id"]
+    _index(backends)
+    return ids
+
+
+@pytest.mark.parametrize(
+    ("user", "visible"),
+    [
+        ("poverty", {"public", "restricted", "west"}),
+        ("stats", {"public", "west"}),
+        ("east", {"public", "restricted", "private"}),
+        ("west", {"west"}),
+        ("auditor", {"public", "restricted", "private", "west"}),
+        ("admin", set()),
+    ],
+)
+def test_only_readable_documents_are_returned_counted_and_faceted(
+    api: Api, shared: dict[str, str], user: str, visible: set[str]
+) -> None:
+    result = _search(api, user, q="脱贫攻坚")
+    returned = {hit["document"]["id"] for hit in result["hits"]}
+    assert returned == {shared[name] for name in visible}
+    assert result["total"] == len(visible)
+    assert sum(bucket["count"] for bucket in result["facets"]["township"]) == len(visible)
+    assert sum(bucket["count"] for bucket in result["facets"]["category"]) == len(visible)
+    hidden = {"public", "restricted", "private", "west"} - visible
+    text = str(result)
+    for name in hidden:
+        assert f"秘密标题{name}" not in text
+        assert f"东镇{name}脱贫材料" not in text
+
+
+def test_filters_and_empty_query_list_by_filters(api: Api, shared: dict[str, str]) -> None:
+    by_category = _search(api, "auditor", q="", category="工作总结")
+    assert {hit["document"]["id"] for hit in by_category["hits"]} == {
+        shared["public"],
+        shared["west"],
+    }
+    by_township = _search(api, "auditor", q="脱贫", township="东镇")
+    assert by_township["total"] == 3
+    by_period = _search(api, "auditor", q="", period_from="2026-09", period_to="2026-09")
+    assert {hit["document"]["id"] for hit in by_period["hits"]} == {
+        shared["public"],  # 2026-Q3 overlaps September
+        shared["restricted"],
+    }
+
+
+@pytest.mark.parametrize(
+    "query", ['"', "脱贫 AND (", "*", "NEAR(", "-扶贫", "title:扶贫", "'; DROP TABLE x; --", "^"]
+)
+def test_query_syntax_characters_are_text(api: Api, shared: dict[str, str], query: str) -> None:
+    result = _search(api, "auditor", q=query)
+    assert result["total"] >= 0
+
+
+def test_no_match_is_an_empty_200(api: Api, shared: dict[str, str]) -> None:
+    result = _search(api, "poverty", q="不存在的词语组合")
+    assert result["total"] == 0
+    assert result["hits"] == []
+
+
+def test_highlights_mark_matches_and_escape_html(api: Api, backends: Backends) -> None:
+    body = "<script>alert(1)</script> 入户走访记录：扶贫办检查。".encode()
+    response = api.upload("east", "走访.md", body)
+    assert response.status_code == 201
+    _index(backends)
+    [hit] = _search(api, "poverty", q="入户走访")["hits"]
+    joined = " ".join(hit["highlights"])
+    assert "<em>" in joined
+    assert "<script>" not in joined
+    assert "&lt;script&gt;" in joined or "script" not in joined
+
+
+def test_personal_data_is_flagged_and_masked_in_highlights(api: Api, backends: Backends) -> None:
+    body = "低保户张某，身份证号11010519491231002X，电话13812345678，入户核查。".encode()
+    response = api.upload("east", "核查.txt", body)
+    assert response.status_code == 201
+    document_id = response.json()["id"]
+    _index(backends)
+    [hit] = _search(api, "poverty", q="入户核查")["hits"]
+    joined = " ".join(hit["highlights"])
+    assert "11010519491231002X" not in joined
+    assert "13812345678" not in joined
+    document = api.client.get(f"/api/v1/documents/{document_id}", headers=api.headers("east"))
+    assert document.json()["contains_personal_data"] is True
+    original = api.client.get(
+        f"/api/v1/documents/{document_id}/download", headers=api.headers("east")
+    )
+    assert original.content == body
+
+
+def test_near_duplicates_are_linked_on_both_documents(api: Api, backends: Backends) -> None:
+    first = api.upload("east", "总结.docx", docx_bytes(REPORT)).json()["id"]
+    second = api.upload("east", "总结（修改）.docx", docx_bytes(REPORT + "特此报告。")).json()["id"]
+    unrelated = api.upload("east", "另一份.docx", docx_bytes("河道清淤工程验收报告")).json()["id"]
+    _index(backends)
+    for document_id, other in ((first, second), (second, first)):
+        body = api.client.get(
+            f"/api/v1/documents/{document_id}", headers=api.headers("east")
+        ).json()
+        assert [similar["id"] for similar in body["similar_to"]] == [other]
+    body = api.client.get(f"/api/v1/documents/{unrelated}", headers=api.headers("east")).json()
+    assert body["similar_to"] == []
+
+
+def test_searches_are_audited(api: Api, backends: Backends, shared: dict[str, str]) -> None:
+    _search(api, "stats", q="脱贫攻坚")
+    with backends.db.session() as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "search").order_by(AuditEvent.seq.desc())
+        ).first()
+    assert event is not None
+    assert event.actor == "stats"
+    assert event.details["q"] == "脱贫攻坚"
+    assert set(event.details["document_ids"]) == {shared["public"], shared["west"]}
+
+
+def test_pdf_text_layer_is_searchable(api: Api, backends: Backends) -> None:
+    response = api.upload("east", "report.pdf", pdf_bytes("Rural revitalisation progress"))
+    assert response.status_code == 201
+    _index(backends)
+    result = _search(api, "poverty", q="revitalisation")
+    assert [hit["document"]["id"] for hit in result["hits"]] == [response.json()["id"]]

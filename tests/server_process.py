@@ -1,0 +1,94 @@
+"""``materials`` as a user runs it: CLI subprocesses and ``materials serve`` on a free local port.
+
+Shared by the end-to-end tests and the benchmark scripts; nothing is configured through the
+environment but what the caller passes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MATERIALS = str(Path(sys.executable).with_name("materials"))
+COMMAND_TIMEOUT = 120
+START_TIMEOUT = 60
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def environment(**settings: str) -> dict[str, str]:
+    """This process's environment without any MATERIALS_ setting, plus the given ones."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("MATERIALS_")}
+    return {**clean, **{f"MATERIALS_{key.upper()}": value for key, value in settings.items()}}
+
+
+def materials(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run one ``materials`` command to completion."""
+    return subprocess.run(
+        [MATERIALS, *args],
+        cwd=REPO_ROOT,
+        env=env if env is not None else environment(),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+
+
+class ServerProcess:
+    """``materials serve`` as a subprocess, its output in a log file."""
+
+    def __init__(
+        self, data_dir: Path, log_path: Path, *, env: dict[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [MATERIALS, "serve", "--data-dir", str(data_dir), "--port", str(self.port)],
+            cwd=REPO_ROOT,
+            env=env if env is not None else environment(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_until_up(self) -> None:
+        """Return once /healthz answers; RuntimeError with the log when it does not."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server not up after {START_TIMEOUT} s:\n{self.log()}")
+
+    def stop(self) -> int | None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+        return self.process.returncode

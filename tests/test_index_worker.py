@@ -1,0 +1,218 @@
+"""The outbox and the index worker: nothing lost, nothing indexed twice, failures explained.
+
+Crashes are simulated by claiming events and never completing them; leases then run out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+import pytest
+from sqlalchemy import func, select
+
+from indexer import outbox
+from indexer.indexing import index_document
+from indexer.worker import IndexWorker
+from services.backends import Backends
+from services.errors import BackendUnavailable
+from services.models import Document, OutboxEvent
+from services.search import IndexedDocument, ReadScope, SearchIndex, SearchQuery, SearchResult
+from tests.conftest import Api
+from tests.samples import docx_bytes, text_bytes
+
+
+def _upload_reports(api: Api, count: int) -> list[str]:
+    ids = []
+    for number in range(count):
+        body = f"东镇第{number}号工作报告：走访贫困户{number}户，落实帮扶措施。".encode()
+        response = api.upload("east", f"报告{number}.txt", body, period="2026-Q3")
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def _pending(backends: Backends) -> int:
+    return outbox.pending_count(backends.db)
+
+
+def _find(backends: Backends, text: str) -> SearchResult:
+    return backends.index.search(SearchQuery(text=text, scope=ReadScope(everything=True)))
+
+
+def test_upload_writes_its_outbox_event_in_the_same_transaction(
+    api: Api, backends: Backends
+) -> None:
+    ids = _upload_reports(api, 3)
+    with backends.db.session() as session:
+        events = session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+        statuses = set(session.scalars(select(Document.index_status)))
+    assert [event.document_id for event in events] == ids
+    assert {event.action for event in events} == {"upsert"}
+    assert statuses == {"pending"}
+
+
+def test_worker_indexes_uploads_and_marks_documents(api: Api, backends: Backends) -> None:
+    ids = _upload_reports(api, 3)
+    handled = IndexWorker(backends, backends.index).drain()
+    assert handled == 3
+    assert _pending(backends) == 0
+    with backends.db.session() as session:
+        assert set(session.scalars(select(Document.index_status))) == {"indexed"}
+    found = _find(backends, "贫困户")
+    assert {hit.document_id for hit in found.hits} == set(ids)
+
+
+def test_a_crashed_worker_loses_nothing_and_duplicates_nothing(
+    api: Api, backends: Backends
+) -> None:
+    ids = _upload_reports(api, 4)
+    # Worker A claims everything, indexes two documents, then dies before completing any event.
+    crashed = outbox.claim(backends.db, owner="crashed", lease_seconds=0.5, limit=10)
+    assert {claim.document_id for claim in crashed} == set(ids)
+    for claim in crashed[:2]:
+        index_document(backends, backends.index, document_id=claim.document_id)
+
+    survivor = IndexWorker(backends, backends.index, lease_seconds=30)
+    assert survivor.run_once() == 0, "leased events must not be taken while the lease holds"
+    time.sleep(0.6)
+    assert survivor.drain() == 4
+
+    assert _pending(backends) == 0
+    assert backends.index.count() == 4
+    assert {hit.document_id for hit in _find(backends, "帮扶").hits} == set(ids)
+    # The dead worker's lease is gone: completing now reports the lost lease, changes nothing.
+    assert outbox.complete(backends.db, crashed[0], owner="crashed") is False
+
+
+class _Recording:
+    """A real index that records overlapping upserts of one document by different threads."""
+
+    def __init__(self, inner: SearchIndex) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self._active: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self.overlaps = 0
+        self.upserts: Counter[str] = Counter()
+
+    def upsert(self, documents: Sequence[IndexedDocument]) -> None:
+        with self._lock:
+            for document in documents:
+                self._active[document.id] += 1
+                self.upserts[document.id] += 1
+                self.overlaps += self._active[document.id] > 1
+        time.sleep(0.01)
+        try:
+            self._inner.upsert(documents)
+        finally:
+            with self._lock:
+                for document in documents:
+                    self._active[document.id] -= 1
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.slow
+def test_concurrent_workers_never_index_one_event_twice(api: Api, backends: Backends) -> None:
+    ids = _upload_reports(api, 24)
+    recording = _Recording(backends.index)
+    workers = [IndexWorker(backends, recording, batch_size=3) for _ in range(4)]  # type: ignore[arg-type]
+    threads = [threading.Thread(target=worker.drain) for worker in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert _pending(backends) == 0
+    assert recording.overlaps == 0
+    assert set(recording.upserts) == set(ids)
+    assert max(recording.upserts.values()) == 1
+    assert backends.index.count() == 24
+
+
+class _Flaky:
+    """A real index that is unavailable for its first ``failures`` upserts."""
+
+    def __init__(self, inner: SearchIndex, failures: int) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.failures = failures
+
+    def upsert(self, documents: Sequence[IndexedDocument]) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise BackendUnavailable("search index")
+        self._inner.upsert(documents)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def test_an_unavailable_index_is_retried_with_backoff(api: Api, backends: Backends) -> None:
+    [document_id] = _upload_reports(api, 1)
+    flaky = _Flaky(backends.index, failures=1)
+    worker = IndexWorker(backends, flaky)  # type: ignore[arg-type]
+    assert worker.run_once() == 1
+    with backends.db.session() as session:
+        event = session.scalars(select(OutboxEvent)).one()
+        assert event.done_at is None
+        assert event.attempts == 1
+        assert "BackendUnavailable" in (event.last_error or "")
+        # Make it due now instead of waiting for the backoff.
+        event.available_at = event.created_at
+    assert worker.drain() == 1
+    with backends.db.session() as session:
+        assert session.get_one(Document, document_id).index_status == "indexed"
+    assert _pending(backends) == 0
+
+
+def test_unreadable_file_is_failed_with_a_reason_and_still_found_by_title(
+    api: Api, backends: Backends
+) -> None:
+    broken = docx_bytes()[:-200]  # truncated: the zip's directory is gone
+    response = api.upload("east", "损坏的总结.docx", docx_bytes(), title="扶贫总结（损坏）")
+    assert response.status_code == 201
+    document_id = response.json()["id"]
+    # Replace the stored bytes' meaning: index a corrupt file under the same document.
+    with backends.db.session() as session:
+        document = session.get_one(Document, document_id)
+        sha256 = document.sha256
+    blob_path = backends.settings.blob_dir / sha256[:2] / sha256[2:4] / sha256
+    blob_path.chmod(0o640)
+    blob_path.write_bytes(broken)
+    IndexWorker(backends, backends.index).drain()
+    with backends.db.session() as session:
+        document = session.get_one(Document, document_id)
+        assert document.index_status == "failed"
+        assert document.index_error
+    assert [hit.document_id for hit in _find(backends, "扶贫总结").hits] == [document_id]
+
+
+def test_withdrawal_removes_the_document_from_the_index(api: Api, backends: Backends) -> None:
+    [document_id, other] = _upload_reports(api, 2)
+    worker = IndexWorker(backends, backends.index)
+    worker.drain()
+    withdrawn = api.client.delete(f"/api/v1/documents/{document_id}", headers=api.headers("east"))
+    assert withdrawn.status_code == 200
+    assert _pending(backends) == 1
+    worker.drain()
+    assert {hit.document_id for hit in _find(backends, "工作报告").hits} == {other}
+
+
+def test_gbk_text_is_indexed_as_chinese(api: Api, backends: Backends) -> None:
+    body = text_bytes("河口乡低保复核工作会议纪要", encoding="gb18030")
+    response = api.upload("west", "纪要.txt", body)
+    assert response.status_code == 201
+    IndexWorker(backends, backends.index).drain()
+    assert [hit.document_id for hit in _find(backends, "低保复核").hits] == [response.json()["id"]]
+
+
+def test_outbox_counts_match_documents_after_many_uploads(api: Api, backends: Backends) -> None:
+    _upload_reports(api, 5)
+    with backends.db.session() as session:
+        documents = session.scalar(select(func.count()).select_from(Document))
+        events = session.scalar(select(func.count()).select_from(OutboxEvent))
+    assert documents == events == 5
