@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from indexer.extractors import (
@@ -21,10 +21,16 @@ from indexer.extractors import (
     extract,
 )
 from indexer.personal_data import mask_personal_data
-from indexer.similarity import fingerprint, similarity
+from indexer.similarity import band_keys, fingerprint, similarity
 from services.backends import Backends
 from services.metadata import period_bounds
-from services.models import Document, DocumentSimilarity, IndexStatus, utcnow
+from services.models import (
+    Document,
+    DocumentSimilarity,
+    FingerprintBand,
+    IndexStatus,
+    utcnow,
+)
 from services.search import IndexedDocument, SearchIndex
 
 NEAR_DUPLICATE_THRESHOLD = 0.8
@@ -90,11 +96,26 @@ def _link_near_duplicates(session: Session, document: Document, marks: tuple[int
             | (DocumentSimilarity.similar_id == document.id)
         )
     )
+    session.execute(delete(FingerprintBand).where(FingerprintBand.document_id == document.id))
     if not marks:
         return
+    keys = band_keys(marks)
+    session.add_all(
+        FingerprintBand(
+            document_id=document.id, band=band, key=key, township_id=document.township_id
+        )
+        for band, key in keys
+    )
+    shares_a_band = or_(
+        *(and_(FingerprintBand.band == band, FingerprintBand.key == key) for band, key in keys)
+    )
     candidates = session.execute(
         select(Document.id, Document.fingerprint).where(
-            Document.township_id == document.township_id,
+            Document.id.in_(
+                select(FingerprintBand.document_id).where(
+                    FingerprintBand.township_id == document.township_id, shares_a_band
+                )
+            ),
             Document.id != document.id,
             Document.withdrawn_at.is_(None),
             Document.fingerprint.is_not(None),

@@ -212,6 +212,21 @@ class ReindexRun(Base):
     removed: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class FingerprintBand(Base):
+    """One band of a document's text fingerprint: documents sharing a band may be near-duplicates.
+
+    Lets a new document be compared with the few that could match instead of every one.
+    """
+
+    __tablename__ = "fingerprint_bands"
+    __table_args__ = (Index("ix_fingerprint_bands_lookup", "township_id", "band", "key"),)
+
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[int] = mapped_column(BigInteger)
+    township_id: Mapped[int] = mapped_column(Integer)
+
+
 class DocumentSimilarity(Base):
     """Two documents of one township whose text is nearly the same (stored in both directions)."""
 

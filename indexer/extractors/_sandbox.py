@@ -23,7 +23,7 @@ from indexer.extractors import Extracted, ExtractionContext, ExtractionFailed
 
 __all__ = ["extract_in_child_process"]
 
-_TASKS_PER_HELPER = 100  # then a fresh one: nothing one file leaves behind lasts long
+_TASKS_PER_HELPER = 500  # then a fresh one: nothing one file leaves behind lasts long
 _MAX_IDLE_HELPERS = 2
 _START_SECONDS = 60.0  # a helper imports the parsing libraries before it is ready
 

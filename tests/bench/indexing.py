@@ -60,7 +60,7 @@ def _file(rng: random.Random, number: int) -> tuple[str, bytes]:
         rows = "\n".join(f"村{i},{rng.randint(10, 500)},{rng.choice(WORDS)}" for i in range(20))
         return f"统计{number}.csv", f"村,户数,事项\n{rows}".encode()
     if kind == 5:
-        return f"照片{number}.png", png_bytes(4 + number % 5, 4)
+        return f"照片{number}.png", png_bytes(4, 4, colour=number.to_bytes(3, "big"))
     return f"记录{number}.txt", text.encode()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from indexer.similarity import fingerprint, similarity
+from indexer.similarity import band_keys, fingerprint, similarity
 
 FLOOD_REPORT = """城关镇2024年防汛工作总结
 
@@ -89,3 +89,13 @@ def test_fingerprints_are_the_same_in_another_process() -> None:
     assert tuple(int(value) for value in other.stdout.strip()[1:-1].split(",")) == fingerprint(
         FLOOD_REPORT
     )
+
+
+def test_near_duplicates_share_a_band_and_unrelated_reports_do_not() -> None:
+    flood, edited, tax = (
+        set(band_keys(fingerprint(t))) for t in (FLOOD_REPORT, EDITED_REPORT, TAX_REPORT)
+    )
+    assert len(flood) == 32
+    assert flood & edited
+    assert not flood & tax
+    assert band_keys(()) == []

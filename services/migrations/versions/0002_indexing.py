@@ -44,6 +44,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
+        "fingerprint_bands",
+        sa.Column("document_id", sa.String(length=36), nullable=False),
+        sa.Column("band", sa.Integer(), nullable=False),
+        sa.Column("key", sa.BigInteger(), nullable=False),
+        sa.Column("township_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["document_id"], ["documents.id"]),
+        sa.PrimaryKeyConstraint("document_id", "band"),
+    )
+    op.create_index(
+        "ix_fingerprint_bands_lookup", "fingerprint_bands", ["township_id", "band", "key"]
+    )
+    op.create_table(
         "document_similarities",
         sa.Column("document_id", sa.String(length=36), nullable=False),
         sa.Column("similar_id", sa.String(length=36), nullable=False),
@@ -81,6 +93,8 @@ def downgrade() -> None:
 
     op.drop_table("document_similarities")
     op.drop_table("reindex_runs")
+    op.drop_index("ix_fingerprint_bands_lookup", table_name="fingerprint_bands")
+    op.drop_table("fingerprint_bands")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_pending")
         batch_op.drop_index(batch_op.f("ix_outbox_document_id"))
