@@ -82,6 +82,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("exif", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("fingerprint", sa.JSON(), nullable=True))
 
+    # Documents uploaded before indexing existed get indexed by the first worker that runs.
+    op.execute(
+        sa.text(
+            "INSERT INTO outbox (document_id, action, created_at, available_at, attempts) "
+            "SELECT id, 'upsert', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0 FROM documents "
+            "WHERE withdrawn_at IS NULL ORDER BY created_at"
+        )
+    )
+
 
 def downgrade() -> None:
     with op.batch_alter_table("documents", schema=None) as batch_op:
