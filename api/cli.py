@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from api.upload_client import upload_command
-from services import maintenance, orgs
-from services.audit import Actor, AuditAction, Outcome
+from services import administration, maintenance
+from services.audit import Actor
 from services.backends import Backends, open_backends
 from services.config import Settings
 from services.errors import MaterialsError
@@ -122,23 +122,16 @@ def create_org(kind: str, name: str, parent: str | None, data_dir: Path | None) 
     """Create an organisation (idempotent); prints it as one JSON line."""
     backends = _with_backends(data_dir)
     try:
-        with backends.db.session() as session:
-            org, created = orgs.create_org(session, name=name, kind=OrgKind(kind), parent=parent)
-            if created:
-                backends.audit.append(
-                    session,
-                    actor=_cli_actor(),
-                    action=AuditAction.org_create,
-                    outcome=Outcome.allowed,
-                    details={"org": org.name, "kind": org.kind},
-                )
-            payload = {
-                "id": org.id,
-                "name": org.name,
-                "kind": org.kind,
-                "parent_id": org.parent_id,
-                "created": created,
-            }
+        org, created = administration.add_org(
+            backends, actor=_cli_actor(), name=name, kind=kind, parent=parent
+        )
+        payload = {
+            "id": org.id,
+            "name": org.name,
+            "kind": org.kind,
+            "parent_id": org.parent_id,
+            "created": created,
+        }
         _emit(payload)
     except MaterialsError as exc:
         _fail(exc)
@@ -156,30 +149,16 @@ def create_user(username: str, password: str, org: str, role: str, data_dir: Pat
     """Create a user (idempotent); prints it as one JSON line."""
     backends = _with_backends(data_dir)
     try:
-        with backends.db.session() as session:
-            user, created = orgs.create_user(
-                session,
-                passwords=backends.passwords,
-                username=username,
-                password=password,
-                org=org,
-                role=Role(role),
-            )
-            if created:
-                backends.audit.append(
-                    session,
-                    actor=_cli_actor(),
-                    action=AuditAction.user_create,
-                    outcome=Outcome.allowed,
-                    details={"user": user.username, "role": user.role},
-                )
-            payload = {
-                "id": user.id,
-                "username": user.username,
-                "role": user.role,
-                "org": {"id": user.org.id, "name": user.org.name, "kind": user.org.kind},
-                "created": created,
-            }
+        user, created = administration.add_user(
+            backends, actor=_cli_actor(), username=username, password=password, org=org, role=role
+        )
+        payload = {
+            "id": user.id,
+            "username": user.username,
+            "role": user.role,
+            "org": {"id": user.org.id, "name": user.org.name, "kind": user.org.kind},
+            "created": created,
+        }
         _emit(payload)
     except MaterialsError as exc:
         _fail(exc)

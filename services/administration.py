@@ -9,7 +9,7 @@ from datetime import datetime
 
 from services import access, orgs
 from services.access import Principal
-from services.audit import AuditAction, Outcome
+from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
 from services.documents import actor_of
 from services.errors import Forbidden, InvalidField
@@ -37,24 +37,20 @@ def _enum(kind: type[OrgKind] | type[Role], field: str, value: str) -> OrgKind |
         raise InvalidField(field, f"{field} 须为 {allowed} 之一") from exc
 
 
-def create_org(
-    backends: Backends,
-    *,
-    principal: Principal,
-    name: str,
-    kind: str,
-    parent: str | None,
-    ip: str | None,
+def add_org(
+    backends: Backends, *, actor: Actor, name: str, kind: str, parent: str | None
 ) -> tuple[Org, bool]:
-    """Create an organisation (idempotent); True when it was created."""
-    _require_admin(backends, principal=principal, action=AuditAction.org_create, ip=ip)
+    """Create an organisation (idempotent) and record it; True when it was created.
+
+    The caller has decided ``actor`` may: an admin over HTTP, or the operator's command line.
+    """
     org_kind = _enum(OrgKind, "kind", kind)
     assert isinstance(org_kind, OrgKind)
     with backends.db.session() as session:
         org, created = orgs.create_org(session, name=name, kind=org_kind, parent=parent)
         backends.audit.append(
             session,
-            actor=actor_of(principal, ip),
+            actor=actor,
             action=AuditAction.org_create,
             outcome=Outcome.allowed,
             details={"org": org.name, "kind": org.kind, "created": created},
@@ -62,18 +58,10 @@ def create_org(
     return org, created
 
 
-def create_user(
-    backends: Backends,
-    *,
-    principal: Principal,
-    username: str,
-    password: str,
-    org: str,
-    role: str,
-    ip: str | None,
+def add_user(
+    backends: Backends, *, actor: Actor, username: str, password: str, org: str, role: str
 ) -> tuple[User, bool]:
-    """Create a user (idempotent); True when it was created."""
-    _require_admin(backends, principal=principal, action=AuditAction.user_create, ip=ip)
+    """Create a user (idempotent) and record it; True when it was created."""
     user_role = _enum(Role, "role", role)
     assert isinstance(user_role, Role)
     with backends.db.session() as session:
@@ -87,12 +75,48 @@ def create_user(
         )
         backends.audit.append(
             session,
-            actor=actor_of(principal, ip),
+            actor=actor,
             action=AuditAction.user_create,
             outcome=Outcome.allowed,
             details={"user": user.username, "role": user.role, "created": created},
         )
     return user, created
+
+
+def create_org(
+    backends: Backends,
+    *,
+    principal: Principal,
+    name: str,
+    kind: str,
+    parent: str | None,
+    ip: str | None,
+) -> tuple[Org, bool]:
+    """An admin creates an organisation (idempotent); True when it was created."""
+    _require_admin(backends, principal=principal, action=AuditAction.org_create, ip=ip)
+    return add_org(backends, actor=actor_of(principal, ip), name=name, kind=kind, parent=parent)
+
+
+def create_user(
+    backends: Backends,
+    *,
+    principal: Principal,
+    username: str,
+    password: str,
+    org: str,
+    role: str,
+    ip: str | None,
+) -> tuple[User, bool]:
+    """An admin creates a user (idempotent); True when it was created."""
+    _require_admin(backends, principal=principal, action=AuditAction.user_create, ip=ip)
+    return add_user(
+        backends,
+        actor=actor_of(principal, ip),
+        username=username,
+        password=password,
+        org=org,
+        role=role,
+    )
 
 
 def list_users(backends: Backends, *, principal: Principal, ip: str | None) -> list[User]:

@@ -13,12 +13,12 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from services import documents, orgs
+from services import administration, documents
 from services.access import Principal
-from services.audit import Actor, AuditAction, Outcome
+from services.audit import Actor
 from services.backends import Backends
 from services.documents import IncomingFile
-from services.models import OrgKind, Role, User
+from services.models import OrgKind, Role
 
 COUNTY = "示范县"
 TOWNSHIPS = ("城关镇", "河口乡")
@@ -101,31 +101,26 @@ MATERIALS: tuple[tuple[str, str, dict[str, str], bytes], ...] = (
 def load_demo(backends: Backends) -> list[DemoLogin]:
     """Create the sample county, its users and materials (idempotent); the logins."""
     actor = Actor(username="cli:demo", role="system")
-    with backends.db.session() as session:
-        orgs.create_org(session, name=COUNTY, kind=OrgKind.county)
-        for name in TOWNSHIPS:
-            orgs.create_org(session, name=name, kind=OrgKind.township, parent=COUNTY)
-        for name in DEPARTMENTS:
-            orgs.create_org(session, name=name, kind=OrgKind.department, parent=COUNTY)
-        users: dict[str, Principal] = {}
-        for login in LOGINS:
-            user, created = orgs.create_user(
-                session,
-                passwords=backends.passwords,
-                username=login.username,
-                password=login.password,
-                org=login.org,
-                role=Role(login.role),
-            )
-            if created:
-                backends.audit.append(
-                    session,
-                    actor=actor,
-                    action=AuditAction.user_create,
-                    outcome=Outcome.allowed,
-                    details={"user": user.username, "role": user.role, "demo": True},
-                )
-            users[login.username] = Principal.of(session.get_one(User, user.id))
+    administration.add_org(backends, actor=actor, name=COUNTY, kind=OrgKind.county, parent=None)
+    for name in TOWNSHIPS:
+        administration.add_org(
+            backends, actor=actor, name=name, kind=OrgKind.township, parent=COUNTY
+        )
+    for name in DEPARTMENTS:
+        administration.add_org(
+            backends, actor=actor, name=name, kind=OrgKind.department, parent=COUNTY
+        )
+    users: dict[str, Principal] = {}
+    for login in LOGINS:
+        user, _ = administration.add_user(
+            backends,
+            actor=actor,
+            username=login.username,
+            password=login.password,
+            org=login.org,
+            role=login.role,
+        )
+        users[login.username] = Principal.of(user)
     with tempfile.TemporaryDirectory() as tmp:
         for number, (username, filename, fields, content) in enumerate(MATERIALS):
             path = Path(tmp) / f"material-{number}"
