@@ -12,7 +12,7 @@ from services.errors import BackendUnavailable
 
 
 def check_backends(backends: Backends) -> dict[str, str]:
-    """``{"database": "ok" | reason, "object_store": "ok" | reason}``."""
+    """``{"database" | "object_store" | "search_index": "ok" | reason}``."""
     report: dict[str, str] = {}
     try:
         with backends.db.session() as session:
@@ -25,4 +25,9 @@ def check_backends(backends: Backends) -> dict[str, str]:
         report["object_store"] = "ok"
     except BackendUnavailable as exc:
         report["object_store"] = f"unavailable: {exc.message}"
+    try:
+        backends.index.ping()
+        report["search_index"] = "ok"
+    except BackendUnavailable as exc:
+        report["search_index"] = f"unavailable: {exc.message}"
     return report

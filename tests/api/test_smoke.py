@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.backends import Backends
 from tests.conftest import Api
 from tests.samples import pdf_bytes
 
@@ -24,3 +25,20 @@ def test_full_width_period_is_stored_in_ascii(api: Api) -> None:
     created = api.upload("east", "纪要.txt", "会议纪要".encode(), period="２０２０-ｑ３")
     assert created.status_code == 201, created.text
     assert created.json()["period"] == "2020-Q3"
+
+
+def test_health_and_readiness_name_each_backend(api: Api, backends: Backends) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["backends"] == {
+        "database": "ok",
+        "object_store": "ok",
+        "search_index": "ok",
+    }
+    backends.index.close()
+    down = api.client.get("/readyz")
+    assert down.status_code == 503
+    assert down.headers["retry-after"]
+    assert down.json()["backends"]["search_index"].startswith("unavailable")
+    assert down.json()["error"]["code"] == "backend_unavailable"
