@@ -53,7 +53,15 @@ class BlobStore(Protocol):
 def open_blob_store(settings: Settings) -> BlobStore:
     """The blob store the settings choose: a local directory unless an S3 endpoint is set."""
     if settings.s3_endpoint:
-        raise NotImplementedError("S3 object storage is not available in this version")
+        from services.blobs._s3 import S3BlobStore
+
+        return S3BlobStore(
+            endpoint=settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            bucket=settings.s3_bucket,
+            secure=settings.s3_secure,
+        )
     from services.blobs._local import LocalBlobStore
 
     return LocalBlobStore(settings.blob_dir)

@@ -1,0 +1,156 @@
+"""Blobs as objects in an S3-compatible store (SeaweedFS, MinIO, AWS): ``blobs/ab/cd/<sha256>``.
+
+Uploads stream from the file in multipart parts; every minio/urllib3 error is translated here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error
+
+from services.blobs import BlobInfo
+from services.errors import BackendUnavailable, NotFound
+
+__all__ = ["S3BlobStore"]
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_PREFIX = "blobs/"
+_PART_SIZE = 10 * 1024 * 1024
+_MISSING = {"NoSuchKey", "NoSuchObject"}
+_BACKEND = "object store"
+
+
+def _unavailable(exc: Exception) -> NoReturn:
+    raise BackendUnavailable(_BACKEND) from exc
+
+
+class S3BlobStore:
+    name = "s3"
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        access_key: str | None,
+        secret_key: str | None,
+        bucket: str,
+        secure: bool = False,
+    ) -> None:
+        if "://" in endpoint:
+            scheme, _, endpoint = endpoint.partition("://")
+            secure = scheme == "https"
+        # minio's default client retries a refused connection for seconds and waits minutes for
+        # a read; a request handler should learn quickly that the store is down.
+        http_client = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5, read=60),
+            retries=urllib3.Retry(
+                total=2, backoff_factor=0.1, status_forcelist=[500, 502, 503, 504]
+            ),
+            maxsize=10,
+        )
+        self._client = Minio(
+            endpoint.rstrip("/"),
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            http_client=http_client,
+        )
+        self._bucket = bucket
+        try:
+            if not self._client.bucket_exists(bucket):
+                self._client.make_bucket(bucket)
+        except S3Error as exc:
+            # Another process created it between the check and the make.
+            if exc.code != "BucketAlreadyOwnedByYou":
+                _unavailable(exc)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+
+    def _key(self, sha256: str) -> str:
+        if not _SHA256.match(sha256):
+            raise ValueError("not a sha256 hex digest")
+        return f"{_PREFIX}{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+    def put(self, *, sha256: str, source: Path) -> None:
+        key = self._key(sha256)
+        # Content-addressed: a stored key already holds these bytes, so it is never rewritten.
+        if self.stat(sha256) is not None:
+            return
+        try:
+            with source.open("rb") as data:
+                self._client.put_object(
+                    self._bucket,
+                    key,
+                    data,
+                    length=-1,
+                    part_size=_PART_SIZE,
+                    content_type="application/octet-stream",
+                )
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+
+    def exists(self, sha256: str) -> bool:
+        return self.stat(sha256) is not None
+
+    def stat(self, sha256: str) -> BlobInfo | None:
+        key = self._key(sha256)
+        try:
+            found = self._client.stat_object(self._bucket, key)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return None
+            _unavailable(exc)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+        return BlobInfo(sha256, found.size or 0, found.last_modified or datetime.now(UTC))
+
+    def read_chunks(self, sha256: str, *, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        key = self._key(sha256)
+        try:
+            response = self._client.get_object(self._bucket, key)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                raise NotFound("文件内容不存在", code="blob_missing") from exc
+            _unavailable(exc)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+        try:
+            yield from response.stream(chunk_size)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+        finally:
+            response.close()
+            response.release_conn()
+
+    def delete(self, sha256: str) -> None:
+        try:
+            self._client.remove_object(self._bucket, self._key(sha256))
+        except S3Error as exc:
+            if exc.code not in _MISSING:
+                _unavailable(exc)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+
+    def list(self) -> Iterator[BlobInfo]:
+        try:
+            for found in self._client.list_objects(self._bucket, prefix=_PREFIX, recursive=True):
+                sha256 = (found.object_name or "").rsplit("/", 1)[-1]
+                if _SHA256.match(sha256):
+                    modified = found.last_modified or datetime.now(UTC)
+                    yield BlobInfo(sha256, found.size or 0, modified)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+
+    def ping(self) -> None:
+        try:
+            if not self._client.bucket_exists(self._bucket):
+                raise BackendUnavailable(_BACKEND, "对象存储桶不存在")
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)

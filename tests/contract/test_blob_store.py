@@ -1,0 +1,205 @@
+"""The ``BlobStore`` contract: what every blob backend does, run against each implementation.
+
+The S3 cases run against a real SeaweedFS started once per session (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from services.blobs import BlobStore, open_blob_store
+from services.blobs._local import LocalBlobStore
+from services.blobs._s3 import S3BlobStore
+from services.errors import BackendUnavailable, NotFound
+from tests.conftest import make_settings
+from tests.contract.conftest import S3Server, free_port, start_seaweedfs
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, bucket: str) -> BlobStore:
+    if request.param == "local":
+        return LocalBlobStore(tmp_path / "blobs")
+    server: S3Server = request.getfixturevalue("seaweedfs")
+    return s3_store(server, bucket)
+
+
+def s3_store(server: S3Server, bucket: str, *, secret_key: str | None = None) -> S3BlobStore:
+    return S3BlobStore(
+        endpoint=server.endpoint,
+        access_key=server.access_key,
+        secret_key=secret_key or server.secret_key,
+        bucket=bucket,
+    )
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> FileMaker:
+    return FileMaker(tmp_path / "sources")
+
+
+class FileMaker:
+    """Writes source files and names them by their sha256, as uploads do."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        directory.mkdir()
+        self._serial = 0
+
+    def write(self, content: bytes) -> tuple[str, Path]:
+        self._serial += 1
+        path = self._directory / f"upload-{self._serial}"
+        path.write_bytes(content)
+        return hashlib.sha256(content).hexdigest(), path
+
+
+def read_all(store: BlobStore, sha256: str) -> bytes:
+    return b"".join(store.read_chunks(sha256))
+
+
+def test_put_then_read_back_identical_bytes(store: BlobStore, files: FileMaker) -> None:
+    content = "县政府工作报告 2024".encode() * 1000
+    sha256, source = files.write(content)
+    assert not store.exists(sha256)
+
+    store.put(sha256=sha256, source=source)
+
+    assert store.exists(sha256)
+    info = store.stat(sha256)
+    assert info is not None
+    assert (info.sha256, info.size) == (sha256, len(content))
+    assert info.modified_at.tzinfo is not None
+    assert read_all(store, sha256) == content
+    chunks = list(store.read_chunks(sha256, chunk_size=4096))
+    assert max(len(chunk) for chunk in chunks) <= 4096
+    assert b"".join(chunks) == content
+
+
+def test_large_blob_round_trips_through_multipart(store: BlobStore, files: FileMaker) -> None:
+    content = os.urandom(25 * 1024 * 1024 + 123)
+    sha256, source = files.write(content)
+
+    store.put(sha256=sha256, source=source)
+
+    info = store.stat(sha256)
+    assert info is not None
+    assert info.size == len(content)
+    digest = hashlib.sha256()
+    for chunk in store.read_chunks(sha256):
+        digest.update(chunk)
+    assert digest.hexdigest() == sha256
+
+
+def test_put_twice_is_a_no_op_and_never_overwrites(store: BlobStore, files: FileMaker) -> None:
+    sha256, source = files.write(b"original bytes")
+    store.put(sha256=sha256, source=source)
+    _, impostor = files.write(b"different bytes claiming the same digest")
+
+    store.put(sha256=sha256, source=source)
+    store.put(sha256=sha256, source=impostor)
+
+    assert read_all(store, sha256) == b"original bytes"
+    assert [info.sha256 for info in store.list()] == [sha256]
+
+
+def test_list_shows_every_stored_blob(store: BlobStore, files: FileMaker) -> None:
+    assert list(store.list()) == []
+    stored = {}
+    for content in (b"first", b"second blob", b"\x00" * 300):
+        sha256, source = files.write(content)
+        store.put(sha256=sha256, source=source)
+        stored[sha256] = len(content)
+
+    assert {info.sha256: info.size for info in store.list()} == stored
+
+
+def test_delete_removes_a_blob_and_is_a_no_op_when_absent(
+    store: BlobStore, files: FileMaker
+) -> None:
+    sha256, source = files.write(b"orphan")
+    kept, kept_source = files.write(b"kept")
+    store.put(sha256=sha256, source=source)
+    store.put(sha256=kept, source=kept_source)
+
+    store.delete(sha256)
+    store.delete(sha256)
+
+    assert not store.exists(sha256)
+    assert store.stat(sha256) is None
+    assert [info.sha256 for info in store.list()] == [kept]
+
+
+def test_missing_blob_has_no_stat_and_reading_it_is_not_found(store: BlobStore) -> None:
+    missing = hashlib.sha256(b"never stored").hexdigest()
+
+    assert not store.exists(missing)
+    assert store.stat(missing) is None
+    with pytest.raises(NotFound):
+        read_all(store, missing)
+
+
+def test_a_key_that_is_not_a_sha256_is_refused(store: BlobStore) -> None:
+    with pytest.raises(ValueError, match="sha256"):
+        store.stat("../../etc/passwd")
+
+
+def test_ping_passes_on_a_working_store(store: BlobStore) -> None:
+    store.ping()
+
+
+# S3 only: how a broken object store shows itself.
+
+
+def test_settings_with_an_s3_endpoint_open_the_s3_store(
+    seaweedfs: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        tmp_path / "data",
+        s3_endpoint=f"http://{seaweedfs.endpoint}",
+        s3_access_key=seaweedfs.access_key,
+        s3_secret_key=seaweedfs.secret_key,
+        s3_bucket=bucket,
+    )
+
+    store = open_blob_store(settings)
+
+    assert isinstance(store, S3BlobStore)
+    store.ping()
+
+
+def test_wrong_credentials_are_backend_unavailable(seaweedfs: S3Server, bucket: str) -> None:
+    with pytest.raises(BackendUnavailable) as raised:
+        s3_store(seaweedfs, bucket, secret_key="not-the-secret")
+    assert raised.value.backend == "object store"
+
+
+def test_a_closed_port_is_backend_unavailable(bucket: str) -> None:
+    server = S3Server(f"127.0.0.1:{free_port()}", "materials-test", "secret", Path("unused"))
+    with pytest.raises(BackendUnavailable):
+        s3_store(server, bucket)
+
+
+def test_a_stopped_server_is_backend_unavailable(
+    tmp_path: Path, bucket: str, files: FileMaker
+) -> None:
+    server = start_seaweedfs(tmp_path / "short-lived")
+    try:
+        store = s3_store(server, bucket)
+        sha256, source = files.write(b"stored before the outage")
+        store.put(sha256=sha256, source=source)
+    finally:
+        server.stop()
+
+    with pytest.raises(BackendUnavailable):
+        store.ping()
+    with pytest.raises(BackendUnavailable):
+        store.stat(sha256)
+    with pytest.raises(BackendUnavailable):
+        read_all(store, sha256)
+    with pytest.raises(BackendUnavailable):
+        store.put(sha256=sha256, source=source)
+    with pytest.raises(BackendUnavailable):
+        list(store.list())
