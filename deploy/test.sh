@@ -3,7 +3,7 @@
 # Extra arguments go to pytest.
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
-ensure_debian_packages antiword
+ensure_debian_packages antiword postgresql
 ensure_venv "[test]"
 cd "$ROOT"
 "$VENV/bin/ruff" check .

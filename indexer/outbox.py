@@ -1,8 +1,9 @@
 """Claiming outbox events with a lease, completing them, and scheduling retries with backoff.
 
-A claim takes pending events whose lease is free and whose document no other worker holds; on
-PostgreSQL the rows are locked with ``FOR UPDATE SKIP LOCKED`` so concurrent claims never collide,
-on SQLite the claiming transaction already holds the database's write lock.
+A claim takes pending events whose lease is free and whose document no other worker holds. Claims
+are serialised (PostgreSQL: a transaction-level advisory lock, rows taken ``FOR UPDATE SKIP
+LOCKED``; SQLite: the claiming transaction holds the database's write lock), so no two workers
+ever hold events of the same document.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def claim(db: Database, *, owner: str, lease_seconds: float, limit: int) -> list
         OutboxEvent.done_at.is_(None), OutboxEvent.lease_expires_at >= now
     )
     with db.session() as session:
+        # Serialised, so the "document already held" check sees every other worker's claims;
+        # SKIP LOCKED also keeps a claim from waiting on rows a completing worker is updating.
+        db.lock_outbox_claims(session)
         rows = session.execute(
             select(
                 OutboxEvent.id, OutboxEvent.document_id, OutboxEvent.action, OutboxEvent.attempts

@@ -18,7 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
-_AUDIT_LOCK_KEY = 0x6D6174_61756474  # any constant shared by every process of one deployment
+# Advisory lock keys: any constants shared by every process of one deployment.
+_AUDIT_LOCK_KEY = 0x6D6174_61756474
+_OUTBOX_LOCK_KEY = 0x6D6174_6F757462
 
 
 class Database:
@@ -49,8 +51,15 @@ class Database:
 
     def lock_audit_chain(self, session: Session) -> None:
         """Hold the audit chain's append lock until the session's transaction ends."""
+        self._lock(session, _AUDIT_LOCK_KEY)
+
+    def lock_outbox_claims(self, session: Session) -> None:
+        """Let one worker at a time decide which outbox events it takes (claims are short)."""
+        self._lock(session, _OUTBOX_LOCK_KEY)
+
+    def _lock(self, session: Session, key: int) -> None:
         if self.dialect == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
         # SQLite: the transaction already began IMMEDIATE and holds the database's write lock.
 
     def dispose(self) -> None:

