@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     s3_secret_key: str | None = None
     s3_bucket: str = "materials"
     s3_secure: bool = False
+    # Downloads answer 302 to a presigned object-store URL; set false when clients cannot reach
+    # the store, and downloads stream through the API instead.
+    s3_presigned_downloads: bool = True
+    download_url_seconds: int = Field(default=300, gt=0, le=7 * 24 * 3600)
     elasticsearch_url: str | None = None
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     secret_key: str | None = None

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -301,6 +302,28 @@ def download(
         details={"sha256": document.sha256},
     )
     return document, backends.blobs.read_chunks(document.sha256)
+
+
+def download_url(backends: Backends, document: Document) -> str | None:
+    """A short-lived object-store URL serving the document as an attachment, or None when
+    presigned downloads are off or the store cannot make one (the caller streams instead).
+
+    Only after ``download`` has allowed (and audited) the download."""
+    settings = backends.settings
+    if not settings.s3_presigned_downloads:
+        return None
+    return backends.blobs.download_url(
+        document.sha256,
+        filename_header=content_disposition(document.filename),
+        content_type=document.content_type,
+        expires_seconds=settings.download_url_seconds,
+    )
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback and the UTF-8 name as RFC 6266 ``filename*``."""
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\;' else "_" for ch in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def receipt(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
 from api.schemas import DocumentListOut, DocumentOut, ReceiptOut
 from api.uploads import read_upload
 from services import documents
-from services.documents import IncomingFile
+from services.documents import IncomingFile, content_disposition
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 
@@ -100,12 +99,16 @@ def get_document(
     return DocumentOut.of(document, similar=similar)
 
 
-@router.get("/{document_id}/download")
+@router.get("/{document_id}/download", response_model=None)
 def download_document(
     document_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP
-) -> StreamingResponse:
-    """The document's bytes as an attachment, under its original (Chinese) file name."""
+) -> StreamingResponse | RedirectResponse:
+    """The document's bytes as an attachment, under its original (Chinese) file name, or a 302
+    to a short-lived presigned object-store URL that serves the same."""
     document, chunks = documents.download(backends, principal=user, document_id=document_id, ip=ip)
+    url = documents.download_url(backends, document)
+    if url is not None:
+        return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
     return StreamingResponse(
         chunks,
         media_type=document.content_type,
@@ -137,9 +140,3 @@ def withdraw_document(
     return DocumentOut.of(
         documents.withdraw(backends, principal=user, document_id=document_id, ip=ip)
     )
-
-
-def content_disposition(filename: str) -> str:
-    """``attachment`` with an ASCII fallback and the UTF-8 name as RFC 6266 ``filename*``."""
-    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\;' else "_" for ch in filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -49,6 +49,12 @@ class BlobStore(Protocol):
     def ping(self) -> None:
         """Raise BackendUnavailable when the store cannot be used."""
 
+    def download_url(
+        self, sha256: str, *, filename_header: str, content_type: str, expires_seconds: int
+    ) -> str | None:
+        """A short-lived URL that serves the blob with these response headers, or None when the
+        store cannot make one."""
+
 
 def open_blob_store(settings: Settings) -> BlobStore:
     """The blob store the settings choose: a local directory unless an S3 endpoint is set."""

@@ -85,6 +85,11 @@ class LocalBlobStore:
                 st = path.stat()
                 yield BlobInfo(path.name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
+    def download_url(
+        self, sha256: str, *, filename_header: str, content_type: str, expires_seconds: int
+    ) -> str | None:
+        return None
+
     def ping(self) -> None:
         if not os.access(self._root, os.W_OK):
             raise BackendUnavailable("object store", "文件存储目录不可写")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -145,6 +145,22 @@ class S3BlobStore:
                 if _SHA256.match(sha256):
                     modified = found.last_modified or datetime.now(UTC)
                     yield BlobInfo(sha256, found.size or 0, modified)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+
+    def download_url(
+        self, sha256: str, *, filename_header: str, content_type: str, expires_seconds: int
+    ) -> str | None:
+        try:
+            return self._client.presigned_get_object(
+                self._bucket,
+                self._key(sha256),
+                expires=timedelta(seconds=expires_seconds),
+                response_headers={
+                    "response-content-disposition": filename_header,
+                    "response-content-type": content_type,
+                },
+            )
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             _unavailable(exc)
 

@@ -9,6 +9,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from services.blobs import BlobStore, open_blob_store
@@ -148,6 +149,29 @@ def test_a_key_that_is_not_a_sha256_is_refused(store: BlobStore) -> None:
 
 def test_ping_passes_on_a_working_store(store: BlobStore) -> None:
     store.ping()
+
+
+def test_download_url_serves_the_bytes_under_the_chinese_name(
+    store: BlobStore, files: FileMaker
+) -> None:
+    content = "县政府工作报告".encode() * 100
+    sha256, source = files.write(content)
+    store.put(sha256=sha256, source=source)
+    header = "attachment; filename=\"___.pdf\"; filename*=UTF-8''%E6%8A%A5%E5%91%8A%E4%B9%A6.pdf"
+
+    url = store.download_url(
+        sha256, filename_header=header, content_type="application/pdf", expires_seconds=60
+    )
+
+    if isinstance(store, LocalBlobStore):
+        assert url is None
+        return
+    assert url is not None
+    fetched = httpx.get(url, timeout=30)
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.content == content
+    assert fetched.headers["content-disposition"] == header
+    assert fetched.headers["content-type"] == "application/pdf"
 
 
 # S3 only: how a broken object store shows itself.
