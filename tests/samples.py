@@ -6,6 +6,7 @@ import io
 import struct
 import zipfile
 import zlib
+from xml.sax.saxutils import escape
 
 _DOCX_CONTENT_TYPES = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
@@ -67,25 +68,40 @@ def png_bytes(width: int = 4, height: int = 4, colour: bytes = b"\x10\x80\x40") 
     )
 
 
-def docx_bytes(text: str = "城关镇脱贫攻坚工作总结") -> bytes:
-    """A minimal Word document (OOXML zip)."""
+_DOCX_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+    'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://'
+    'schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+    'Target="word/document.xml"/></Relationships>'
+)
+_WORD_NAMESPACE = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+
+
+def docx_from_paragraphs(paragraphs: str) -> bytes:
+    """A Word document (OOXML zip) whose body holds the given ``<w:p>`` elements.
+
+    Entries carry a fixed timestamp, so the same text always gives the same bytes.
+    """
+    document = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<w:document xmlns:w="{_WORD_NAMESPACE}"><w:body>{paragraphs}</w:body></w:document>'
+    )
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
-        package.writestr("[Content_Types].xml", _DOCX_CONTENT_TYPES)
-        package.writestr(
-            "_rels/.rels",
-            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
-            'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://'
-            'schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
-            'Target="word/document.xml"/></Relationships>',
-        )
-        package.writestr(
-            "word/document.xml",
-            '<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.'
-            'openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>'
-            f"{text}</w:t></w:r></w:p></w:body></w:document>",
-        )
+    with zipfile.ZipFile(buffer, "w") as package:
+        for name, content in (
+            ("[Content_Types].xml", _DOCX_CONTENT_TYPES),
+            ("_rels/.rels", _DOCX_RELS),
+            ("word/document.xml", document),
+        ):
+            entry = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            package.writestr(entry, content)
     return buffer.getvalue()
+
+
+def docx_bytes(text: str = "城关镇脱贫攻坚工作总结") -> bytes:
+    """A minimal Word document with one paragraph."""
+    return docx_from_paragraphs(f"<w:p><w:r><w:t>{escape(text)}</w:t></w:r></w:p>")
 
 
 def text_bytes(

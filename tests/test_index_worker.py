@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from indexer import outbox
 from indexer.indexing import index_document
@@ -208,11 +208,3 @@ def test_gbk_text_is_indexed_as_chinese(api: Api, backends: Backends) -> None:
     assert response.status_code == 201
     IndexWorker(backends, backends.index).drain()
     assert [hit.document_id for hit in _find(backends, "低保复核").hits] == [response.json()["id"]]
-
-
-def test_outbox_counts_match_documents_after_many_uploads(api: Api, backends: Backends) -> None:
-    _upload_reports(api, 5)
-    with backends.db.session() as session:
-        documents = session.scalar(select(func.count()).select_from(Document))
-        events = session.scalar(select(func.count()).select_from(OutboxEvent))
-    assert documents == events == 5

@@ -8,13 +8,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import zipfile
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
 import openpyxl
 
-from tests.samples import pdf_from_objects
+from tests.samples import docx_from_paragraphs, pdf_from_objects
 
 __all__ = ["CONTENT_TYPES", "EXTENSIONS", "render_rows", "render_text"]
 
@@ -74,30 +73,6 @@ def render_rows(fmt: str, rows: Sequence[Sequence[str]]) -> bytes:
     raise ValueError(f"not a table format: {fmt}")
 
 
-def _zip_entry(name: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=_STAMP)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    return info
-
-
-_DOCX_TYPES = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-    '<Default Extension="rels" '
-    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-    '<Default Extension="xml" ContentType="application/xml"/>'
-    '<Override PartName="/word/document.xml" ContentType="application/'
-    'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
-    "</Types>"
-)
-_DOCX_RELS = (
-    '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
-    'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://'
-    'schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
-    'Target="word/document.xml"/></Relationships>'
-)
-
-
 def _docx(lines: Sequence[str]) -> bytes:
     """One paragraph per line; the title centred and bold, as in a red-letter document."""
     paragraphs = []
@@ -108,17 +83,7 @@ def _docx(lines: Sequence[str]) -> bytes:
         else:
             props, run = "", ""
         paragraphs.append(f"<w:p>{props}<w:r>{run}<w:t>{escape(line)}</w:t></w:r></w:p>")
-    document = (
-        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
-        f"<w:body>{''.join(paragraphs)}</w:body></w:document>"
-    )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as package:
-        package.writestr(_zip_entry("[Content_Types].xml"), _DOCX_TYPES)
-        package.writestr(_zip_entry("_rels/.rels"), _DOCX_RELS)
-        package.writestr(_zip_entry("word/document.xml"), document)
-    return buffer.getvalue()
+    return docx_from_paragraphs("".join(paragraphs))
 
 
 _PDF_CHARS_PER_LINE = 36  # A4 at 14 pt, 50 pt margins
