@@ -19,6 +19,9 @@ from services.backends import Backends, open_backends
 from services.config import Settings
 from services.models import OrgKind, Role
 
+# Session fixtures starting the real servers: postgres, seaweedfs, elasticsearch.
+pytest_plugins = ("tests.servers",)
+
 PASSWORD = "correct-horse-42"
 
 COUNTY = "测试县"

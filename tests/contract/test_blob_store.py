@@ -17,7 +17,7 @@ from services.blobs._local import LocalBlobStore
 from services.blobs._s3 import S3BlobStore
 from services.errors import BackendUnavailable, NotFound
 from tests.conftest import make_settings
-from tests.contract.conftest import S3Server, free_port, start_seaweedfs
+from tests.servers import S3Server, free_port, start_seaweedfs
 
 
 @pytest.fixture(params=["local", "s3"])

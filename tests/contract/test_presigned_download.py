@@ -12,8 +12,8 @@ from api.app import create_app
 from services.backends import open_backends
 from services.config import Settings
 from tests.conftest import Api, make_settings, seed_county
-from tests.contract.conftest import S3Server
 from tests.samples import pdf_bytes
+from tests.servers import S3Server
 
 FILENAME = "扶贫工作总结.pdf"
 

