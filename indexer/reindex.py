@@ -1,20 +1,23 @@
 """Rebuild the search index from the database and the blob store, resumably.
 
 Documents are visited in id order; progress is checkpointed in ``reindex_runs`` every few
-documents, so an interrupted rebuild resumes where it stopped instead of starting over.
+documents, so an interrupted rebuild resumes where it stopped instead of starting over. The
+backend decides where the rebuild goes (``SearchIndex.begin_rebuild``): Elasticsearch builds a
+new index while searches go on using the old one, and switches at the end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 
 from indexer.extractors import ExtractionLimits
 from indexer.indexing import index_document
 from services.backends import Backends
-from services.models import Document, ReindexRun, utcnow
+from services.models import Document, OutboxEvent, ReindexRun, utcnow
 from services.search import SearchIndex
 
 CHECKPOINT_EVERY = 25
@@ -59,6 +62,7 @@ def reindex(
 ) -> ReindexReport:
     """Index every document again (withdrawn ones are removed); resume an unfinished run."""
     run, resumed = _open_run(backends, restart=restart)
+    target = index.begin_rebuild(restart=not resumed)
     with backends.db.session() as session:
         total = session.scalar(select(func.count()).select_from(Document)) or 0
         done = 0
@@ -84,7 +88,7 @@ def reindex(
         if not batch:
             break
         for document_id in batch:
-            outcome = index_document(backends, index, document_id=document_id, limits=limits)
+            outcome = index_document(backends, target, document_id=document_id, limits=limits)
             counts[outcome.status] += 1
             last = document_id
             since_checkpoint += 1
@@ -92,10 +96,33 @@ def reindex(
             if since_checkpoint >= CHECKPOINT_EVERY:
                 _checkpoint(backends, run.id, last, counts, finished=False)
                 since_checkpoint = 0
+    _catch_up(backends, target, since=run.started_at, limits=limits)
+    index.finish_rebuild(target)
     _checkpoint(backends, run.id, last, counts, finished=True)
     return ReindexReport(
         run.id, resumed, counts["indexed"], counts["failed"], counts["removed"], total
     )
+
+
+def _catch_up(
+    backends: Backends, target: SearchIndex, *, since: datetime, limits: ExtractionLimits | None
+) -> None:
+    """Write again every document changed since the run began.
+
+    The workers' own writes reach the rebuild too, but one of them may have landed between this
+    run reading a document and writing it, leaving the older state in the new index.
+    """
+    with backends.db.session() as session:
+        changed = list(
+            session.scalars(
+                select(OutboxEvent.document_id)
+                .where(OutboxEvent.created_at >= since)
+                .distinct()
+                .order_by(OutboxEvent.document_id)
+            )
+        )
+    for document_id in changed:
+        index_document(backends, target, document_id=document_id, limits=limits)
 
 
 def _checkpoint(

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     s3_presigned_downloads: bool = True
     download_url_seconds: int = Field(default=300, gt=0, le=7 * 24 * 3600)
     elasticsearch_url: str | None = None
+    # The alias searches and writes go through; `materials reindex` moves it to a new index.
+    elasticsearch_index: str = Field(default="materials", pattern=r"^[a-z0-9][a-z0-9_.-]{0,100}$")
+    elasticsearch_timeout_seconds: float = Field(default=10.0, gt=0)
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     secret_key: str | None = None
     token_ttl_seconds: int = Field(default=8 * 3600, gt=0)

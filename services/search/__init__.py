@@ -119,11 +119,29 @@ class SearchIndex(Protocol):
     def close(self) -> None:
         """Release connections."""
 
+    def begin_rebuild(self, *, restart: bool = False) -> SearchIndex:
+        """The index a full rebuild writes into: the unfinished one unless ``restart``.
+
+        Searches keep using the current index until ``finish_rebuild``; live writes reach both.
+        A backend that rebuilds in place returns itself.
+        """
+
+    def finish_rebuild(self, rebuilt: SearchIndex) -> None:
+        """Serve searches from ``rebuilt`` from now on (one atomic switch), dropping the old."""
+
 
 def open_search_index(settings: Settings) -> SearchIndex:
     """The index the settings choose: SQLite FTS5 in the data dir unless Elasticsearch is set."""
     if settings.elasticsearch_url:
-        raise NotImplementedError("Elasticsearch is not available in this version")
+        from services.search import text
+        from services.search._elasticsearch import ElasticsearchIndex
+
+        text.configure(cache_dir=settings.data_dir)
+        return ElasticsearchIndex(
+            settings.elasticsearch_url,
+            alias=settings.elasticsearch_index,
+            timeout_seconds=settings.elasticsearch_timeout_seconds,
+        )
     from services.search._sqlite import SqliteSearchIndex
 
     return SqliteSearchIndex(settings.data_dir / "search.sqlite3")

@@ -22,6 +22,7 @@ from services.search import (
     IndexedDocument,
     ReadScope,
     SearchHit,
+    SearchIndex,
     SearchQuery,
     SearchResult,
     text,
@@ -166,6 +167,13 @@ class SqliteSearchIndex:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+    def begin_rebuild(self, *, restart: bool = False) -> SearchIndex:
+        """Rebuilt in place: every document is written again over its old entry."""
+        return self
+
+    def finish_rebuild(self, rebuilt: SearchIndex) -> None:
+        """Nothing to switch: the rebuild wrote into this index."""
 
     # -- searching ------------------------------------------------------------------------------
 

@@ -7,8 +7,10 @@ A backend joins by adding a factory to ``INDEX_FACTORIES``. Documents are search
 from __future__ import annotations
 
 import re
+import socket
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from elasticsearch import Elasticsearch
 
 from services.errors import BackendUnavailable
 from services.search import (
@@ -27,7 +30,9 @@ from services.search import (
     SearchResult,
     text,
 )
+from services.search._elasticsearch import ElasticsearchIndex
 from services.search._sqlite import SqliteSearchIndex
+from tests.servers import ElasticsearchServer
 
 EAST, WEST = 1, 2  # townships
 POVERTY, STATS = 10, 11  # departments
@@ -40,19 +45,35 @@ EAST_TOWNSHIP = ReadScope(township_id=EAST)
 START = datetime(2021, 3, 1, 9, 0, tzinfo=UTC)
 
 
-def sqlite_index(directory: Path) -> SearchIndex:
+def sqlite_index(request: pytest.FixtureRequest, directory: Path) -> SearchIndex:
     return SqliteSearchIndex(directory / "search.sqlite3", cache_dir=directory / "cache")
+
+
+def elasticsearch_index(request: pytest.FixtureRequest, directory: Path) -> SearchIndex:
+    server: ElasticsearchServer = request.getfixturevalue("elasticsearch")
+    text.configure(cache_dir=directory / "cache")
+    alias = f"test-{uuid.uuid4().hex[:16]}"
+
+    def drop() -> None:
+        with Elasticsearch(server.url) as client:
+            names = list(client.indices.get(index=f"{alias}-*").body)
+            if names:  # deletes by wildcard are refused (action.destructive_requires_name)
+                client.indices.delete(index=names)
+
+    request.addfinalizer(drop)
+    return ElasticsearchIndex(server.url, alias=alias)
 
 
 INDEX_FACTORIES: list[Any] = [
     pytest.param(sqlite_index, id="sqlite"),
+    pytest.param(elasticsearch_index, id="elasticsearch"),
 ]
 
 
 @pytest.fixture(params=INDEX_FACTORIES)
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SearchIndex]:
-    factory: Callable[[Path], SearchIndex] = request.param
-    opened = factory(tmp_path)
+    factory: Callable[[pytest.FixtureRequest, Path], SearchIndex] = request.param
+    opened = factory(request, tmp_path)
     yield opened
     opened.close()
 
@@ -581,6 +602,99 @@ def test_searches_while_another_thread_writes(index: SearchIndex) -> None:
         thread.join()
     assert failures == []
     assert search(index, "扶贫").total == 50
+
+
+# -- rebuilding -----------------------------------------------------------------------------------
+
+
+def test_a_rebuild_serves_what_was_written_into_it_and_live_writes_reach_it(
+    index: SearchIndex,
+) -> None:
+    index.upsert([material("old", title="防汛值班"), material("kept", title="扶贫资金")])
+    rebuilt = index.begin_rebuild()
+    rebuilt.upsert([material("kept", title="扶贫资金")])
+    index.upsert([material("during", title="扶贫台账")])  # a live write while rebuilding
+    index.delete(["old"])
+    index.finish_rebuild(rebuilt)
+    assert sorted(ids(search(index, "扶贫"))) == ["during", "kept"]
+    assert search(index, "防汛").total == 0
+    index.upsert([material("after", title="扶贫")])
+    assert sorted(ids(search(index, ""))) == ["after", "during", "kept"]
+
+
+def test_an_unfinished_rebuild_is_resumed_unless_restarted(index: SearchIndex) -> None:
+    index.upsert([material("a", title="扶贫")])
+    first = index.begin_rebuild()
+    first.upsert([material("a", title="扶贫")])
+    resumed = index.begin_rebuild()
+    resumed.upsert([material("b", title="扶贫")])
+    index.finish_rebuild(resumed)
+    assert sorted(ids(search(index, "扶贫"))) == ["a", "b"]
+
+
+def test_elasticsearch_searches_the_old_index_until_the_rebuild_finishes(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    index = elasticsearch_index(request, tmp_path)
+    assert isinstance(index, ElasticsearchIndex)
+    index.upsert([material("old", title="防汛值班"), material("kept", title="扶贫资金")])
+    before = index.physical_index()
+    rebuilt = index.begin_rebuild()
+    rebuilt.upsert([material("kept", title="扶贫资金")])
+    assert search(index, "防汛").total == 1  # searches still see the complete old index
+    restarted = index.begin_rebuild(restart=True)  # throws the partial rebuild away
+    assert search(restarted, "扶贫").total == 0
+    restarted.upsert([material("kept", title="扶贫资金")])
+    index.finish_rebuild(restarted)
+    assert index.physical_index() != before
+    assert search(index, "防汛").total == 0
+    assert ids(search(index, "扶贫")) == ["kept"]
+    with Elasticsearch(index_url(request)) as client:
+        assert not client.indices.exists(index=before)  # the replaced index is dropped
+    with pytest.raises(ValueError, match="begin_rebuild"):
+        index.finish_rebuild(index)
+    index.close()
+
+
+def test_elasticsearch_mapping_is_explicit_and_segmentation_survives_the_whitespace_analyzer(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    index = elasticsearch_index(request, tmp_path)
+    assert isinstance(index, ElasticsearchIndex)
+    index.upsert([material("a", title="扶贫")])
+    name = index.physical_index()
+    sample = "县扶贫办２０２０年第三季度 COVID-19 工作留痕 Q3 𠀀字 café ｶﾀｶﾅ 한국"
+    tokens = text.word_tokens(sample) + text.char_tokens(sample)
+    with Elasticsearch(index_url(request)) as client:
+        mapping = client.indices.get_mapping(index=name).body[name]["mappings"]
+        assert mapping["dynamic"] == "strict"
+        analyzed = client.indices.analyze(
+            index=name, field="body_words", text=" ".join(tokens)
+        ).body["tokens"]
+    assert [token["token"] for token in analyzed] == tokens
+    index.close()
+
+
+def test_elasticsearch_down_is_backend_unavailable(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    index = ElasticsearchIndex(f"http://127.0.0.1:{port}", alias="nowhere", timeout_seconds=2)
+    for call in (
+        index.ping,
+        index.count,
+        lambda: index.upsert([material("a")]),
+        lambda: index.delete(["a"]),
+        lambda: search(index, "扶贫"),
+    ):
+        with pytest.raises(BackendUnavailable):
+            call()
+    index.close()
+
+
+def index_url(request: pytest.FixtureRequest) -> str:
+    server: ElasticsearchServer = request.getfixturevalue("elasticsearch")
+    return server.url
 
 
 # -- the shared text analysis and the SQLite backend's own behaviour ----------------------------
