@@ -13,6 +13,7 @@ from typing import NoReturn
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import REPLACE, CopySource
 from minio.error import MinioException, S3Error
 
 from services.blobs import BlobInfo
@@ -25,6 +26,7 @@ _PREFIX = "blobs/"
 _PART_SIZE = 10 * 1024 * 1024
 _MISSING = {"NoSuchKey", "NoSuchObject"}
 _BACKEND = "object store"
+_CONTENT_TYPE = "application/octet-stream"
 
 
 def _unavailable(exc: Exception) -> NoReturn:
@@ -81,7 +83,7 @@ class S3BlobStore:
     def put(self, *, sha256: str, source: Path) -> None:
         key = self._key(sha256)
         # Content-addressed: a stored key already holds these bytes, so it is never rewritten.
-        if self.stat(sha256) is not None:
+        if self._refresh(key):
             return
         try:
             with source.open("rb") as data:
@@ -91,10 +93,36 @@ class S3BlobStore:
                     data,
                     length=-1,
                     part_size=_PART_SIZE,
-                    content_type="application/octet-stream",
+                    content_type=_CONTENT_TYPE,
                 )
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             _unavailable(exc)
+
+    def _refresh(self, key: str) -> bool:
+        """Renew a stored object's Last-Modified without rewriting its bytes; False when absent.
+
+        The orphan sweeper judges age by Last-Modified, and an upload now relies on this blob. A
+        copy onto itself with REPLACEd metadata is the S3 way to touch an object (a copy without
+        a change is refused); SeaweedFS and MinIO both move Last-Modified and keep the ETag.
+        """
+        try:
+            self._client.copy_object(
+                self._bucket,
+                key,
+                CopySource(self._bucket, key),
+                metadata={
+                    "Content-Type": _CONTENT_TYPE,
+                    "x-amz-meta-referenced-at": datetime.now(UTC).isoformat(),
+                },
+                metadata_directive=REPLACE,
+            )
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return False
+            _unavailable(exc)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+        return True
 
     def exists(self, sha256: str) -> bool:
         return self.stat(sha256) is not None

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -104,6 +106,30 @@ def test_put_twice_is_a_no_op_and_never_overwrites(store: BlobStore, files: File
 
     assert read_all(store, sha256) == b"original bytes"
     assert [info.sha256 for info in store.list()] == [sha256]
+
+
+def test_putting_stored_bytes_again_makes_them_young(store: BlobStore, files: FileMaker) -> None:
+    # The sweeper deletes unreferenced blobs whose list() modified_at is before a cutoff; an
+    # orphan that a new upload of the same bytes now relies on must not look old any more.
+    content = b"an orphan a township uploads again"
+    sha256, source = files.write(content)
+    store.put(sha256=sha256, source=source)
+    time.sleep(2.2)
+    # A second of slack: S3 dates are whole seconds, file times follow a coarse clock.
+    cutoff = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    assert listed_ages(store)[sha256] < cutoff
+
+    store.put(sha256=sha256, source=source)
+
+    assert listed_ages(store)[sha256] >= cutoff
+    info = store.stat(sha256)
+    assert info is not None
+    assert info.modified_at >= cutoff
+    assert (info.size, read_all(store, sha256)) == (len(content), content)
+
+
+def listed_ages(store: BlobStore) -> dict[str, datetime]:
+    return {info.sha256: info.modified_at for info in store.list()}
 
 
 def test_list_shows_every_stored_blob(store: BlobStore, files: FileMaker) -> None:
