@@ -6,9 +6,10 @@ The app is built with ``create_app(settings)``; nothing is configured through th
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,8 +20,15 @@ from services.backends import Backends, open_backends
 from services.config import Settings
 from services.models import OrgKind, Role
 
-# Session fixtures starting the real servers: postgres, seaweedfs, elasticsearch.
-pytest_plugins = ("tests.servers",)
+if TYPE_CHECKING:  # imported by pytest_plugins below, so that pytest rewrites its asserts
+    from tests.real_stack import RealStack
+
+# Session fixtures starting the real servers (postgres, seaweedfs, elasticsearch, real_stack).
+pytest_plugins = ("tests.servers", "tests.real_stack")
+
+TESTS = Path(__file__).parent
+# These suites run twice: on the embedded stack and on the real one (PostgreSQL, S3, Elasticsearch).
+BOTH_STACKS = ("api", "e2e")
 
 PASSWORD = "correct-horse-42"
 
@@ -54,9 +62,37 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "stack" in metafunc.fixturenames:
+        suite = metafunc.definition.path.relative_to(TESTS).parts[0]
+        stacks = ["embedded", "real"] if suite in BOTH_STACKS else ["embedded"]
+        metafunc.parametrize("stack", stacks, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest) -> str:
+    """``embedded`` (SQLite, a blob directory, FTS5) or ``real`` (PostgreSQL, S3, Elasticsearch)."""
+    name: str = request.param
+    return name
+
+
+@contextmanager
+def stack_settings(
+    request: pytest.FixtureRequest, stack: str, data_dir: Path, **overrides: Any
+) -> Iterator[Settings]:
+    """Settings on the given stack; on the real one with their own database, bucket and index."""
+    if stack == "embedded":
+        yield make_settings(data_dir, **overrides)
+        return
+    real: RealStack = request.getfixturevalue("real_stack")
+    with real.allocate() as values:
+        yield make_settings(data_dir, **values, **overrides)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "data")
+def settings(request: pytest.FixtureRequest, stack: str, tmp_path: Path) -> Iterator[Settings]:
+    with stack_settings(request, stack, tmp_path / "data") as chosen:
+        yield chosen
 
 
 @pytest.fixture

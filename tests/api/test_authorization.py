@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,8 +20,9 @@ from sqlalchemy import select
 from api.app import create_app
 from services.audit import AuditAction
 from services.backends import Backends, open_backends
+from services.config import Settings
 from services.models import AuditEvent
-from tests.conftest import COUNTY, PASSWORD, POVERTY, STATS, USERS, Api, make_settings, seed_county
+from tests.conftest import COUNTY, PASSWORD, POVERTY, STATS, USERS, Api, seed_county, stack_settings
 from tests.samples import text_bytes
 
 # The sample county's documents: name → (uploading user, sharing fields, withdrawn afterwards).
@@ -182,9 +182,8 @@ class World:
             return list(session.scalars(select(AuditEvent).where(AuditEvent.seq > seq)))
 
 
-def _build_world(data_dir: Path) -> Iterator[World]:
+def _build_world(settings: Settings) -> Iterator[World]:
     """The county of ``tests/conftest.py`` (same organisations and users), DOCUMENTS uploaded."""
-    settings = make_settings(data_dir)
     backends = open_backends(settings)
     seed_county(backends)
     try:
@@ -197,15 +196,21 @@ def _build_world(data_dir: Path) -> Iterator[World]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(
+    request: pytest.FixtureRequest, stack: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     """Cells may add documents, users and grants here, never change the shared DOCUMENTS."""
-    yield from _build_world(tmp_path_factory.mktemp("world") / "data")
+    with stack_settings(request, stack, tmp_path_factory.mktemp("world") / "data") as settings:
+        yield from _build_world(settings)
 
 
 @pytest.fixture(scope="module")
-def pristine_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def pristine_world(
+    request: pytest.FixtureRequest, stack: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     """Holds exactly DOCUMENTS, for listings; nothing is added to it."""
-    yield from _build_world(tmp_path_factory.mktemp("pristine") / "data")
+    with stack_settings(request, stack, tmp_path_factory.mktemp("pristine") / "data") as settings:
+        yield from _build_world(settings)
 
 
 def _call_document(world: World, user: str, endpoint: str, target: Uploaded) -> httpx.Response:

@@ -21,7 +21,7 @@ from api.app import create_app
 from services.backends import Backends, open_backends
 from services.config import Settings
 from services.models import AuditEvent, User, utcnow
-from tests.conftest import PASSWORD, Api, make_settings
+from tests.conftest import PASSWORD, Api
 from tests.live_server import CountingBody, send_streaming, serving
 from tests.multipart import Multipart
 from tests.samples import pdf_bytes, png_bytes, text_bytes
@@ -261,7 +261,7 @@ def test_malformed_upload_body_is_refused(
 @pytest.fixture
 def small_limit(settings: Settings) -> Iterator[tuple[FastAPI, Backends, Settings]]:
     """An app on the same data (same users, same signing key) with a 64 KiB upload limit."""
-    small_settings = make_settings(settings.data_dir, max_upload_bytes=SMALL_LIMIT)
+    small_settings = settings.model_copy(update={"max_upload_bytes": SMALL_LIMIT})
     small_backends = open_backends(small_settings)
     yield create_app(small_settings, backends=small_backends), small_backends, small_settings
     small_backends.close()

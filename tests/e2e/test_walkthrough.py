@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
-from tests.server_process import ServerProcess, materials
+from services.blobs import open_blob_store
+from services.config import Settings
+from tests.server_process import ServerProcess, environment, materials
 
 pytestmark = pytest.mark.slow
 
@@ -36,23 +39,55 @@ def one_json_line(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return payload
 
 
-def bootstrap(data_dir: Path, *args: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Site:
+    """Where the walk-through's county lives: a data directory and the stack's backends."""
+
+    settings: Settings
+    env: dict[str, str]
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return materials(*args, "--data-dir", str(self.data_dir), env=self.env)
+
+
+BACKEND_SETTINGS = (
+    "database_url",
+    "s3_endpoint",
+    "s3_access_key",
+    "s3_secret_key",
+    "s3_bucket",
+    "s3_presigned_downloads",
+    "elasticsearch_url",
+    "elasticsearch_index",
+)
+
+
+@pytest.fixture
+def site(settings: Settings) -> Site:
+    """The stack's backends for every subprocess; everything else at its default."""
+    chosen = {name: getattr(settings, name) for name in BACKEND_SETTINGS}
+    return Site(
+        settings,
+        environment(**{name: str(value) for name, value in chosen.items() if value is not None}),
+    )
+
+
+def bootstrap(site: Site, *args: str) -> dict[str, Any]:
     """Run an admin command twice: both succeed and print the same object."""
-    first = materials("admin", *args, "--data-dir", str(data_dir))
+    first = site.run("admin", *args)
     assert first.returncode == 0, (first.stdout, first.stderr)
     created = one_json_line(first)
     assert created["created"] is True
-    again = materials("admin", *args, "--data-dir", str(data_dir))
+    again = site.run("admin", *args)
     assert again.returncode == 0, (again.stdout, again.stderr)
     repeated = one_json_line(again)
     assert repeated["created"] is False
     assert repeated["id"] == created["id"]
     return created
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
 
 
 def token(http: httpx.Client, username: str) -> dict[str, str]:
@@ -63,14 +98,14 @@ def token(http: httpx.Client, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {body['access_token']}"}
 
 
-def test_walk_through(data_dir: Path, tmp_path: Path) -> None:
+def test_walk_through(site: Site, tmp_path: Path) -> None:
     # 1. Bootstrap without the web UI; every command is idempotent.
-    county = bootstrap(data_dir, "create-org", "--kind", "county", "--name", COUNTY)
+    county = bootstrap(site, "create-org", "--kind", "county", "--name", COUNTY)
     township = bootstrap(
-        data_dir, "create-org", "--kind", "township", "--name", TOWNSHIP, "--parent", COUNTY
+        site, "create-org", "--kind", "township", "--name", TOWNSHIP, "--parent", COUNTY
     )
     department = bootstrap(
-        data_dir, "create-org", "--kind", "department", "--name", DEPARTMENT, "--parent", COUNTY
+        site, "create-org", "--kind", "department", "--name", DEPARTMENT, "--parent", COUNTY
     )
     assert county["kind"] == "county"
     assert township["parent_id"] == department["parent_id"] == county["id"]
@@ -82,7 +117,7 @@ def test_walk_through(data_dir: Path, tmp_path: Path) -> None:
     }
     for username, (role, org) in users.items():
         user = bootstrap(
-            data_dir,
+            site,
             "create-user",
             "--username",
             username,
@@ -96,7 +131,7 @@ def test_walk_through(data_dir: Path, tmp_path: Path) -> None:
         assert (user["username"], user["role"], user["org"]["name"]) == (username, role, org)
 
     # 2. Serve it.
-    server = ServerProcess(data_dir, tmp_path / "server.log")
+    server = ServerProcess(site.data_dir, tmp_path / "server.log", env=site.env)
     try:
         server.wait_until_up()
         with httpx.Client(base_url=server.base_url, timeout=30) as http:
@@ -106,30 +141,32 @@ def test_walk_through(data_dir: Path, tmp_path: Path) -> None:
     assert server.process.returncode is not None
 
     # 3. Offline: the chain verifies, then a tampered event is named.
-    verified = materials("audit", "verify", "--data-dir", str(data_dir))
+    verified = site.run("audit", "verify")
     assert verified.returncode == 0, (verified.stdout, verified.stderr)
     report = one_json_line(verified)
     assert report["ok"] is True
     assert report["events"] > 10
 
-    database = data_dir / "materials.sqlite3"
-    with sqlite3.connect(database) as connection:
-        changed = connection.execute("UPDATE audit_events SET actor='mallory' WHERE seq=3")
+    engine = create_engine(site.settings.resolved_database_url)
+    with engine.begin() as connection:
+        changed = connection.execute(
+            text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3")
+        )
         assert changed.rowcount == 1
-    connection.close()
-    broken = materials("audit", "verify", "--data-dir", str(data_dir))
+    engine.dispose()
+    broken = site.run("audit", "verify")
     assert broken.returncode != 0
     assert one_json_line(broken)["first_bad_seq"] == 3
     assert "seq 3" in broken.stderr
 
     # 4. Blobs: intact, then one is missing.
-    checked = materials("check", "--data-dir", str(data_dir))
+    checked = site.run("check")
     assert checked.returncode == 0, (checked.stdout, checked.stderr)
     assert one_json_line(checked)["ok"] is True
-    blob = data_dir / "blobs" / SHA256[:2] / SHA256[2:4] / SHA256
-    assert blob.is_file()
-    blob.unlink()
-    missing = materials("check", "--data-dir", str(data_dir))
+    blobs = open_blob_store(site.settings)
+    assert blobs.exists(SHA256)
+    blobs.delete(SHA256)
+    missing = site.run("check")
     assert missing.returncode != 0
     report = one_json_line(missing)
     assert report["ok"] is False
