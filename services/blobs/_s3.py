@@ -1,10 +1,13 @@
 """Blobs as objects in an S3-compatible store (SeaweedFS, MinIO, AWS): ``blobs/ab/cd/<sha256>``.
 
 Uploads stream from the file in multipart parts; every minio/urllib3 error is translated here.
+The bucket is created on first use, so a process starts (and reports not ready) while the store
+is down.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +30,8 @@ _PART_SIZE = 10 * 1024 * 1024
 _MISSING = {"NoSuchKey", "NoSuchObject"}
 _BACKEND = "object store"
 _CONTENT_TYPE = "application/octet-stream"
+
+_log = logging.getLogger(__name__)
 
 
 def _unavailable(exc: Exception) -> NoReturn:
@@ -65,15 +70,32 @@ class S3BlobStore:
             http_client=http_client,
         )
         self._bucket = bucket
+        self._bucket_ready = False
         try:
-            if not self._client.bucket_exists(bucket):
-                self._client.make_bucket(bucket)
+            self._ensure_bucket()
+        except BackendUnavailable as exc:
+            # Not fatal: every use tries again, and /readyz reports the store until it answers.
+            _log.warning(
+                "object store %s unavailable at start (%s); bucket %s will be created on first use",
+                endpoint,
+                exc.__cause__ or exc,
+                bucket,
+            )
+
+    def _ensure_bucket(self) -> None:
+        """Create the bucket unless this process already saw it; BackendUnavailable otherwise."""
+        if self._bucket_ready:
+            return
+        try:
+            if not self._client.bucket_exists(self._bucket):
+                self._client.make_bucket(self._bucket)
         except S3Error as exc:
             # Another process created it between the check and the make.
             if exc.code != "BucketAlreadyOwnedByYou":
                 _unavailable(exc)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             _unavailable(exc)
+        self._bucket_ready = True
 
     def _key(self, sha256: str) -> str:
         if not _SHA256.match(sha256):
@@ -82,6 +104,7 @@ class S3BlobStore:
 
     def put(self, *, sha256: str, source: Path) -> None:
         key = self._key(sha256)
+        self._ensure_bucket()
         # Content-addressed: a stored key already holds these bytes, so it is never rewritten.
         if self._refresh(key):
             return
@@ -103,7 +126,8 @@ class S3BlobStore:
 
         The orphan sweeper judges age by Last-Modified, and an upload now relies on this blob. A
         copy onto itself with REPLACEd metadata is the S3 way to touch an object (a copy without
-        a change is refused); SeaweedFS and MinIO both move Last-Modified and keep the ETag.
+        a change is refused); SeaweedFS and MinIO both move Last-Modified and keep the bytes
+        (MinIO rewrites a multipart object as one part, so its ETag changes).
         """
         try:
             self._client.copy_object(
@@ -129,6 +153,7 @@ class S3BlobStore:
 
     def stat(self, sha256: str) -> BlobInfo | None:
         key = self._key(sha256)
+        self._ensure_bucket()
         try:
             found = self._client.stat_object(self._bucket, key)
         except S3Error as exc:
@@ -141,6 +166,7 @@ class S3BlobStore:
 
     def read_chunks(self, sha256: str, *, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         key = self._key(sha256)
+        self._ensure_bucket()
         try:
             response = self._client.get_object(self._bucket, key)
         except S3Error as exc:
@@ -158,8 +184,10 @@ class S3BlobStore:
             response.release_conn()
 
     def delete(self, sha256: str) -> None:
+        key = self._key(sha256)
+        self._ensure_bucket()
         try:
-            self._client.remove_object(self._bucket, self._key(sha256))
+            self._client.remove_object(self._bucket, key)
         except S3Error as exc:
             if exc.code not in _MISSING:
                 _unavailable(exc)
@@ -167,6 +195,7 @@ class S3BlobStore:
             _unavailable(exc)
 
     def list(self) -> Iterator[BlobInfo]:
+        self._ensure_bucket()
         try:
             for found in self._client.list_objects(self._bucket, prefix=_PREFIX, recursive=True):
                 sha256 = (found.object_name or "").rsplit("/", 1)[-1]
@@ -193,6 +222,7 @@ class S3BlobStore:
             _unavailable(exc)
 
     def ping(self) -> None:
+        self._ensure_bucket()
         try:
             if not self._client.bucket_exists(self._bucket):
                 raise BackendUnavailable(_BACKEND, "对象存储桶不存在")

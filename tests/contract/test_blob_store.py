@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from services.blobs._local import LocalBlobStore
 from services.blobs._s3 import S3BlobStore
 from services.errors import BackendUnavailable, NotFound
 from tests.conftest import make_settings
-from tests.servers import S3Server, free_port, start_seaweedfs
+from tests.servers import SCRIPT, SCRIPT_ENV, S3Server, free_port, start_seaweedfs
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -57,6 +58,18 @@ class FileMaker:
         path = self._directory / f"upload-{self._serial}"
         path.write_bytes(content)
         return hashlib.sha256(content).hexdigest(), path
+
+
+def restart_seaweedfs(server: S3Server) -> None:
+    """Start a stopped SeaweedFS again on its port, with its data and credentials."""
+    port = server.endpoint.rpartition(":")[2]
+    subprocess.run(
+        [SCRIPT, "start", str(server.directory), port, server.access_key, server.secret_key],
+        check=True,
+        capture_output=True,
+        timeout=60,
+        env=SCRIPT_ENV,
+    )
 
 
 def read_all(store: BlobStore, sha256: str) -> bytes:
@@ -220,16 +233,50 @@ def test_settings_with_an_s3_endpoint_open_the_s3_store(
     store.ping()
 
 
-def test_wrong_credentials_are_backend_unavailable(seaweedfs: S3Server, bucket: str) -> None:
+def test_wrong_credentials_are_backend_unavailable(
+    seaweedfs: S3Server, bucket: str, files: FileMaker
+) -> None:
+    # Opening does not fail (a process starts and reports not ready); every use does.
+    store = s3_store(seaweedfs, bucket, secret_key="not-the-secret")
+    sha256, source = files.write(b"refused")
+
     with pytest.raises(BackendUnavailable) as raised:
-        s3_store(seaweedfs, bucket, secret_key="not-the-secret")
+        store.ping()
     assert raised.value.backend == "object store"
-
-
-def test_a_closed_port_is_backend_unavailable(bucket: str) -> None:
-    server = S3Server(f"127.0.0.1:{free_port()}", "materials-test", "secret", Path("unused"))
     with pytest.raises(BackendUnavailable):
-        s3_store(server, bucket)
+        store.put(sha256=sha256, source=source)
+
+
+def test_a_closed_port_is_backend_unavailable(bucket: str, files: FileMaker) -> None:
+    server = S3Server(f"127.0.0.1:{free_port()}", "materials-test", "secret", Path("unused"))
+    store = s3_store(server, bucket)
+    sha256, source = files.write(b"nowhere to go")
+
+    with pytest.raises(BackendUnavailable):
+        store.ping()
+    with pytest.raises(BackendUnavailable):
+        store.put(sha256=sha256, source=source)
+    with pytest.raises(BackendUnavailable):
+        list(store.list())
+
+
+def test_a_store_down_at_start_creates_its_bucket_once_it_answers(
+    tmp_path: Path, bucket: str, files: FileMaker
+) -> None:
+    server = start_seaweedfs(tmp_path / "late")
+    server.stop()
+    store = s3_store(server, bucket)
+    with pytest.raises(BackendUnavailable):
+        store.ping()
+
+    restart_seaweedfs(server)
+    try:
+        store.ping()
+        sha256, source = files.write(b"stored once the store came up")
+        store.put(sha256=sha256, source=source)
+        assert read_all(store, sha256) == b"stored once the store came up"
+    finally:
+        server.stop()
 
 
 def test_a_stopped_server_is_backend_unavailable(
