@@ -15,12 +15,17 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.errors import BackendUnavailable
+
+BACKEND = "database"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Advisory lock keys: any constants shared by every process of one deployment.
 _AUDIT_LOCK_KEY = 0x6D6174_61756474
 _OUTBOX_LOCK_KEY = 0x6D6174_6F757462
+_MIGRATE_LOCK_KEY = 0x6D6174_6D696772
 
 
 class Database:
@@ -37,15 +42,26 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A unit of work: committed when the block ends normally, rolled back otherwise."""
-        with self._sessions() as session, session.begin():
-            yield session
+        """A unit of work: committed when the block ends normally, rolled back otherwise.
+
+        A database that cannot be reached (or stays locked) is ``BackendUnavailable``.
+        """
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except (OperationalError, InterfaceError) as exc:
+            raise BackendUnavailable(BACKEND) from exc
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration."""
+        """Bring the schema to the newest migration; safe while other processes do the same."""
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                # DDL is transactional here: whoever waited finds the schema already upgraded.
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK_KEY}
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 

@@ -1,6 +1,6 @@
 """The ``Database`` contract: what the system of record does, run on SQLite and on PostgreSQL.
 
-PostgreSQL runs as a real private cluster started once per session (see conftest.py); every
+PostgreSQL runs as a real private cluster started once per session (see tests/servers.py); every
 test gets a fresh database on it, or a fresh SQLite file.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import socket
 import threading
 import time
 from collections import Counter
@@ -24,6 +25,7 @@ from indexer.outbox import claim, complete, pending_count
 from services import db as db_module
 from services.audit import Actor, AuditAction, AuditLog, Outcome
 from services.db import Database
+from services.errors import BackendUnavailable
 from services.models import (
     AuditEvent,
     Document,
@@ -109,6 +111,61 @@ def test_audit_chain_stays_gap_free_under_concurrent_threads(database: Database)
         list(pool.map(append, range(4)))
 
     assert_chain(database, events=100, actors={f"线程{worker}": 25 for worker in range(4)})
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'materials.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def test_several_processes_can_migrate_an_empty_database_at_once(empty_url: str) -> None:
+    # Several API replicas and workers starting together each migrate at start-up.
+    spawn = multiprocessing.get_context("spawn")
+    processes = [spawn.Process(target=migrate_from_process, args=(empty_url,)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0, 0, 0, 0]
+    database = Database(empty_url)
+    try:
+        head = ScriptDirectory(str(Path(db_module.__file__).with_name("migrations")))
+        with database.session() as session:
+            versions = session.scalars(text("SELECT version_num FROM alembic_version")).all()
+        assert versions == [head.get_current_head()]
+    finally:
+        database.dispose()
+
+
+def migrate_from_process(url: str) -> None:
+    database = Database(url)
+    try:
+        database.migrate()
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_unreachable_database_is_backend_unavailable(kind: str, tmp_path: Path) -> None:
+    if kind == "sqlite":
+        (tmp_path / "a-directory").mkdir()
+        url = f"sqlite:///{tmp_path / 'a-directory'}"  # a directory cannot be opened
+    else:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/materials?connect_timeout=2"
+    database = Database(url)
+    try:
+        with pytest.raises(BackendUnavailable) as raised, database.session() as session:
+            session.execute(text("SELECT 1"))
+        assert raised.value.status == 503
+        assert raised.value.backend == "database"
+    finally:
+        database.dispose()
 
 
 def test_audit_chain_stays_gap_free_across_processes(database: Database) -> None:
