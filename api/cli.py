@@ -18,6 +18,7 @@ from services import administration, maintenance
 from services.audit import Actor
 from services.backends import Backends, open_backends
 from services.config import Settings
+from services.db import Database
 from services.errors import MaterialsError
 from services.models import OrgKind, Role
 
@@ -184,6 +185,26 @@ def audit_verify(data_dir: Path | None) -> None:
     if not report.ok:
         click.echo(f"audit chain broken at seq {report.first_bad_seq} ({report.reason})", err=True)
         sys.exit(1)
+
+
+@main.command()
+@data_dir_option
+def migrate(data_dir: Path | None) -> None:
+    """Bring the database schema to the newest version, and exit.
+
+    Every command also migrates when it starts; a deployment runs this once before the API
+    replicas and workers so that none of them changes the schema while others serve.
+    """
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.resolved_database_url)
+    try:
+        database.migrate()
+        _emit({"migrated": True, "revision": database.schema_revision()})
+    except MaterialsError as exc:
+        _fail(exc)
+    finally:
+        database.dispose()
 
 
 @main.command()

@@ -13,6 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -46,17 +47,14 @@ class Database:
 
         A database that cannot be reached (or stays locked) is ``BackendUnavailable``.
         """
-        try:
-            with self._sessions() as session, session.begin():
-                yield session
-        except (OperationalError, InterfaceError) as exc:
-            raise BackendUnavailable(BACKEND) from exc
+        with _unavailable(), self._sessions() as session, session.begin():
+            yield session
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration; safe while other processes do the same."""
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
-        with self.engine.begin() as connection:
+        with _unavailable(), self.engine.begin() as connection:
             if self.dialect == "postgresql":
                 # DDL is transactional here: whoever waited finds the schema already upgraded.
                 connection.execute(
@@ -64,6 +62,11 @@ class Database:
                 )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at (None before the first migration)."""
+        with _unavailable(), self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
 
     def lock_audit_chain(self, session: Session) -> None:
         """Hold the audit chain's append lock until the session's transaction ends."""
@@ -80,6 +83,15 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """A database that cannot be reached (or stays locked) is ``BackendUnavailable``."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise BackendUnavailable(BACKEND) from exc
 
 
 def _create_engine(url: str) -> Engine:

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
 from api.cli import main
+from services import db as db_module
 from services.backends import open_backends
 from services.demo import COUNTY, DEPARTMENTS, LOGINS, MATERIALS, TOWNSHIPS
 from services.models import AuditEvent, Document, Org, User
@@ -327,3 +329,25 @@ def test_audit_verify_and_check_on_the_demo(tmp_path: Path) -> None:
     assert corrupt.exit_code != 0
     assert len(json_line(corrupt)["corrupt"]) == 1
     assert run("audit", "verify", "--data-dir", str(data_dir)).exit_code == 0
+
+
+def test_migrate_brings_an_empty_database_to_the_newest_revision(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    head = ScriptDirectory(str(Path(db_module.__file__).with_name("migrations"))).get_current_head()
+    first = run("migrate", "--data-dir", str(data_dir))
+    assert first.exit_code == 0, first.output
+    assert json_line(first) == {"migrated": True, "revision": head}
+    assert (data_dir / "materials.sqlite3").is_file()
+    again = run("migrate", "--data-dir", str(data_dir))
+    assert json_line(again) == {"migrated": True, "revision": head}
+
+
+def test_migrate_reports_an_unreachable_database_as_a_json_error(tmp_path: Path) -> None:
+    (tmp_path / "a-directory").mkdir()
+    result = CliRunner().invoke(
+        main,
+        ["migrate", "--data-dir", str(tmp_path / "data")],
+        env={"MATERIALS_DATABASE_URL": f"sqlite:///{tmp_path / 'a-directory'}"},
+    )
+    assert result.exit_code == 1
+    assert json_line(result)["error"]["code"] == "backend_unavailable"

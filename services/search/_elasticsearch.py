@@ -353,7 +353,9 @@ def match_clause(plan: text.QueryPlan) -> dict[str, Any]:
     """Every group must match: each of its words as a phrase of characters, or its numbers."""
     groups: list[dict[str, Any]] = []
     for group in plan.groups:
-        units: dict[str, Any] = {"bool": {"filter": [_char_phrase(unit.chars) for unit in group.units]}}
+        units: dict[str, Any] = {
+            "bool": {"filter": [_char_phrase(unit.chars) for unit in group.units]}
+        }
         if group.numbers:
             numbers = {"bool": {"filter": [_number_anywhere(number) for number in group.numbers]}}
             groups.append({"bool": {"should": [units, numbers], "minimum_should_match": 1}})
