@@ -1,0 +1,326 @@
+"""Benchmark: a large upload through the API on S3, beside the same bytes put straight into S3.
+
+Run: ``.venv/bin/python -m tests.bench.upload_vs_direct [--mb 200] [--repeats 3]``. Starts
+SeaweedFS and PostgreSQL with the deploy/ scripts and one ``materials serve`` (uvicorn, embedded
+worker off as in production) on 127.0.0.1. Each round uploads a new file through
+``POST /api/v1/documents`` (multipart, streamed from disk) and puts the same file with the minio
+SDK (``put_object`` streamed, 10 MiB parts, as ``services/blobs/_s3.py`` does); the order
+alternates between rounds. Prints MB/s, the API/direct ratio, the server's peak RSS during each
+upload (VmHWM reset before it) and where the API's time goes: receiving the body (spool to disk,
+sha256) versus everything after the last byte (the S3 put of the spooled file, the database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from minio import Minio
+from minio.commonconfig import CopySource
+
+from tests.bench._stack import Stack, load, machine
+from tests.server_process import environment, materials
+
+MB = 1_000_000
+MIB = 1024 * 1024
+PART_SIZE = 10 * MIB  # services/blobs/_s3.py _PART_SIZE
+BUCKET = "materials"
+PASSWORD = "bench-pass-1"
+
+
+@dataclass(frozen=True)
+class ApiRound:
+    seconds: float
+    body_sent: float  # seconds until the client had read the whole file into the socket
+    peak_rss_mib: float  # server VmHWM after a reset just before the upload
+    sampled_rss_mib: float  # highest VmRSS seen by sampling every 20 ms
+    rss_before_mib: float  # VmRSS just before the upload began
+    rss_receiving_mib: float  # highest sampled VmRSS until the client had sent the body
+
+
+def _status_mib(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak(pid: int) -> None:
+    # "5" resets VmHWM to the current RSS (Linux 4.0+), so the peak seen is this upload's.
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+class _RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []  # (perf_counter, VmRSS MiB)
+        self._stop_event = threading.Event()
+
+    @property
+    def highest(self) -> float:
+        return max((rss for _, rss in self.samples), default=0.0)
+
+    def highest_until(self, moment: float) -> float:
+        return max((rss for at, rss in self.samples if at <= moment), default=0.0)
+
+    def run(self) -> None:
+        while not self._stop_event.wait(0.02):
+            self.samples.append((time.perf_counter(), _status_mib(self.pid, "VmRSS")))
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.join()
+        return self.highest
+
+
+class _TimedReader(io.BufferedReader):
+    """The file as httpx streams it, noting when the last byte was handed to the socket."""
+
+    def __init__(self, path: Path, on_end: Callable[[], object]) -> None:
+        super().__init__(io.FileIO(path, "r"), buffer_size=MIB)
+        self._on_end = on_end
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        if not chunk:
+            self._on_end()
+        return chunk
+
+
+def write_file(path: Path, size: int, seed: int) -> str:
+    """A PDF-looking file of ``size`` bytes, different for every seed; returns its sha256."""
+    digest = hashlib.sha256()
+    block = b"".join(hashlib.sha256(b"%d-%d" % (seed, n)).digest() for n in range(MIB // 32))
+    with path.open("wb") as out:
+        written = 0
+        head = b"%PDF-1.4\n"
+        while written < size:
+            piece = (head + block)[: min(MIB, size - written)] if written == 0 else block
+            piece = piece[: size - written]
+            out.write(piece)
+            digest.update(piece)
+            written += len(piece)
+    return digest.hexdigest()
+
+
+def upload_via_api(base: str, token: str, path: Path, pid: int) -> ApiRound:
+    marks: dict[str, float] = {}
+    sampler = _RssSampler(pid)
+    before = _status_mib(pid, "VmRSS")
+    _reset_peak(pid)
+    sampler.start()
+    # A fresh connection per upload, as api/upload_client.py does.
+    with httpx.Client(
+        base_url=base,
+        timeout=httpx.Timeout(600.0),
+        limits=httpx.Limits(max_keepalive_connections=0),
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
+        began = time.perf_counter()
+        with _TimedReader(path, lambda: marks.setdefault("sent", time.perf_counter())) as reader:
+            response = client.post(
+                "/api/v1/documents",
+                data={"title": path.stem, "category": "其他"},
+                files={"file": (path.name, reader, "application/pdf")},
+            )
+        ended = time.perf_counter()
+    sampled = sampler.stop()
+    while_receiving = sampler.highest_until(marks.get("sent", ended))
+    if response.status_code not in (200, 201) or response.json().get("duplicate"):
+        raise RuntimeError(f"upload failed: HTTP {response.status_code} {response.text[:300]}")
+    return ApiRound(
+        seconds=ended - began,
+        body_sent=marks.get("sent", ended) - began,
+        peak_rss_mib=_status_mib(pid, "VmHWM"),
+        sampled_rss_mib=sampled,
+        rss_before_mib=before,
+        rss_receiving_mib=while_receiving,
+    )
+
+
+def put_direct(client: Minio, path: Path, key: str) -> float:
+    began = time.perf_counter()
+    with path.open("rb") as data:
+        client.put_object(
+            BUCKET,
+            key,
+            data,
+            length=-1,
+            part_size=PART_SIZE,
+            content_type="application/octet-stream",
+        )
+    return time.perf_counter() - began
+
+
+def _rate(size: int, seconds: float) -> float:
+    return size / MB / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mb", type=int, default=200, help="file size in MB (10^6 bytes)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of API + direct")
+    args = parser.parse_args()
+    size = args.mb * MB
+    print(machine())
+    print(
+        f"file {args.mb} MB ({size / MIB:.1f} MiB), {args.repeats} rounds; "
+        f"database PostgreSQL, blobs SeaweedFS S3, part size {PART_SIZE // MIB} MiB"
+    )
+
+    with Stack() as stack:
+        postgres = stack.postgres()
+        with postgres.admin() as admin:
+            admin.execute("CREATE DATABASE bench")
+        s3 = stack.seaweedfs()
+        settings = {
+            "database_url": postgres.url("bench"),
+            "s3_endpoint": s3.endpoint,
+            "s3_access_key": s3.access_key,
+            "s3_secret_key": s3.secret_key,
+            "s3_bucket": BUCKET,
+            "max_upload_bytes": str(size * 2),
+            "embedded_worker": "false",
+        }
+        data_dir = str(stack.directory / "data")
+        env = environment(**settings)
+        for command in (
+            ("create-org", "--kind", "county", "--name", "基准县"),
+            ("create-org", "--kind", "township", "--name", "基准镇"),
+            (
+                "create-user",
+                "--username",
+                "bench",
+                "--password",
+                PASSWORD,
+                "--org",
+                "基准镇",
+                "--role",
+                "uploader",
+            ),
+        ):
+            done = materials("admin", *command, "--data-dir", data_dir, env=env)
+            if done.returncode != 0:
+                raise RuntimeError(done.stderr)
+        server = stack.serve(**settings)
+        pid = server.process.pid
+        started_rss = _status_mib(pid, "VmRSS")
+        token = httpx.post(
+            f"{server.base_url}/api/v1/auth/token",
+            data={"username": "bench", "password": PASSWORD},
+        ).json()["access_token"]
+        print(
+            f"server (pid {pid}) RSS after start {started_rss:.0f} MiB; after one login "
+            f"{_status_mib(pid, 'VmRSS'):.0f} MiB (peak {_status_mib(pid, 'VmHWM'):.0f} MiB)"
+        )
+        direct = Minio(
+            s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=False
+        )
+
+        api_rounds: list[ApiRound] = []
+        direct_seconds: list[float] = []
+        for number in range(args.repeats):
+            path = stack.directory / f"bench-{number}.pdf"
+            write_file(path, size, seed=number)
+            order = ("api", "direct") if number % 2 == 0 else ("direct", "api")
+            for kind in order:
+                if kind == "api":
+                    result = upload_via_api(server.base_url, token, path, pid)
+                    api_rounds.append(result)
+                    print(
+                        f"round {number + 1} API   : {result.seconds:6.2f} s "
+                        f"{_rate(size, result.seconds):6.1f} MB/s  (body sent after "
+                        f"{result.body_sent:.2f} s, then {result.seconds - result.body_sent:.2f} s "
+                        f"to the answer)  server peak RSS {result.peak_rss_mib:.0f} MiB "
+                        f"(sampled: before {result.rss_before_mib:.0f}, while receiving "
+                        f"{result.rss_receiving_mib:.0f}, highest {result.sampled_rss_mib:.0f})"
+                    )
+                else:
+                    seconds = put_direct(direct, path, f"bench-direct/{number}")
+                    direct_seconds.append(seconds)
+                    print(
+                        f"round {number + 1} direct: {seconds:6.2f} s "
+                        f"{_rate(size, seconds):6.1f} MB/s"
+                    )
+            path.unlink()
+
+        api_median = statistics.median(r.seconds for r in api_rounds)
+        direct_median = statistics.median(direct_seconds)
+        api_rate, direct_rate = _rate(size, api_median), _rate(size, direct_median)
+        ratio = api_rate / direct_rate
+        peak = max(r.peak_rss_mib for r in api_rounds)
+        print()
+        print(f"API upload    median {api_median:6.2f} s = {api_rate:6.1f} MB/s")
+        print(f"direct put    median {direct_median:6.2f} s = {direct_rate:6.1f} MB/s")
+        print(
+            f"ratio API/direct: {ratio:.2f} (target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})"
+        )
+        print(
+            f"server peak RSS during uploads: {peak:.0f} MiB "
+            f"(target < 150 MB = 143 MiB: {'met' if peak < 143 else 'NOT met'}); "
+            f"lifetime VmHWM {_status_mib(pid, 'VmHWM'):.0f} MiB"
+        )
+
+        # Where the API's time goes: the receive phase against the part after the last byte.
+        sent = statistics.median(r.body_sent for r in api_rounds)
+        after = statistics.median(r.seconds - r.body_sent for r in api_rounds)
+        print()
+        print("where the API's time goes (medians):")
+        print(
+            f"  receive body, spool to disk, sha256:  {sent:6.2f} s ({_rate(size, sent):.0f} MB/s)"
+        )
+        print(
+            f"  after the last byte (S3 put, DB):     {after:6.2f} s "
+            f"({_rate(size, after):.0f} MB/s)"
+        )
+        print(f"  direct put of the same bytes:         {direct_median:6.2f} s")
+        profile_pieces(stack.directory, size, direct)
+    print(load())
+
+
+def profile_pieces(directory: Path, size: int, direct: Minio) -> None:
+    """Costs of the pieces of the API's path, each alone, to explain the phases above."""
+    path = directory / "pieces.bin"
+    write_file(path, size, seed=999)
+    began = time.perf_counter()
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(MIB):
+            digest.update(chunk)
+    hashed = time.perf_counter() - began
+    began = time.perf_counter()
+    with path.open("rb") as source, (directory / "copy.bin").open("wb") as out:
+        while chunk := source.read(MIB):
+            out.write(chunk)
+    copied = time.perf_counter() - began
+    (directory / "copy.bin").unlink()
+    put_direct(direct, path, "bench-direct/pieces")
+    began = time.perf_counter()
+    direct.copy_object(
+        BUCKET, "bench-direct/pieces-copy", CopySource(BUCKET, "bench-direct/pieces")
+    )
+    server_copy = time.perf_counter() - began
+    path.unlink()
+    print(
+        f"  sha256 of the file alone:             {hashed:6.2f} s ({_rate(size, hashed):.0f} MB/s)"
+    )
+    print(
+        f"  copy file to file (page cache):       {copied:6.2f} s ({_rate(size, copied):.0f} MB/s)"
+    )
+    print(
+        f"  S3 server-side copy of the object:    {server_copy:6.2f} s "
+        f"({_rate(size, server_copy):.0f} MB/s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
