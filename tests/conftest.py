@@ -28,7 +28,7 @@ pytest_plugins = ("tests.servers", "tests.real_stack")
 
 TESTS = Path(__file__).parent
 # These suites run twice: on the embedded stack and on the real one (PostgreSQL, S3, Elasticsearch).
-BOTH_STACKS = ("api", "e2e")
+BOTH_STACKS = ("api", "e2e", "search_quality")
 
 PASSWORD = "correct-horse-42"
 

@@ -18,8 +18,9 @@ from api.app import create_app
 from indexer.worker import IndexWorker
 from services import orgs
 from services.backends import Backends, open_backends
+from services.config import Settings
 from services.models import OrgKind, Role
-from tests.conftest import PASSWORD, Api, make_settings, seed_county
+from tests.conftest import PASSWORD, Api, seed_county, stack_settings
 from tests.search_quality.corpus import TOWNSHIPS, Material, build_corpus
 from tests.search_quality.queries import MAX_RELEVANT, LabelledQuery, label
 
@@ -94,10 +95,16 @@ def _upload_all(api: Api, corpus: tuple[Material, ...]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+def run(
+    request: pytest.FixtureRequest, stack: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Run]:
     """Build the county, upload and index the corpus once, and run every labelled query."""
     corpus = build_corpus()
-    settings = make_settings(tmp_path_factory.mktemp("search-quality") / "data")
+    with stack_settings(request, stack, tmp_path_factory.mktemp("search-quality") / "data") as s:
+        yield from _run(corpus, s)
+
+
+def _run(corpus: tuple[Material, ...], settings: Settings) -> Iterator[Run]:
     backends = open_backends(settings)
     try:
         _seed_townships(backends)
