@@ -5,6 +5,9 @@ set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
 ensure_debian_packages antiword postgresql
 ensure_venv "[test]"
+# MinIO is built from source once (a few minutes) and cached; here rather than inside a fixture,
+# so that the wait is announced and a missing Go toolchain stops the run with a clear message.
+"$ROOT/deploy/minio.sh" build
 cd "$ROOT"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .

@@ -176,3 +176,45 @@ def elasticsearch() -> Iterator[ElasticsearchServer]:
         server.stop()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# MinIO: built from source by deploy/minio.sh on first use and cached machine-wide.
+
+MINIO_SCRIPT = ROOT / "deploy" / "minio.sh"
+
+
+@dataclass(frozen=True)
+class MinioServer(S3Server):
+    def stop(self) -> None:
+        subprocess.run([MINIO_SCRIPT, "stop", str(self.directory)], check=True, timeout=60)
+
+
+def start_minio(directory: Path) -> MinioServer:
+    """Start a private single-drive MinIO on a free port (building it once), or fail saying why."""
+    port = free_port()
+    server = MinioServer(f"127.0.0.1:{port}", "materials-test", "materials-test-secret", directory)
+    started = subprocess.run(
+        [MINIO_SCRIPT, "start", str(directory), str(port), server.access_key, server.secret_key],
+        capture_output=True,
+        text=True,
+        # The first start on a machine builds MinIO (about 3 minutes on 2 cores).
+        timeout=1200,
+        check=False,
+    )
+    if started.returncode != 0:
+        pytest.fail(f"MinIO did not start:\n{started.stderr}")
+    return server
+
+
+@pytest.fixture(scope="session")
+def minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
+    server = start_minio(tmp_path_factory.mktemp("minio"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["seaweedfs", "minio"])
+def s3_server(request: pytest.FixtureRequest) -> S3Server:
+    """Each S3 server in turn: a test taking it runs on SeaweedFS and on MinIO."""
+    server: S3Server = request.getfixturevalue(request.param)
+    return server

@@ -1,6 +1,7 @@
 """The ``BlobStore`` contract: what every blob backend does, run against each implementation.
 
-The S3 cases run against a real SeaweedFS started once per session (see conftest.py).
+The S3 cases run against a real SeaweedFS and a real MinIO, each started once per session
+(see tests/servers.py).
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from tests.conftest import make_settings
 from tests.servers import SCRIPT, SCRIPT_ENV, S3Server, free_port, start_seaweedfs
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "seaweedfs", "minio"])
 def store(request: pytest.FixtureRequest, tmp_path: Path, bucket: str) -> BlobStore:
     if request.param == "local":
         return LocalBlobStore(tmp_path / "blobs")
-    server: S3Server = request.getfixturevalue("seaweedfs")
+    server: S3Server = request.getfixturevalue(request.param)
     return s3_store(server, bucket)
 
 
@@ -217,13 +218,13 @@ def test_download_url_serves_the_bytes_under_the_chinese_name(
 
 
 def test_settings_with_an_s3_endpoint_open_the_s3_store(
-    seaweedfs: S3Server, bucket: str, tmp_path: Path
+    s3_server: S3Server, bucket: str, tmp_path: Path
 ) -> None:
     settings = make_settings(
         tmp_path / "data",
-        s3_endpoint=f"http://{seaweedfs.endpoint}",
-        s3_access_key=seaweedfs.access_key,
-        s3_secret_key=seaweedfs.secret_key,
+        s3_endpoint=f"http://{s3_server.endpoint}",
+        s3_access_key=s3_server.access_key,
+        s3_secret_key=s3_server.secret_key,
         s3_bucket=bucket,
     )
 
@@ -234,10 +235,10 @@ def test_settings_with_an_s3_endpoint_open_the_s3_store(
 
 
 def test_wrong_credentials_are_backend_unavailable(
-    seaweedfs: S3Server, bucket: str, files: FileMaker
+    s3_server: S3Server, bucket: str, files: FileMaker
 ) -> None:
     # Opening does not fail (a process starts and reports not ready); every use does.
-    store = s3_store(seaweedfs, bucket, secret_key="not-the-secret")
+    store = s3_store(s3_server, bucket, secret_key="not-the-secret")
     sha256, source = files.write(b"refused")
 
     with pytest.raises(BackendUnavailable) as raised:

@@ -1,4 +1,7 @@
-"""Downloads through the API on an S3 store: a 302 to a presigned URL, or streamed when off."""
+"""Downloads through the API on an S3 store: a 302 to a presigned URL, or streamed when off.
+
+Run on SeaweedFS and on MinIO: each must honour the presigned response headers.
+"""
 
 from __future__ import annotations
 
@@ -30,17 +33,17 @@ def s3_settings(data_dir: Path, server: S3Server, bucket: str, *, presigned: boo
 
 
 def test_download_redirects_to_the_store_unless_turned_off(
-    seaweedfs: S3Server, bucket: str, tmp_path: Path
+    s3_server: S3Server, bucket: str, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    seeded = open_backends(s3_settings(data_dir, seaweedfs, bucket, presigned=True))
+    seeded = open_backends(s3_settings(data_dir, s3_server, bucket, presigned=True))
     try:
         seed_county(seeded)
     finally:
         seeded.close()
     content = pdf_bytes("Presigned download")
 
-    with TestClient(create_app(s3_settings(data_dir, seaweedfs, bucket, presigned=True))) as tc:
+    with TestClient(create_app(s3_settings(data_dir, s3_server, bucket, presigned=True))) as tc:
         api = Api(tc, {})
         created = api.upload("east", FILENAME, content, "application/pdf")
         assert created.status_code == 201, created.text
@@ -56,7 +59,7 @@ def test_download_redirects_to_the_store_unless_turned_off(
         assert fetched.headers["content-type"] == "application/pdf"
         assert f"filename*=UTF-8''{quote(FILENAME)}" in fetched.headers["content-disposition"]
 
-    with TestClient(create_app(s3_settings(data_dir, seaweedfs, bucket, presigned=False))) as tc:
+    with TestClient(create_app(s3_settings(data_dir, s3_server, bucket, presigned=False))) as tc:
         api = Api(tc, {})
         streamed = tc.get(path, headers=api.headers("poverty"), follow_redirects=False)
 
