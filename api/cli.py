@@ -51,7 +51,17 @@ data_dir_option = click.option(
 )
 
 
-@click.group()
+class _Commands(click.Group):
+    """Every command's domain errors (a backend down, a bad value) end as one JSON error line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MaterialsError as exc:
+            _fail(exc)
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """县域材料共享库 — county shared materials repository."""
 

@@ -24,14 +24,15 @@ usage() {
 }
 
 # Download and unpack the distribution unless the cache already holds it; checked by SHA-512.
-fetch() {
-    [ -x "$HOME_DIR/bin/elasticsearch" ] && return 0
+# A subshell, so that its EXIT trap removes the half-done download however it ends.
+fetch() (
+    [ -x "$HOME_DIR/bin/elasticsearch" ] && exit 0
     local base="$MAVEN_REPOSITORY/org/elasticsearch/distribution/integ-test-zip/elasticsearch"
     local url="$base/$ES_VERSION/elasticsearch-$ES_VERSION.zip"
     local work
     mkdir -p "$CACHE"
     work="$(mktemp -d "$CACHE/.download.XXXXXX")"
-    trap 'rm -rf "$work"' RETURN
+    trap 'rm -rf "$work"' EXIT
     if ! curl -fsSL --retry 3 -o "$work/es.zip" "$url" \
         || ! curl -fsSL --retry 3 -o "$work/es.zip.sha512" "$url.sha512"; then
         echo "elasticsearch: could not download $url" >&2
@@ -49,7 +50,7 @@ fetch() {
     # Another run may have unpacked it meanwhile; the rename makes a complete tree appear at once.
     mv -T "$work/elasticsearch-$ES_VERSION" "$HOME_DIR" 2>/dev/null || true
     [ -x "$HOME_DIR/bin/elasticsearch" ]
-}
+)
 
 # Java 17 for 8.x: the JDK that `java` on PATH belongs to, unless ES_JAVA_HOME says otherwise.
 java_home() {

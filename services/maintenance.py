@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from services.backends import Backends
+from services.blobs import BlobInfo
 from services.models import Document, utcnow
 
 
@@ -65,8 +66,12 @@ def check_blobs(backends: Backends) -> CheckReport:
     return report
 
 
-def _old_orphans(backends: Backends, refs: dict[str, list[str]]) -> list[Any]:
-    cutoff = utcnow() - timedelta(seconds=backends.settings.orphan_grace_seconds)
+def _cutoff(backends: Backends) -> datetime:
+    return utcnow() - timedelta(seconds=backends.settings.orphan_grace_seconds)
+
+
+def _old_orphans(backends: Backends, refs: dict[str, list[str]]) -> list[BlobInfo]:
+    cutoff = _cutoff(backends)
     return [
         blob
         for blob in backends.blobs.list()
@@ -75,11 +80,20 @@ def _old_orphans(backends: Backends, refs: dict[str, list[str]]) -> list[Any]:
 
 
 def sweep_orphans(backends: Backends) -> int:
-    """Delete blobs no document refers to, older than the grace period; how many were removed."""
-    refs = _referenced(backends)
-    orphans = _old_orphans(backends, refs)
-    for blob in orphans:
-        # Checked again just before deleting: an upload may have claimed it meanwhile.
-        if not _referenced(backends).get(blob.sha256):
-            backends.blobs.delete(blob.sha256)
-    return len(orphans)
+    """Delete blobs no document refers to, older than the grace period; how many were removed.
+
+    Each candidate is checked again just before it goes: an upload of the same bytes renews the
+    blob's age before its document row is written, so a blob young again, or referenced by now,
+    stays. (Between that check and the delete there is no lock: the window is one request.)
+    """
+    cutoff = _cutoff(backends)
+    removed = 0
+    for blob in _old_orphans(backends, _referenced(backends)):
+        now = backends.blobs.stat(blob.sha256)
+        if now is None or now.modified_at >= cutoff:
+            continue
+        if _referenced(backends).get(blob.sha256):
+            continue
+        backends.blobs.delete(blob.sha256)
+        removed += 1
+    return removed
