@@ -267,7 +267,7 @@ def main() -> None:
         print(
             f"server peak RSS during uploads: {peak:.0f} MiB "
             f"(target < 150 MB = 143 MiB: {'met' if peak < 143 else 'NOT met'}); "
-            f"lifetime VmHWM {_status_mib(pid, 'VmHWM'):.0f} MiB"
+            f"RSS now {_status_mib(pid, 'VmRSS'):.0f} MiB"
         )
 
         # Where the API's time goes: the receive phase against the part after the last byte.
