@@ -325,11 +325,13 @@ class Session:
             # Declared as generic bytes: the server detects the type from the content, and a local
             # guess (which differs between systems) could only contradict it.
             upload = (path.name, reader, "application/octet-stream")
+            # The digest goes before the file: the server then streams the bytes on into its
+            # store as they arrive, and refuses them if they arrive changed.
             response = self._send(
                 "POST",
                 f"{API}/documents",
                 client=self._uploads,
-                data=fields,
+                data={"sha256": sha256, **fields},
                 files={"file": upload},
             )
         if response.status_code in (200, 201):

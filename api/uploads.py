@@ -1,6 +1,8 @@
 """Streaming reader for multipart upload bodies: spools the file to disk and hashes it in one pass.
 
-The body is never held in memory; its size is bounded while it arrives, not after.
+The body is never held in memory; its size is bounded while it arrives, not after. When the
+client names the file's sha256 in a field before the file part, the bytes also stream on into
+the blob store as they arrive (a ``BlobWriter``), committed only once everything checks out.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -17,7 +20,9 @@ import anyio.to_thread
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from services.blobs import BlobWriter
 from services.errors import BadRequest, InvalidField, MaterialsError, PayloadTooLarge
+from services.metadata import SHA256_FIELD, normalize_sha256
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -28,6 +33,9 @@ __all__ = ["SpooledUpload", "read_upload"]
 # Below this, writing and hashing a chunk costs microseconds and stays on the event loop;
 # bigger batches (a whole small body in one message) go to a worker thread.
 _THREAD_THRESHOLD = 256 * 1024
+# Bytes streamed on to the blob store are handed over in batches this big (on a worker thread:
+# the store may make the request wait while it catches up).
+_WRITER_BATCH = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,9 +48,13 @@ class SpooledUpload:
     filename: str
     declared_type: str | None
     fields: dict[str, str]
+    # The bytes on their way into the blob store under the declared sha256, if one was given.
+    writer: BlobWriter | None = None
 
     def cleanup(self) -> None:
-        """Remove the spooled file; harmless when it is already gone."""
+        """Remove the spooled file and drop an uncommitted blob; harmless when already done."""
+        if self.writer is not None:
+            self.writer.abort()
         self.path.unlink(missing_ok=True)
 
 
@@ -54,8 +66,13 @@ async def read_upload(
     file_field: str = "file",
     max_field_bytes: int = 64 * 1024,
     max_fields: int = 64,
+    open_writer: Callable[[str], BlobWriter] | None = None,
 ) -> SpooledUpload:
-    """Stream a multipart/form-data body into spool_dir, hashing the file and bounding the size."""
+    """Stream a multipart/form-data body into spool_dir, hashing the file and bounding the size.
+
+    With ``open_writer``, a valid ``sha256`` field sent before the file opens a blob writer for
+    it; the caller commits it after checking the digest, or ``cleanup`` drops it.
+    """
     declared_length = _content_length(request)
     if declared_length is not None and declared_length > max_bytes:
         raise PayloadTooLarge(f"请求体超过 {max_bytes} 字节上限")
@@ -64,6 +81,7 @@ async def read_upload(
         file_field=file_field,
         max_field_bytes=max_field_bytes,
         max_fields=max_fields,
+        open_writer=open_writer,
     )
     parser = _parser(request.headers.get("content-type"), reader.callbacks())
     try:
@@ -91,6 +109,7 @@ async def read_upload(
                             raise PayloadTooLarge(f"请求体超过 {max_bytes} 字节上限") from None
                 raise
         parser.finalize()
+        await reader.flush(final=True)
         return reader.finish()
     except BaseException:
         # Also on ClientDisconnect and cancellation: nothing may stay behind in spool_dir.
@@ -121,9 +140,17 @@ class _PartReader:
     """Parser callbacks: the file part is hashed on its way to disk, other parts go to buffers."""
 
     def __init__(
-        self, *, spool_dir: Path, file_field: str, max_field_bytes: int, max_fields: int
+        self,
+        *,
+        spool_dir: Path,
+        file_field: str,
+        max_field_bytes: int,
+        max_fields: int,
+        open_writer: Callable[[str], BlobWriter] | None,
     ) -> None:
         self._spool_dir = spool_dir
+        self._open_writer = open_writer
+        self._writer: BlobWriter | None = None
         self._file_field = file_field
         self._max_field_bytes = max_field_bytes
         self._max_fields = max_fields
@@ -218,6 +245,9 @@ class _PartReader:
         )
         self._path = Path(self._file.name)
         self._in_file = True
+        declared = normalize_sha256(self._fields.get(SHA256_FIELD, ""))
+        if self._open_writer is not None and declared is not None:
+            self._writer = self._open_writer(declared)
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
@@ -245,13 +275,15 @@ class _PartReader:
     def _on_end(self) -> None:
         self._complete = True
 
-    async def flush(self) -> None:
-        """Write and hash the file bytes seen in the last chunk."""
+    async def flush(self, *, final: bool = False) -> None:
+        """Write and hash the file bytes seen so far (at the end, or once a batch is full)."""
         if not self._pending:
             return
+        if self._writer is not None and self._pending_bytes < _WRITER_BATCH and not final:
+            return  # the views keep their (immutable) chunks alive until then
         pieces, self._pending = self._pending, []
         batch, self._pending_bytes = self._pending_bytes, 0
-        if batch >= _THREAD_THRESHOLD:
+        if batch >= _THREAD_THRESHOLD or self._writer is not None:
             await anyio.to_thread.run_sync(self._write, pieces)
         else:
             self._write(pieces)
@@ -262,6 +294,8 @@ class _PartReader:
             self._digest.update(piece)
             self._file.write(piece)
             self._size += piece.nbytes
+        if self._writer is not None:
+            self._writer.write(b"".join(pieces))
 
     def finish(self) -> SpooledUpload:
         if not self._complete:
@@ -277,10 +311,13 @@ class _PartReader:
             filename=self._filename,
             declared_type=self._declared_type,
             fields=dict(self._fields),
+            writer=self._writer,
         )
 
     def discard(self) -> None:
         self._pending = []
+        if self._writer is not None:
+            self._writer.abort()
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()

@@ -18,9 +18,10 @@ from services import access, orgs
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
+from services.blobs import BlobWriter
 from services.errors import Conflict, Forbidden, InvalidField, MaterialsError, NotFound
 from services.filetypes import detect_file_type
-from services.metadata import parse_metadata
+from services.metadata import SHA256_FIELD, parse_metadata, parse_sha256
 from services.models import (
     Document,
     DocumentDepartment,
@@ -41,6 +42,8 @@ class IncomingFile:
     sha256: str
     filename: str
     declared_type: str | None
+    # The same bytes already streaming into the blob store, when the client declared their sha256.
+    writer: BlobWriter | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ def upload(
             )
         if incoming.size == 0:
             raise InvalidField("file", "文件为空", code="empty_file")
+        _check_declared_sha256(fields.get(SHA256_FIELD), incoming.sha256)
         detected = detect_file_type(
             incoming.path,
             filename=metadata.filename,
@@ -132,7 +136,8 @@ def upload(
 
     # The bytes are durable before any row points at them; a crash here leaves an orphan blob
     # that the sweeper removes, never a row without its blob.
-    backends.blobs.put(sha256=incoming.sha256, source=incoming.path)
+    if incoming.writer is None or not incoming.writer.commit():
+        backends.blobs.put(sha256=incoming.sha256, source=incoming.path)
     try:
         with backends.db.session() as session:
             document = Document(
@@ -179,6 +184,14 @@ def upload(
             raise
         return _record_duplicate(backends, actor=actor, document=existing)
     return UploadResult(load(backends, document_id=document_id), duplicate=False)
+
+
+def _check_declared_sha256(declared: str | None, actual: str) -> None:
+    """The optional ``sha256`` field must name the bytes that arrived."""
+    if declared is not None and parse_sha256(declared) != actual:
+        raise InvalidField(
+            SHA256_FIELD, "文件内容与声明的 sha256 不符，可能在传输中损坏", code="sha256_mismatch"
+        )
 
 
 def _live_duplicate(backends: Backends, *, township_id: int, sha256: str) -> Document | None:
@@ -354,9 +367,7 @@ def receipt(
 
 def lookup(backends: Backends, *, principal: Principal, sha256: str, ip: str | None) -> Document:
     """The caller's township's live document with these bytes; NotFound when there is none."""
-    digest = sha256.strip().lower()
-    if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
-        raise InvalidField("sha256", "sha256 须为 64 位十六进制字符串", code="invalid_sha256")
+    digest = parse_sha256(sha256)
     document = _live_duplicate(backends, township_id=principal.org_id, sha256=digest)
     actor = actor_of(principal, ip)
     if document is None or not access.can_see(principal, document):

@@ -23,9 +23,21 @@ MAX_DESCRIPTION = 2000
 MAX_TAGS = 20
 MAX_TAG = 30
 DEFAULT_CATEGORY = "其他"
+# Optional upload field: the file's sha256, checked against the bytes that arrived.
+SHA256_FIELD = "sha256"
 KNOWN_FIELDS = frozenset(
-    {"title", "category", "period", "tags", "description", "visibility", "departments"}
+    {
+        "title",
+        "category",
+        "period",
+        "tags",
+        "description",
+        "visibility",
+        "departments",
+        SHA256_FIELD,
+    }
 )
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 # ASCII only (after NFKC): `\d` would also match other Unicode digits, which int() accepts.
 _PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-(\d{2})(?:-(\d{2}))?)?$", re.ASCII)
@@ -106,6 +118,20 @@ def period_bounds(period: str) -> tuple[date, date]:
 
 def _split_list(value: str) -> list[str]:
     return [item.strip() for item in re.split(r"[,，、]", value) if item.strip()]
+
+
+def normalize_sha256(value: str) -> str | None:
+    """A sha256 as 64 lower-case hex digits, or None when the value is not one."""
+    digest = value.strip().lower()
+    return digest if _SHA256.match(digest) else None
+
+
+def parse_sha256(value: str) -> str:
+    """A sha256 field's value, normalised; InvalidField when it is not 64 hex digits."""
+    digest = normalize_sha256(value)
+    if digest is None:
+        raise InvalidField(SHA256_FIELD, "sha256 须为 64 位十六进制字符串", code="invalid_sha256")
+    return digest
 
 
 def parse_metadata(

@@ -27,6 +27,7 @@ async def upload_document(
         request,
         max_bytes=backends.settings.max_upload_bytes,
         spool_dir=backends.settings.spool_dir,
+        open_writer=backends.blobs.open_writer,
     )
     try:
         incoming = IncomingFile(
@@ -35,6 +36,7 @@ async def upload_document(
             sha256=spooled.sha256,
             filename=spooled.filename,
             declared_type=spooled.declared_type,
+            writer=spooled.writer,
         )
         result = await run_in_threadpool(
             documents.upload,

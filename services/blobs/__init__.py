@@ -13,7 +13,7 @@ from typing import Protocol
 
 from services.config import Settings
 
-__all__ = ["BlobInfo", "BlobStore", "open_blob_store"]
+__all__ = ["BlobInfo", "BlobStore", "BlobWriter", "open_blob_store"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,24 @@ class BlobInfo:
     modified_at: datetime
 
 
+class BlobWriter(Protocol):
+    """Bytes on their way into the store while they still arrive; invisible until committed."""
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Add the next bytes; may wait while the store catches up. BackendUnavailable when the
+        store failed."""
+
+    def commit(self) -> bool:
+        """Make the blob visible under its sha256, which the caller has checked the bytes against.
+
+        False when the bytes were not kept and the blob is not stored: an identical blob existed
+        when writing began but has gone since. The caller then puts the file itself.
+        """
+
+    def abort(self) -> None:
+        """Drop what was written; nothing stays behind. Harmless after commit or abort."""
+
+
 class BlobStore(Protocol):
     """Where document bytes live, keyed by their sha256."""
 
@@ -30,6 +48,9 @@ class BlobStore(Protocol):
 
     def put(self, *, sha256: str, source: Path) -> None:
         """Store the file at ``source`` under its sha256, durably; a no-op when already stored."""
+
+    def open_writer(self, sha256: str) -> BlobWriter:
+        """Store bytes under ``sha256`` as they arrive (an upload streamed on into the store)."""
 
     def exists(self, sha256: str) -> bool:
         """Is a blob stored under this sha256?"""

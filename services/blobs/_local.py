@@ -5,19 +5,21 @@ The embedded backend; also what a single-host deployment without S3 uses.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from services.blobs import BlobInfo
 from services.errors import BackendUnavailable, NotFound
 
 __all__ = ["LocalBlobStore"]
 
+_BACKEND = "object store"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -34,28 +36,17 @@ class LocalBlobStore:
         return self._root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, *, sha256: str, source: Path) -> None:
-        target = self._path(sha256)
-        if target.exists():
-            # Refresh its age so the orphan sweeper does not take a blob an upload now relies on.
-            os.utime(target)
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        writer = self.open_writer(sha256)
         try:
-            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-                shutil.copyfileobj(src, out, 1024 * 1024)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp_name, 0o440)
-            os.replace(tmp_name, target)
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as exc:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise BackendUnavailable("object store", "文件存储写入失败") from exc
+            with source.open("rb") as src:
+                while chunk := src.read(1024 * 1024):
+                    writer.write(chunk)
+            writer.commit()
+        finally:
+            writer.abort()
+
+    def open_writer(self, sha256: str) -> _LocalWriter:
+        return _LocalWriter(self._path(sha256))
 
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).is_file()
@@ -92,4 +83,60 @@ class LocalBlobStore:
 
     def ping(self) -> None:
         if not os.access(self._root, os.W_OK):
-            raise BackendUnavailable("object store", "文件存储目录不可写")
+            raise BackendUnavailable(_BACKEND, "文件存储目录不可写")
+
+
+class _LocalWriter:
+    """A hidden temporary file beside the target, renamed into place (fsynced) on commit."""
+
+    def __init__(self, target: Path) -> None:
+        self._target = target
+        self._file: IO[bytes] | None = None
+        self._done = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        try:
+            if self._file is None:
+                self._target.parent.mkdir(parents=True, exist_ok=True)
+                self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in commit/abort
+                    dir=self._target.parent, prefix=".incoming-", delete=False
+                )
+            self._file.write(data)
+        except OSError as exc:
+            raise BackendUnavailable(_BACKEND, "文件存储写入失败") from exc
+
+    def commit(self) -> bool:
+        try:
+            if self._target.exists():
+                # Refresh its age so the orphan sweeper does not take a blob an upload relies on.
+                os.utime(self._target)
+            else:
+                if self._file is None:
+                    self.write(b"")
+                assert self._file is not None
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                os.chmod(self._file.name, 0o440)
+                os.replace(self._file.name, self._target)
+                _fsync_directory(self._target.parent)
+        except OSError as exc:
+            raise BackendUnavailable(_BACKEND, "文件存储写入失败") from exc
+        finally:
+            self.abort()
+        return True
+
+    def abort(self) -> None:
+        if self._file is not None and not self._done:
+            self._done = True
+            with contextlib.suppress(OSError):
+                self._file.close()
+            Path(self._file.name).unlink(missing_ok=True)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

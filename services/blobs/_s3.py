@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import BinaryIO, NoReturn, cast
 
 import urllib3
 from minio import Minio
 from minio.commonconfig import REPLACE, CopySource
+from minio.datatypes import Object
 from minio.error import MinioException, S3Error
 
 from services.blobs import BlobInfo
@@ -26,7 +29,8 @@ __all__ = ["S3BlobStore"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX = "blobs/"
-_PART_SIZE = 10 * 1024 * 1024
+# The smallest part S3 allows: what an upload holds in memory is about two parts.
+_PART_SIZE = 5 * 1024 * 1024
 _MISSING = {"NoSuchKey", "NoSuchObject"}
 _BACKEND = "object store"
 _CONTENT_TYPE = "application/octet-stream"
@@ -148,21 +152,49 @@ class S3BlobStore:
             _unavailable(exc)
         return True
 
+    def open_writer(self, sha256: str) -> _S3Writer:
+        return _S3Writer(self, self._key(sha256))
+
+    def _stream_put(self, key: str, pipe: _Pipe) -> None:
+        """Runs on the writer's thread: a multipart upload fed from ``pipe`` as bytes arrive.
+
+        The SDK completes the upload when the pipe reports its end, which happens only on
+        commit; on abort the pipe raises and the SDK aborts the multipart upload.
+        """
+        self._ensure_bucket()
+        try:
+            self._client.put_object(
+                self._bucket,
+                key,
+                cast(BinaryIO, pipe),
+                length=-1,
+                part_size=_PART_SIZE,
+                content_type=_CONTENT_TYPE,
+            )
+        except _Aborted:
+            raise
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+
     def exists(self, sha256: str) -> bool:
         return self.stat(sha256) is not None
 
     def stat(self, sha256: str) -> BlobInfo | None:
-        key = self._key(sha256)
+        found = self._stat_key(self._key(sha256))
+        if found is None:
+            return None
+        return BlobInfo(sha256, found.size or 0, found.last_modified or datetime.now(UTC))
+
+    def _stat_key(self, key: str) -> Object | None:
         self._ensure_bucket()
         try:
-            found = self._client.stat_object(self._bucket, key)
+            return self._client.stat_object(self._bucket, key)
         except S3Error as exc:
             if exc.code in _MISSING:
                 return None
             _unavailable(exc)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             _unavailable(exc)
-        return BlobInfo(sha256, found.size or 0, found.last_modified or datetime.now(UTC))
 
     def read_chunks(self, sha256: str, *, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         key = self._key(sha256)
@@ -228,3 +260,131 @@ class S3BlobStore:
                 raise BackendUnavailable(_BACKEND, "对象存储桶不存在")
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             _unavailable(exc)
+
+
+class _Aborted(Exception):
+    """The writer was aborted: the pipe's reader stops the upload with this."""
+
+
+class _Pipe:
+    """Bytes handed from the request to the SDK's reading thread, at most ``limit`` buffered.
+
+    ``read(n)`` answers n bytes at once where it can (the SDK appends what it reads, so many
+    short reads would cost it quadratic copying): fewer only when the buffer is full or at the
+    end, which comes with ``close``.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._closed = False
+        self._aborted = False
+        self._changed = threading.Condition()
+
+    def put(self, data: bytes | memoryview, *, reader: threading.Thread) -> None:
+        with self._changed:
+            while self._buffered >= self._limit and not self._aborted and reader.is_alive():
+                self._changed.wait(timeout=1.0)
+            self._chunks.append(bytes(data))
+            self._buffered += len(data)
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def abort(self) -> None:
+        with self._changed:
+            self._aborted = True
+            self._chunks.clear()
+            self._buffered = 0
+            self._changed.notify_all()
+
+    def read(self, size: int = -1) -> bytes:
+        with self._changed:
+            # Enough for the read, or a full buffer (the writer waits for room), or the end.
+            enough = self._limit if size < 0 else min(size, self._limit)
+            while True:
+                if self._aborted:
+                    raise _Aborted
+                if self._buffered >= enough or self._closed:
+                    break
+                self._changed.wait()
+            wanted = self._buffered if size < 0 else min(size, self._buffered)
+            pieces: list[bytes] = []
+            taken = 0
+            while taken < wanted:
+                chunk = self._chunks.popleft()
+                if taken + len(chunk) > wanted:  # split: the rest stays for the next read
+                    self._chunks.appendleft(chunk[wanted - taken :])
+                    chunk = chunk[: wanted - taken]
+                pieces.append(chunk)
+                taken += len(chunk)
+            self._buffered -= wanted
+            self._changed.notify_all()
+            return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+class _S3Writer:
+    """A multipart upload on its own thread, fed while the request body still arrives.
+
+    When the key already exists the bytes are not sent again: commit renews its age instead.
+    """
+
+    def __init__(self, store: S3BlobStore, key: str) -> None:
+        self._store = store
+        self._key = key
+        self._pipe = _Pipe(limit=_PART_SIZE)
+        self._error: BaseException | None = None
+        self._existed: bool | None = None  # decided on the thread, before any byte is sent
+        self._started = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(target=self._run, name="blob-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._existed = self._store._stat_key(self._key) is not None
+            self._started.set()
+            if not self._existed:
+                self._store._stream_put(self._key, self._pipe)
+        except _Aborted:
+            pass
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._started.set()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._started.wait()
+        self._raise_failure()
+        if self._existed:
+            return  # the store holds these bytes already
+        self._pipe.put(data, reader=self._thread)
+        self._raise_failure()
+
+    def commit(self) -> bool:
+        self._started.wait()
+        self._raise_failure()
+        self._finished = True
+        if self._existed:
+            return self._store._refresh(self._key)
+        self._pipe.close()
+        self._thread.join()
+        self._raise_failure()
+        return True
+
+    def abort(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._pipe.abort()
+        self._thread.join(timeout=60)
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            if isinstance(self._error, BackendUnavailable):
+                raise self._error
+            raise BackendUnavailable(_BACKEND) from self._error

@@ -56,9 +56,10 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 
 
 def assert_nothing_stored(backends: Backends, settings: Settings) -> None:
-    """No document row, no blob and no leftover spooled upload."""
+    """No document row, no blob (in the store, nor a temporary file) and no spooled upload."""
     with backends.db.session() as session:
         assert session.scalar(text("SELECT count(*) FROM documents")) == 0
+    assert list(backends.blobs.list()) == []
     blobs = [p for p in settings.blob_dir.rglob("*") if p.is_file()]
     assert blobs == []
     spooled = list(settings.spool_dir.iterdir()) if settings.spool_dir.exists() else []

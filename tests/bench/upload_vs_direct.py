@@ -4,7 +4,7 @@ Run: ``.venv/bin/python -m tests.bench.upload_vs_direct [--mb 200] [--repeats 3]
 SeaweedFS and PostgreSQL with the deploy/ scripts and one ``materials serve`` (uvicorn, embedded
 worker off as in production) on 127.0.0.1. Each round uploads a new file through
 ``POST /api/v1/documents`` (multipart, streamed from disk) and puts the same file with the minio
-SDK (``put_object`` streamed, 10 MiB parts, as ``services/blobs/_s3.py`` does); the order
+SDK (``put_object`` streamed, in the app's part size); the order
 alternates between rounds. Prints MB/s, the API/direct ratio, the server's peak RSS during each
 upload (VmHWM reset before it) and where the API's time goes: receiving the body (spool to disk,
 sha256) versus everything after the last byte (the S3 put of the spooled file, the database).
@@ -26,12 +26,13 @@ import httpx
 from minio import Minio
 from minio.commonconfig import CopySource
 
+from services.blobs._s3 import _PART_SIZE
 from tests.bench._stack import Stack, load, machine
 from tests.server_process import environment, materials
 
 MB = 1_000_000
 MIB = 1024 * 1024
-PART_SIZE = 10 * MIB  # services/blobs/_s3.py _PART_SIZE
+PART_SIZE = _PART_SIZE  # the app's own part size
 BUCKET = "materials"
 PASSWORD = "bench-pass-1"
 
@@ -112,7 +113,7 @@ def write_file(path: Path, size: int, seed: int) -> str:
     return digest.hexdigest()
 
 
-def upload_via_api(base: str, token: str, path: Path, pid: int) -> ApiRound:
+def upload_via_api(base: str, token: str, path: Path, sha256: str, pid: int) -> ApiRound:
     marks: dict[str, float] = {}
     sampler = _RssSampler(pid)
     before = _status_mib(pid, "VmRSS")
@@ -129,7 +130,9 @@ def upload_via_api(base: str, token: str, path: Path, pid: int) -> ApiRound:
         with _TimedReader(path, lambda: marks.setdefault("sent", time.perf_counter())) as reader:
             response = client.post(
                 "/api/v1/documents",
-                data={"title": path.stem, "category": "其他"},
+                # The digest before the file, as `materials upload` sends it (computed earlier
+                # for its lookup): the server streams the bytes on into S3 as they arrive.
+                data={"sha256": sha256, "title": path.stem, "category": "其他"},
                 files={"file": (path.name, reader, "application/pdf")},
             )
         ended = time.perf_counter()
@@ -230,11 +233,11 @@ def main() -> None:
         direct_seconds: list[float] = []
         for number in range(args.repeats):
             path = stack.directory / f"bench-{number}.pdf"
-            write_file(path, size, seed=number)
+            sha256 = write_file(path, size, seed=number)
             order = ("api", "direct") if number % 2 == 0 else ("direct", "api")
             for kind in order:
                 if kind == "api":
-                    result = upload_via_api(server.base_url, token, path, pid)
+                    result = upload_via_api(server.base_url, token, path, sha256, pid)
                     api_rounds.append(result)
                     print(
                         f"round {number + 1} API   : {result.seconds:6.2f} s "

@@ -146,6 +146,80 @@ def listed_ages(store: BlobStore) -> dict[str, datetime]:
     return {info.sha256: info.modified_at for info in store.list()}
 
 
+def test_a_writer_stores_bytes_as_they_arrive_visible_only_once_committed(
+    store: BlobStore,
+) -> None:
+    content = os.urandom(12 * 1024 * 1024 + 777)  # several S3 parts, the last one short
+    sha256 = hashlib.sha256(content).hexdigest()
+    writer = store.open_writer(sha256)
+    view = memoryview(content)
+    for start in range(0, len(content), 700_001):  # pieces that never line up with parts
+        writer.write(view[start : start + 700_001])
+    assert store.stat(sha256) is None
+    assert list(store.list()) == []
+
+    assert writer.commit() is True
+    writer.abort()  # harmless after commit
+
+    info = store.stat(sha256)
+    assert info is not None
+    assert info.size == len(content)
+    assert hashlib.sha256(read_all(store, sha256)).hexdigest() == sha256
+
+
+def test_a_writer_takes_pieces_that_fill_a_part_exactly(store: BlobStore) -> None:
+    # Pieces of exactly 1 MiB fill a 5 MiB part to the byte: the store must not wait for more
+    # than its buffer may hold.
+    content = os.urandom(7 * 1024 * 1024)
+    sha256 = hashlib.sha256(content).hexdigest()
+    writer = store.open_writer(sha256)
+    for start in range(0, len(content), 1024 * 1024):
+        writer.write(content[start : start + 1024 * 1024])
+    assert writer.commit() is True
+    assert hashlib.sha256(read_all(store, sha256)).hexdigest() == sha256
+
+
+def test_a_small_blob_through_a_writer(store: BlobStore) -> None:
+    content = "城关镇入户走访记录".encode()
+    sha256 = hashlib.sha256(content).hexdigest()
+    writer = store.open_writer(sha256)
+    writer.write(content)
+    assert writer.commit() is True
+    assert read_all(store, sha256) == content
+
+
+def test_an_aborted_writer_leaves_nothing(store: BlobStore) -> None:
+    content = os.urandom(6 * 1024 * 1024)
+    sha256 = hashlib.sha256(content).hexdigest()
+    writer = store.open_writer(sha256)
+    writer.write(content)
+    writer.abort()
+    writer.abort()
+    assert store.stat(sha256) is None
+    assert list(store.list()) == []
+    fresh = store.open_writer(sha256)  # the same key can be written afterwards
+    fresh.write(content)
+    assert fresh.commit() is True
+    assert store.exists(sha256)
+
+
+def test_a_writer_for_stored_bytes_keeps_them_and_makes_them_young(
+    store: BlobStore, files: FileMaker
+) -> None:
+    sha256, source = files.write(b"original bytes")
+    store.put(sha256=sha256, source=source)
+    time.sleep(2.2)
+    cutoff = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+
+    writer = store.open_writer(sha256)
+    writer.write(b"different bytes claiming the same digest")
+    assert writer.commit() is True
+
+    assert read_all(store, sha256) == b"original bytes"
+    assert listed_ages(store)[sha256] >= cutoff
+    assert [info.sha256 for info in store.list()] == [sha256]
+
+
 def test_list_shows_every_stored_blob(store: BlobStore, files: FileMaker) -> None:
     assert list(store.list()) == []
     stored = {}
@@ -259,6 +333,10 @@ def test_a_closed_port_is_backend_unavailable(bucket: str, files: FileMaker) -> 
         store.put(sha256=sha256, source=source)
     with pytest.raises(BackendUnavailable):
         list(store.list())
+    writer = store.open_writer(sha256)
+    with pytest.raises(BackendUnavailable):
+        writer.write(b"nowhere to go")
+    writer.abort()
 
 
 def test_a_store_down_at_start_creates_its_bucket_once_it_answers(
