@@ -31,6 +31,9 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX = "blobs/"
 # The smallest part S3 allows: what an upload holds in memory is about two parts.
 _PART_SIZE = 5 * 1024 * 1024
+# Bytes an upload streamed into the store may have waiting for the uploading thread: one part,
+# so the SDK mostly reads a whole part at once.
+_PIPE_BYTES = _PART_SIZE
 _MISSING = {"NoSuchKey", "NoSuchObject"}
 _BACKEND = "object store"
 _CONTENT_TYPE = "application/octet-stream"
@@ -336,7 +339,7 @@ class _S3Writer:
     def __init__(self, store: S3BlobStore, key: str) -> None:
         self._store = store
         self._key = key
-        self._pipe = _Pipe(limit=_PART_SIZE)
+        self._pipe = _Pipe(limit=_PIPE_BYTES)
         self._error: BaseException | None = None
         self._existed: bool | None = None  # decided on the thread, before any byte is sent
         self._started = threading.Event()
