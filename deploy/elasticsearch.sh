@@ -30,6 +30,7 @@ fetch() (
     local base="$MAVEN_REPOSITORY/org/elasticsearch/distribution/integ-test-zip/elasticsearch"
     local url="$base/$ES_VERSION/elasticsearch-$ES_VERSION.zip"
     local work
+    echo "elasticsearch: downloading $ES_VERSION from Maven Central into $CACHE (once)" >&2
     mkdir -p "$CACHE"
     work="$(mktemp -d "$CACHE/.download.XXXXXX")"
     trap 'rm -rf "$work"' EXIT

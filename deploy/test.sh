@@ -8,6 +8,8 @@ ensure_venv "[test]"
 # MinIO is built from source once (a few minutes) and cached; here rather than inside a fixture,
 # so that the wait is announced and a missing Go toolchain stops the run with a clear message.
 "$ROOT/deploy/minio.sh" build
+# Elasticsearch's distribution is downloaded from Maven Central once and cached the same way.
+"$ROOT/deploy/elasticsearch.sh" fetch
 cd "$ROOT"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
