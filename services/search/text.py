@@ -75,6 +75,31 @@ _WHITESPACE = re.compile(r"\s+")
 # ASCII, CJK punctuation, ideographs and full-width ASCII: NFKC maps each to one character.
 _SIMPLE_RUN = re.compile(r"[\x00-\x7f\u3000-\u303f\u4e00-\u9fff\uff01-\uff5e]+|.", re.DOTALL)
 
+
+def _stable_characters() -> tuple[str, dict[str, str]]:
+    # Characters that normalise to one non-combining character wherever they stand: ASCII, CJK
+    # punctuation and ideographs (which NFKC leaves alone), full-width forms. Also, for each
+    # character that some of them turn into, those that do (Ａ and ａ become a, ２ becomes 2).
+    ranges = [(0x00, 0x7F), (0xB7, 0xB7), (0x2010, 0x2027), (0x3000, 0x303F), (0xFF01, 0xFF5E)]
+    allowed = ["\u3400-\u4dbf\u4e00-\u9fff"]
+    variants: dict[str, str] = {}
+    for first, last in ranges:
+        for char in map(chr, range(first, last + 1)):
+            becomes = unicodedata.normalize("NFKC", char).lower()
+            if len(becomes) != 1 or unicodedata.combining(char) or unicodedata.combining(becomes):
+                continue
+            allowed.append(re.escape(char))
+            if becomes != char:
+                variants[becomes] = variants.get(becomes, "") + char
+    return "".join(allowed), variants
+
+
+_STABLE_CLASS, _STABLE_VARIANTS = _stable_characters()
+_STABLE_TEXT = re.compile(f"[{_STABLE_CLASS}]*")
+# What the number patterns look at besides CJK: digits, latin letters (q, and [a-z0-9] before it)
+# and the separators of dates.
+_NUMBER_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz-./"
+
 # Numbers and dates, so 第三季度 / 三季度 / 3季度 / Q3 and 2020-09 / 2020年9月 meet in one token.
 _CN_DIGITS = {
     "零": 0,
@@ -201,10 +226,19 @@ def number_tokens(normalized: str) -> list[tuple[str, int, int]]:
 
     ``2020年第三季度`` → ``2020年``, ``3季度``; ``2020-09-15`` → ``2020年``, ``9月``, ``15日``.
     """
+    return _merge_numbers(_number_matches(normalized))
+
+
+def _number_matches(
+    normalized: str, wanted: frozenset[str] | None = None
+) -> list[tuple[str, int, int]]:
+    """Every number token's match, in pattern order; only those in ``wanted`` when given."""
+    units = None if wanted is None else {token.lstrip("0123456789") for token in wanted}
     found: list[tuple[str, int, int]] = []
     for match in _COUNTED.finditer(normalized):
         unit = _UNIT_NAMES.get(match.group(2), match.group(2))
-        found.append((f"{_number_value(match.group(1))}{unit}", match.start(), match.end()))
+        if units is None or unit in units:
+            found.append((f"{_number_value(match.group(1))}{unit}", match.start(), match.end()))
     for match in _DATE.finditer(normalized):
         # Each part keeps its own span (with its 年/月/日), so highlights mark only what matched.
         month, day = int(match.group(2)), match.group(3)
@@ -213,12 +247,20 @@ def number_tokens(normalized: str) -> list[tuple[str, int, int]]:
             found.append((f"{month}月", *_part_span(normalized, match, 2, "月")))
             if day is not None and 1 <= int(day) <= 31:
                 found.append((f"{int(day)}日", *_part_span(normalized, match, 3, "日号")))
-    for match in _QUARTER.finditer(normalized):
-        if match.group(1):
-            found.append((f"{match.group(1)}年", match.start(1), match.end(1)))
-        found.append((f"{match.group(2)}季度", match.end(2) - 2, match.end(2)))
+    if "q" in normalized:  # the quarter pattern is slow to scan, and rarely has anything to find
+        for match in _QUARTER.finditer(normalized):
+            if match.group(1):
+                found.append((f"{match.group(1)}年", match.start(1), match.end(1)))
+            found.append((f"{match.group(2)}季度", match.end(2) - 2, match.end(2)))
+    if wanted is None:
+        return found
+    return [item for item in found if item[0] in wanted]
+
+
+def _merge_numbers(found: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     # The patterns overlap: "2020年9月" is a date, a counted year and a counted month.
     # Overlapping spans of one token merge, so a query groups every word of "2020年9月" together.
+    # Only spans of one token merge, so filtering by token before merging changes nothing.
     tokens: list[tuple[str, int, int]] = []
     last: dict[str, int] = {}  # token → its index in tokens
     for token, start, end in sorted(found, key=lambda item: item[1]):
@@ -355,19 +397,47 @@ def highlight(
     """
     terms = plan.marked_terms
     numbers = plan.numbers
+    watched = _watched_variants(terms, numbers)
     snippets: list[str] = []
     for text in texts:
         if len(snippets) >= limit:
             break
         text = text[:MAX_HIGHLIGHT_SOURCE]
-        spans = _marks(text, terms, numbers)
+        normalized, offsets = _normalize_for_marks(text, watched)
+        spans = _marks(normalized, offsets, terms, numbers)
         if spans:
             snippets.extend(_windows(text, spans, width=width, limit=limit - len(snippets)))
     return snippets
 
 
-def _marks(text: str, terms: Sequence[str], numbers: frozenset[str]) -> list[tuple[int, int]]:
-    normalized, offsets = _normalize_with_offsets(text)
+def _watched_variants(terms: Sequence[str], numbers: frozenset[str]) -> re.Pattern[str] | None:
+    """Characters whose normalisation could make a term or a number (``Ｑ``, ``２``, ``A``)."""
+    wanted = set("".join(terms))
+    if numbers:
+        wanted.update(_NUMBER_CHARS)
+    variants = "".join(_STABLE_VARIANTS.get(char, "") for char in sorted(wanted))
+    return re.compile(f"[{re.escape(variants)}]") if variants else None
+
+
+def _normalize_for_marks(text: str, watched: re.Pattern[str] | None) -> tuple[str, Sequence[int]]:
+    """Text in which the marks are found, and each of its positions' original position.
+
+    Normalising every hit's whole body dominated a search's cost, yet most bodies are CJK,
+    ASCII and full-width punctuation only: there normalisation maps each character to one, in
+    place, and unless a character in ``watched`` occurs, every term and number is found at the
+    same places in the text as it is.
+    """
+    if _STABLE_TEXT.fullmatch(text) is None:
+        return _normalize_with_offsets(text)
+    identity = range(len(text) + 1)
+    if watched is not None and watched.search(text):
+        return normalize(text), identity
+    return text, identity
+
+
+def _marks(
+    normalized: str, offsets: Sequence[int], terms: Sequence[str], numbers: frozenset[str]
+) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
     for term in terms:
         position = normalized.find(term)
@@ -375,7 +445,7 @@ def _marks(text: str, terms: Sequence[str], numbers: frozenset[str]) -> list[tup
             found.append((position, position + len(term)))
             position = normalized.find(term, position + len(term))
     if numbers:
-        found.extend((s, e) for token, s, e in number_tokens(normalized) if token in numbers)
+        found.extend((s, e) for _, s, e in _merge_numbers(_number_matches(normalized, numbers)))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(found):
         start, end = offsets[start], offsets[end]

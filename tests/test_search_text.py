@@ -1,0 +1,108 @@
+"""Highlighting text that normalisation changes: full-width digits, upper case, compatibility forms.
+
+Highlights skip normalising a body when it cannot change where terms are found; these tests pin
+that the shortcut and the full normalisation mark the same places, down to the byte.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import unicodedata
+
+import pytest
+
+from services.search import text
+from services.search.text import (
+    _STABLE_TEXT,
+    _marks,
+    _normalize_for_marks,
+    _normalize_with_offsets,
+    _watched_variants,
+)
+
+PINNED = [
+    ("２０２０年第三季度", "２０２０年第三季度，全镇完成扶贫台账整理。",
+     ["<em>２０２０年第三季度</em>，全镇完成扶贫台账整理。"]),
+    ("2020年9月", "截至２０２０年９月，ＰＤＦ版扶贫台账已报送。",
+     ["截至<em>２０２０年９月</em>，ＰＤＦ版扶贫台账已报送。"]),
+    ("pdf", "ＰＤＦ版与PDF版扶贫台账均已上传，pdf 文件另存。",
+     ["<em>ＰＤＦ</em>版与<em>PDF</em>版扶贫台账均已上传，<em>pdf</em> 文件另存。"]),
+    ("gdp", "全县GDP增长，Ｇｄｐ统计见附表。",
+     ["全县<em>GDP</em>增长，<em>Ｇｄｐ</em>统计见附表。"]),
+    ("株式会社", "㈱株式会社的合同……见附件ﬁle。",
+     ["㈱<em>株式会社</em>的合同……见附件ﬁle。"]),
+    ("file", "合同见附件ﬁle与FILE两份。",
+     ["合同见附件<em>ﬁle</em>与<em>FILE</em>两份。"]),
+    ("q3", "2021Q3与２０２１ｑ３的报表，Q3汇总。",
+     ["2021<em>Q3</em>与２０２１<em>ｑ３</em>的报表，<em>Q3</em>汇总。"]),
+    ("十月", "〸月完成验收，十月复查。",
+     ["<em>〸月</em>完成验收，<em>十月</em>复查。"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("query", "body", "expected"), PINNED)
+def test_highlights_mark_text_as_normalisation_reads_it(
+    query: str, body: str, expected: list[str]
+) -> None:
+    assert text.highlight(text.parse_query(query), ["", body]) == expected
+
+
+# Characters of every kind the shortcut has to tell apart: stable CJK and punctuation, full-width
+# and upper-case forms of what queries contain, and characters NFKC lengthens or composes.
+ALPHABET = (
+    "扶贫台账年月日季度第三九十〸两二〇零号次期，。、：；（）《》“”—·　 \n"
+    "0123456789０１２３４５６７８９-./－．／qQｑＱpdfPDFＰＤＦabcABC"
+    "㈱ﬁ…‥½²ｶﾞe\u0301"
+)
+QUERIES = [
+    "扶贫",
+    "台账",
+    "2020年第三季度",
+    "三季度",
+    "9月",
+    "q3",
+    "pdf",
+    "十月",
+    "e",
+    "1.5",
+    "a-b",
+]
+
+
+def test_the_shortcut_marks_exactly_what_full_normalisation_marks() -> None:
+    rng = random.Random(20240601)
+    plans = [text.parse_query(query) for query in QUERIES]
+    shortcuts = 0
+    for _ in range(3000):
+        body = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 80)))
+        if rng.random() < 0.5:  # half the bodies without the characters that force the slow path
+            body = "".join(char for char in body if _STABLE_TEXT.fullmatch(char))
+        for plan in plans:
+            terms, numbers = plan.marked_terms, plan.numbers
+            quick = _marks(
+                *_normalize_for_marks(body, _watched_variants(terms, numbers)), terms, numbers
+            )
+            full = _marks(*_normalize_with_offsets(body), terms, numbers)
+            assert quick == full, (body, plan)
+            shortcuts += _normalize_for_marks(body, None)[0] is body
+    assert shortcuts > 1000
+
+
+def test_stable_characters_normalise_one_to_one_and_never_compose() -> None:
+    stable = [chr(code) for code in range(0x30000) if _STABLE_TEXT.fullmatch(chr(code))]
+    assert {"扶", "，", "Ａ", "a"} <= set(stable)
+    images = set()
+    for char in stable:
+        image = text.normalize(char)
+        assert len(image) == 1, char
+        assert unicodedata.combining(char) == 0 == unicodedata.combining(image), char
+        images.add(image)
+        if image != char:
+            assert char in text._STABLE_VARIANTS[image], char
+    # NFKC recomposes only a pair in some canonical decomposition; none is made of these images.
+    for code in range(sys.maxunicode + 1):
+        decomposition = unicodedata.decomposition(chr(code)).split()
+        if len(decomposition) == 2 and not decomposition[0].startswith("<"):
+            first, second = (chr(int(part, 16)) for part in decomposition)
+            assert not (first in images and second in images), hex(code)
