@@ -11,8 +11,6 @@ import hashlib
 import unicodedata
 from collections.abc import Iterator, Sequence
 
-from datasketch import MinHash
-
 __all__ = ["band_keys", "fingerprint", "similarity"]
 
 _PERMUTATIONS = 128
@@ -32,6 +30,10 @@ def fingerprint(text: str) -> tuple[int, ...]:
     if len(letters) < _MIN_CHARS:
         return ()
     shingles = list(dict.fromkeys(_shingles(letters)))
+    # Imported here: datasketch brings numpy and scipy (tens of MiB), which an API process
+    # without the embedded worker never needs.
+    from datasketch import MinHash
+
     signature = MinHash(num_perm=_PERMUTATIONS, seed=_SEED)
     for start in range(0, len(shingles), _BATCH):
         signature.update_batch([s.encode("utf-8") for s in shingles[start : start + _BATCH]])
