@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload, raiseload
 
 from services import access, orgs
 from services.access import Principal
@@ -17,7 +18,7 @@ from services.backends import Backends
 from services.documents import actor_of
 from services.errors import InvalidField
 from services.metadata import period_bounds
-from services.models import Document
+from services.models import Document, User
 from services.search import FacetBucket, SearchQuery
 
 MAX_QUERY_LENGTH = 200
@@ -75,35 +76,55 @@ def search(
             size=size,
         )
     )
-    ids = [hit.document_id for hit in result.hits]
+    # One transaction loads the rows and appends the audit event (one connection checkout, one
+    # commit); the audit chain's lock is still taken last and held only until that commit.
     with backends.db.session() as session:
-        rows = {d.id: d for d in session.scalars(select(Document).where(Document.id.in_(ids)))}
-    hits = [
-        FoundDocument(rows[hit.document_id], hit.score, hit.highlights)
-        for hit in result.hits
-        if hit.document_id in rows
-        and access.can_see(principal, rows[hit.document_id])
-        and rows[hit.document_id].withdrawn_at is None
-    ]
-    backends.audit.record(
-        actor=actor_of(principal, ip),
-        action=AuditAction.search,
-        outcome=Outcome.allowed,
-        details={
-            "q": text,
-            "filters": {
-                key: value
-                for key, value in (
-                    ("category", category),
-                    ("township", township),
-                    ("period_from", period_from),
-                    ("period_to", period_to),
-                )
-                if value
+        rows = _documents(session, [hit.document_id for hit in result.hits])
+        hits = [
+            FoundDocument(rows[hit.document_id], hit.score, hit.highlights)
+            for hit in result.hits
+            if hit.document_id in rows
+            and access.can_see(principal, rows[hit.document_id])
+            and rows[hit.document_id].withdrawn_at is None
+        ]
+        backends.audit.append(
+            session,
+            actor=actor_of(principal, ip),
+            action=AuditAction.search,
+            outcome=Outcome.allowed,
+            details={
+                "q": text,
+                "filters": {
+                    key: value
+                    for key, value in (
+                        ("category", category),
+                        ("township", township),
+                        ("period_from", period_from),
+                        ("period_to", period_to),
+                    )
+                    if value
+                },
+                "page": page,
+                "total": result.total,
+                "document_ids": [found.document.id for found in hits],
             },
-            "page": page,
-            "total": result.total,
-            "document_ids": [found.document.id for found in hits],
-        },
-    )
+        )
     return SearchPage(total=result.total, hits=hits, facets=result.facets)
+
+
+def _documents(session: Session, ids: list[str]) -> dict[str, Document]:
+    """The hits' rows with what a result shows: township, uploader's name, departments."""
+    if not ids:
+        return {}
+    query = (
+        select(Document)
+        .where(Document.id.in_(ids))
+        .options(
+            joinedload(Document.township),
+            # A result names the uploader, not the uploader's organisation: skip that join.
+            joinedload(Document.uploaded_by).options(raiseload(User.org)),
+            # Joined rather than a second query: only restricted documents have departments.
+            joinedload(Document.departments),
+        )
+    )
+    return {document.id: document for document in session.scalars(query).unique()}
