@@ -19,6 +19,7 @@ from services.search.text import (
     _normalize_for_marks,
     _normalize_with_offsets,
     _watched_variants,
+    _windows,
 )
 
 PINNED = [
@@ -106,3 +107,52 @@ def test_stable_characters_normalise_one_to_one_and_never_compose() -> None:
         if len(decomposition) == 2 and not decomposition[0].startswith("<"):
             first, second = (chr(int(part, 16)) for part in decomposition)
             assert not (first in images and second in images), hex(code)
+
+
+def _highlight_normalising_everything(
+    plan: text.QueryPlan, texts: list[str], *, limit: int = 3, width: int = 60
+) -> list[str]:
+    snippets: list[str] = []
+    for body in texts:
+        if len(snippets) < limit:
+            spans = _marks(*_normalize_with_offsets(body), plan.marked_terms, plan.numbers)
+            snippets.extend(_windows(body, spans, width=width, limit=limit - len(snippets))[0])
+    return snippets
+
+
+def test_long_bodies_are_searched_only_as_far_as_their_snippets_need() -> None:
+    rng = random.Random(7)
+    words = ["扶贫", "台账", "2020年第三季度", "2021年9月", "二〇二〇年", "Q3", "ＰＤＦ", "。"]
+    filler = "县里组织干部走访群众核实情况整改问题建立制度"
+    plans = [text.parse_query(query) for query in QUERIES]
+    for _ in range(25):
+        pieces = []
+        for _ in range(rng.randint(1, 40)):
+            pieces.append("".join(rng.choices(filler, k=rng.choice([5, 50, 500, 5000]))))
+            pieces.append(rng.choice(words))
+        body = "".join(pieces)
+        for plan in plans:
+            expected = _highlight_normalising_everything(plan, ["标题", body])
+            assert text.highlight(plan, ["标题", body]) == expected, plan
+
+
+def test_marks_at_the_edge_of_the_part_searched_first_are_not_missed() -> None:
+    plan = text.parse_query("扶贫 2020年")
+    for first in range(3980, 4120, 3):
+        for gap in (1, 20, 45, 70):
+            body = "核" * first + "扶贫" + "实" * gap + "2020年" + "查" * 9000
+            for limit in (1, 2, 3):
+                expected = _highlight_normalising_everything(plan, [body], limit=limit)
+                assert text.highlight(plan, [body], limit=limit) == expected, (first, gap)
+
+
+def test_a_text_full_of_one_term_marks_the_same_occurrences_either_way() -> None:
+    plan = text.parse_query("扶贫 台账")
+    filler = "核实" * 3000
+    for body in (
+        ("扶贫，" * 1200) + "台账" + filler,
+        filler + ("扶贫，" * 1200) + "台账",
+        "台账" + ("扶贫。" * 999) + filler + "扶贫台账" + filler,
+    ):
+        expected = _highlight_normalising_everything(plan, [body])
+        assert text.highlight(plan, [body]) == expected

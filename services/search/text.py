@@ -12,7 +12,7 @@ import re
 import threading
 import unicodedata
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,8 @@ STOPWORDS = frozenset("的了和与及或之等在是对把被也都就")
 MAX_QUERY_CHARS = 200  # longer queries are cut: each word adds a clause to every backend's query
 MAX_PHRASE_TOKENS = 32  # longer queries get no whole-query phrase
 MAX_HIGHLIGHT_SOURCE = 200_000  # characters of a body scanned for highlights
+_FIRST_REACH = 4096  # characters of a body first searched for marks; four times more each time
+_MAX_TERM_MARKS = 1000  # occurrences of the query's terms marked in one text, at most
 
 _CJK = (
     "\u3007\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003ffff"
@@ -233,28 +235,44 @@ def _number_matches(
     normalized: str, wanted: frozenset[str] | None = None
 ) -> list[tuple[str, int, int]]:
     """Every number token's match, in pattern order; only those in ``wanted`` when given."""
-    units = None if wanted is None else {token.lstrip("0123456789") for token in wanted}
     found: list[tuple[str, int, int]] = []
     for match in _COUNTED.finditer(normalized):
-        unit = _UNIT_NAMES.get(match.group(2), match.group(2))
-        if units is None or unit in units:
-            found.append((f"{_number_value(match.group(1))}{unit}", match.start(), match.end()))
+        found.extend(_counted_tokens(match))
     for match in _DATE.finditer(normalized):
-        # Each part keeps its own span (with its 年/月/日), so highlights mark only what matched.
-        month, day = int(match.group(2)), match.group(3)
-        if 1 <= month <= 12:
-            found.append((f"{match.group(1)}年", *_part_span(normalized, match, 1, "年")))
-            found.append((f"{month}月", *_part_span(normalized, match, 2, "月")))
-            if day is not None and 1 <= int(day) <= 31:
-                found.append((f"{int(day)}日", *_part_span(normalized, match, 3, "日号")))
+        found.extend(_date_tokens(normalized, match))
     if "q" in normalized:  # the quarter pattern is slow to scan, and rarely has anything to find
         for match in _QUARTER.finditer(normalized):
-            if match.group(1):
-                found.append((f"{match.group(1)}年", match.start(1), match.end(1)))
-            found.append((f"{match.group(2)}季度", match.end(2) - 2, match.end(2)))
+            found.extend(_quarter_tokens(match))
     if wanted is None:
         return found
     return [item for item in found if item[0] in wanted]
+
+
+def _counted_tokens(match: re.Match[str]) -> list[tuple[str, int, int]]:
+    unit = _UNIT_NAMES.get(match.group(2), match.group(2))
+    return [(f"{_number_value(match.group(1))}{unit}", match.start(), match.end())]
+
+
+def _date_tokens(normalized: str, match: re.Match[str]) -> list[tuple[str, int, int]]:
+    # Each part keeps its own span (with its 年/月/日), so highlights mark only what matched.
+    month, day = int(match.group(2)), match.group(3)
+    if not 1 <= month <= 12:
+        return []
+    found = [
+        (f"{match.group(1)}年", *_part_span(normalized, match, 1, "年")),
+        (f"{month}月", *_part_span(normalized, match, 2, "月")),
+    ]
+    if day is not None and 1 <= int(day) <= 31:
+        found.append((f"{int(day)}日", *_part_span(normalized, match, 3, "日号")))
+    return found
+
+
+def _quarter_tokens(match: re.Match[str]) -> list[tuple[str, int, int]]:
+    found = []
+    if match.group(1):
+        found.append((f"{match.group(1)}年", match.start(1), match.end(1)))
+    found.append((f"{match.group(2)}季度", match.end(2) - 2, match.end(2)))
+    return found
 
 
 def _merge_numbers(found: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
@@ -404,9 +422,14 @@ def highlight(
             break
         text = text[:MAX_HIGHLIGHT_SOURCE]
         normalized, offsets = _normalize_for_marks(text, watched)
+        wanted = limit - len(snippets)
+        if isinstance(offsets, range) and len(text) > _FIRST_REACH:
+            # Normalised in place: marks are looked for only as far as the snippets need.
+            snippets.extend(_prefix_snippets(text, normalized, terms, numbers, width, wanted))
+            continue
         spans = _marks(normalized, offsets, terms, numbers)
         if spans:
-            snippets.extend(_windows(text, spans, width=width, limit=limit - len(snippets)))
+            snippets.extend(_windows(text, spans, width=width, limit=wanted)[0])
     return snippets
 
 
@@ -441,7 +464,7 @@ def _marks(
     found: list[tuple[int, int]] = []
     for term in terms:
         position = normalized.find(term)
-        while position >= 0 and len(found) < 1000:
+        while position >= 0 and len(found) < _MAX_TERM_MARKS:
             found.append((position, position + len(term)))
             position = normalized.find(term, position + len(term))
     if numbers:
@@ -480,7 +503,114 @@ def _normalize_with_offsets(text: str) -> tuple[str, Sequence[int]]:
     return "".join(pieces), offsets
 
 
-def _windows(text: str, spans: list[tuple[int, int]], *, width: int, limit: int) -> list[str]:
+def _prefix_snippets(
+    text: str,
+    normalized: str,
+    terms: Sequence[str],
+    numbers: frozenset[str],
+    width: int,
+    limit: int,
+) -> list[str]:
+    """``_windows`` of ``_marks``, looking for marks in a growing prefix of a long text.
+
+    The snippets of a long body usually lie in its first few thousand characters: they are final
+    once every mark they touch ends before the part searched so far.
+    """
+    scan = _MarkScan(normalized, terms, numbers)
+    reach = _FIRST_REACH
+    while True:
+        whole = reach >= len(normalized)
+        spans = scan.spans_before(len(normalized) + 1 if whole else reach)
+        snippets, covered = _windows(text, spans, width=width, limit=limit)
+        if whole or (
+            len(snippets) == limit
+            and covered <= reach
+            and all(end < reach for start, end in spans if start < covered)
+        ):
+            return snippets
+        reach *= 4
+
+
+class _MarkScan:
+    """The marks ``_marks`` finds in text normalised in place, found from the start on demand."""
+
+    def __init__(self, normalized: str, terms: Sequence[str], numbers: frozenset[str]) -> None:
+        self._normalized = normalized
+        # _marks keeps the first occurrences of each term in turn: each term's share of them.
+        budget = _MAX_TERM_MARKS
+        self._finds: list[tuple[str, int, int]] = []  # term, next position, occurrences left
+        for term in terms:
+            share = min(normalized.count(term), budget)
+            budget -= share
+            if share:
+                self._finds.append((term, normalized.find(term), share))
+        self._terms: list[tuple[int, int]] = []
+        self._numbers: list[tuple[str, int, int]] = []
+        self._number_scans = _number_scans(normalized, numbers) if numbers else []
+
+    def spans_before(self, reach: int) -> list[tuple[int, int]]:
+        """Every mark starting before ``reach``, merged as ``_marks`` merges them."""
+        finds = []
+        for term, position, left in self._finds:
+            while left and position < reach:
+                self._terms.append((position, position + len(term)))
+                position = self._normalized.find(term, position + len(term))
+                left -= 1
+            finds.append((term, position, left))
+        self._finds = finds
+        for scan in self._number_scans:
+            self._numbers.extend(scan.before(reach))
+        numbers = _merge_numbers([item for item in self._numbers if item[1] < reach])
+        found = [span for span in self._terms if span[0] < reach]
+        found.extend((start, end) for _, start, end in numbers)
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(found):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
+
+
+class _PatternScan:
+    """One number pattern's matches, taken in order of their start as far as asked."""
+
+    def __init__(
+        self,
+        matches: Iterator[re.Match[str]],
+        tokens: Callable[[re.Match[str]], list[tuple[str, int, int]]],
+        wanted: frozenset[str],
+    ) -> None:
+        self._matches = matches
+        self._tokens = tokens
+        self._wanted = wanted
+        self._pending = next(matches, None)
+
+    def before(self, reach: int) -> list[tuple[str, int, int]]:
+        found: list[tuple[str, int, int]] = []
+        while self._pending is not None and self._pending.start() < reach:
+            found.extend(item for item in self._tokens(self._pending) if item[0] in self._wanted)
+            self._pending = next(self._matches, None)
+        return found
+
+
+def _number_scans(normalized: str, wanted: frozenset[str]) -> list[_PatternScan]:
+    """``_number_matches`` as lazy scans, one a pattern, in the same order."""
+    scans = [
+        _PatternScan(_COUNTED.finditer(normalized), _counted_tokens, wanted),
+        _PatternScan(
+            _DATE.finditer(normalized), lambda match: _date_tokens(normalized, match), wanted
+        ),
+    ]
+    if "q" in normalized:
+        scans.append(_PatternScan(_QUARTER.finditer(normalized), _quarter_tokens, wanted))
+    return scans
+
+
+def _windows(
+    text: str, spans: list[tuple[int, int]], *, width: int, limit: int
+) -> tuple[list[str], int]:
+    """Snippets around the first spans, and where the last one ends."""
     snippets: list[str] = []
     covered = 0
     for span_start, span_end in spans:
@@ -493,7 +623,7 @@ def _windows(text: str, spans: list[tuple[int, int]], *, width: int, limit: int)
         covered = end
         if len(snippets) >= limit:
             break
-    return snippets
+    return snippets, covered
 
 
 def _render(text: str, start: int, end: int, marks: list[tuple[int, int]]) -> str:
