@@ -494,7 +494,8 @@ def _source(document: IndexedDocument) -> dict[str, Any]:
         "year": str((document.period_start or created_at).year),
         "title": document.title,
         "description": document.description,
-        "body": document.body,
+        # Only what highlighting reads: a snippet never comes from further in.
+        "body": document.body[: text.MAX_HIGHLIGHT_SOURCE],
         "title_words": text.word_field([document.title]),
         "tags_words": text.word_field(document.tags),
         "filename_words": text.word_field([document.filename]),
