@@ -7,19 +7,22 @@ is down.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import queue
 import re
 import threading
-from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO, NoReturn, cast
+from typing import NoReturn
 
 import urllib3
 from minio import Minio
 from minio.commonconfig import REPLACE, CopySource
-from minio.datatypes import Object
+from minio.datatypes import Object, Part
 from minio.error import MinioException, S3Error
 
 from services.blobs import BlobInfo
@@ -31,9 +34,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX = "blobs/"
 # The smallest part S3 allows: what an upload holds in memory is about two parts.
 _PART_SIZE = 5 * 1024 * 1024
-# Bytes an upload streamed into the store may have waiting for the uploading thread: one part,
-# so the SDK mostly reads a whole part at once.
-_PIPE_BYTES = _PART_SIZE
 _MISSING = {"NoSuchKey", "NoSuchObject"}
 _BACKEND = "object store"
 _CONTENT_TYPE = "application/octet-stream"
@@ -158,26 +158,47 @@ class S3BlobStore:
     def open_writer(self, sha256: str) -> _S3Writer:
         return _S3Writer(self, self._key(sha256))
 
-    def _stream_put(self, key: str, pipe: _Pipe) -> None:
-        """Runs on the writer's thread: a multipart upload fed from ``pipe`` as bytes arrive.
+    def _upload_parts(self, key: str, parts: queue.Queue[bytes | _Last | None]) -> None:
+        """Runs on a writer's thread: each full part goes up as soon as it is handed over.
 
-        The SDK completes the upload when the pipe reports its end, which happens only on
-        commit; on abort the pipe raises and the SDK aborts the multipart upload.
+        The upload is completed only when the last piece comes (commit); ``None`` (abort) or any
+        failure aborts it, so a blob sent in part never becomes visible. A blob smaller than one
+        part is a single PUT when its last piece comes. (The SDK's put_object would read a
+        stream, but it holds up to three copies of a part; its multipart steps are used directly.)
         """
         self._ensure_bucket()
+        client, bucket = self._client, self._bucket
+        upload_id: str | None = None
+        done: list[Part] = []
         try:
-            self._client.put_object(
-                self._bucket,
-                key,
-                cast(BinaryIO, pipe),
-                length=-1,
-                part_size=_PART_SIZE,
-                content_type=_CONTENT_TYPE,
-            )
-        except _Aborted:
+            while True:
+                item = parts.get()
+                if item is None:
+                    raise _Aborted
+                if isinstance(item, _Last) and upload_id is None:
+                    client.put_object(
+                        bucket, key, io.BytesIO(item.data), len(item.data), _CONTENT_TYPE
+                    )
+                    return
+                data = item.data if isinstance(item, _Last) else item
+                if upload_id is None:
+                    upload_id = client._create_multipart_upload(
+                        bucket, key, {"Content-Type": _CONTENT_TYPE}
+                    )
+                if data:
+                    number = len(done) + 1
+                    etag = client._upload_part(bucket, key, data, None, upload_id, number)
+                    done.append(Part(number, etag))
+                if isinstance(item, _Last):
+                    client._complete_multipart_upload(bucket, key, upload_id, done)
+                    return
+        except BaseException as exc:
+            if upload_id is not None:
+                with contextlib.suppress(Exception):
+                    client._abort_multipart_upload(bucket, key, upload_id)
+            if isinstance(exc, (MinioException, urllib3.exceptions.HTTPError)):
+                _unavailable(exc)
             raise
-        except (MinioException, urllib3.exceptions.HTTPError) as exc:
-            _unavailable(exc)
 
     def exists(self, sha256: str) -> bool:
         return self.stat(sha256) is not None
@@ -266,80 +287,29 @@ class S3BlobStore:
 
 
 class _Aborted(Exception):
-    """The writer was aborted: the pipe's reader stops the upload with this."""
+    """The writer was aborted: its uploading thread stops with this."""
 
 
-class _Pipe:
-    """Bytes handed from the request to the SDK's reading thread, at most ``limit`` buffered.
+@dataclass(frozen=True)
+class _Last:
+    """The end of a blob's bytes, handed to the uploading thread on commit."""
 
-    ``read(n)`` answers n bytes at once where it can (the SDK appends what it reads, so many
-    short reads would cost it quadratic copying): fewer only when the buffer is full or at the
-    end, which comes with ``close``.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._closed = False
-        self._aborted = False
-        self._changed = threading.Condition()
-
-    def put(self, data: bytes | memoryview, *, reader: threading.Thread) -> None:
-        with self._changed:
-            while self._buffered >= self._limit and not self._aborted and reader.is_alive():
-                self._changed.wait(timeout=1.0)
-            self._chunks.append(bytes(data))
-            self._buffered += len(data)
-            self._changed.notify_all()
-
-    def close(self) -> None:
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
-
-    def abort(self) -> None:
-        with self._changed:
-            self._aborted = True
-            self._chunks.clear()
-            self._buffered = 0
-            self._changed.notify_all()
-
-    def read(self, size: int = -1) -> bytes:
-        with self._changed:
-            # Enough for the read, or a full buffer (the writer waits for room), or the end.
-            enough = self._limit if size < 0 else min(size, self._limit)
-            while True:
-                if self._aborted:
-                    raise _Aborted
-                if self._buffered >= enough or self._closed:
-                    break
-                self._changed.wait()
-            wanted = self._buffered if size < 0 else min(size, self._buffered)
-            pieces: list[bytes] = []
-            taken = 0
-            while taken < wanted:
-                chunk = self._chunks.popleft()
-                if taken + len(chunk) > wanted:  # split: the rest stays for the next read
-                    self._chunks.appendleft(chunk[wanted - taken :])
-                    chunk = chunk[: wanted - taken]
-                pieces.append(chunk)
-                taken += len(chunk)
-            self._buffered -= wanted
-            self._changed.notify_all()
-            return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    data: bytes
 
 
 class _S3Writer:
-    """A multipart upload on its own thread, fed while the request body still arrives.
+    """Parts handed to an uploading thread while the request body still arrives.
 
-    When the key already exists the bytes are not sent again: commit renews its age instead.
+    At most three parts are in memory: one filling, one waiting, one on its way. When the key
+    already exists the bytes are not sent again: commit renews its age instead.
     """
 
     def __init__(self, store: S3BlobStore, key: str) -> None:
         self._store = store
         self._key = key
-        self._pipe = _Pipe(limit=_PIPE_BYTES)
+        self._parts: queue.Queue[bytes | _Last | None] = queue.Queue(maxsize=1)
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._error: BaseException | None = None
         self._existed: bool | None = None  # decided on the thread, before any byte is sent
         self._started = threading.Event()
@@ -352,7 +322,7 @@ class _S3Writer:
             self._existed = self._store._stat_key(self._key) is not None
             self._started.set()
             if not self._existed:
-                self._store._stream_put(self._key, self._pipe)
+                self._store._upload_parts(self._key, self._parts)
         except _Aborted:
             pass
         except BaseException as exc:
@@ -365,8 +335,10 @@ class _S3Writer:
         self._raise_failure()
         if self._existed:
             return  # the store holds these bytes already
-        self._pipe.put(data, reader=self._thread)
-        self._raise_failure()
+        self._pending.append(bytes(data))
+        self._pending_bytes += len(data)
+        while self._pending_bytes >= _PART_SIZE:
+            self._hand_over(self._take(_PART_SIZE))
 
     def commit(self) -> bool:
         self._started.wait()
@@ -374,7 +346,7 @@ class _S3Writer:
         self._finished = True
         if self._existed:
             return self._store._refresh(self._key)
-        self._pipe.close()
+        self._hand_over(_Last(self._take(self._pending_bytes)))
         self._thread.join()
         self._raise_failure()
         return True
@@ -383,8 +355,38 @@ class _S3Writer:
         if self._finished:
             return
         self._finished = True
-        self._pipe.abort()
+        self._pending, self._pending_bytes = [], 0
+        if self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._parts.get_nowait()  # a part not yet taken need not go up
+            with contextlib.suppress(BackendUnavailable):
+                self._hand_over(None)
         self._thread.join(timeout=60)
+
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` pending bytes, as one object (one copy)."""
+        pieces: list[bytes] = []
+        taken = 0
+        while taken < size:
+            piece = self._pending.pop(0)
+            if taken + len(piece) > size:  # split: the rest stays pending
+                self._pending.insert(0, piece[size - taken :])
+                piece = piece[: size - taken]
+            pieces.append(piece)
+            taken += len(piece)
+        self._pending_bytes -= size
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _hand_over(self, item: bytes | _Last | None) -> None:
+        """Queue the next part, waiting while the previous one is still being taken."""
+        while True:
+            try:
+                self._parts.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                if not self._thread.is_alive():
+                    self._raise_failure()
+                    raise BackendUnavailable(_BACKEND) from None
 
     def _raise_failure(self) -> None:
         if self._error is not None:
