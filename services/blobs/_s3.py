@@ -10,11 +10,10 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import queue
 import re
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
@@ -34,6 +33,8 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX = "blobs/"
 # The smallest part S3 allows: what an upload holds in memory is about two parts.
 _PART_SIZE = 5 * 1024 * 1024
+# Parts of one streamed upload sent at once (the SDK's own default is three).
+_PARTS_IN_FLIGHT = 2
 _MISSING = {"NoSuchKey", "NoSuchObject"}
 _BACKEND = "object store"
 _CONTENT_TYPE = "application/octet-stream"
@@ -158,48 +159,6 @@ class S3BlobStore:
     def open_writer(self, sha256: str) -> _S3Writer:
         return _S3Writer(self, self._key(sha256))
 
-    def _upload_parts(self, key: str, parts: queue.Queue[bytes | _Last | None]) -> None:
-        """Runs on a writer's thread: each full part goes up as soon as it is handed over.
-
-        The upload is completed only when the last piece comes (commit); ``None`` (abort) or any
-        failure aborts it, so a blob sent in part never becomes visible. A blob smaller than one
-        part is a single PUT when its last piece comes. (The SDK's put_object would read a
-        stream, but it holds up to three copies of a part; its multipart steps are used directly.)
-        """
-        self._ensure_bucket()
-        client, bucket = self._client, self._bucket
-        upload_id: str | None = None
-        done: list[Part] = []
-        try:
-            while True:
-                item = parts.get()
-                if item is None:
-                    raise _Aborted
-                if isinstance(item, _Last) and upload_id is None:
-                    client.put_object(
-                        bucket, key, io.BytesIO(item.data), len(item.data), _CONTENT_TYPE
-                    )
-                    return
-                data = item.data if isinstance(item, _Last) else item
-                if upload_id is None:
-                    upload_id = client._create_multipart_upload(
-                        bucket, key, {"Content-Type": _CONTENT_TYPE}
-                    )
-                if data:
-                    number = len(done) + 1
-                    etag = client._upload_part(bucket, key, data, None, upload_id, number)
-                    done.append(Part(number, etag))
-                if isinstance(item, _Last):
-                    client._complete_multipart_upload(bucket, key, upload_id, done)
-                    return
-        except BaseException as exc:
-            if upload_id is not None:
-                with contextlib.suppress(Exception):
-                    client._abort_multipart_upload(bucket, key, upload_id)
-            if isinstance(exc, (MinioException, urllib3.exceptions.HTTPError)):
-                _unavailable(exc)
-            raise
-
     def exists(self, sha256: str) -> bool:
         return self.stat(sha256) is not None
 
@@ -286,82 +245,92 @@ class S3BlobStore:
             _unavailable(exc)
 
 
-class _Aborted(Exception):
-    """The writer was aborted: its uploading thread stops with this."""
-
-
-@dataclass(frozen=True)
-class _Last:
-    """The end of a blob's bytes, handed to the uploading thread on commit."""
-
-    data: bytes
-
-
 class _S3Writer:
-    """Parts handed to an uploading thread while the request body still arrives.
+    """A multipart upload fed while the request body still arrives, two parts on their way.
 
-    At most three parts are in memory: one filling, one waiting, one on its way. When the key
-    already exists the bytes are not sent again: commit renews its age instead.
+    Parts go up on a small thread pool as soon as they are full; the upload is completed only on
+    commit, and aborted on abort or failure, so a blob sent in part never becomes visible. A blob
+    smaller than a part is one PUT on commit. When the key already exists the bytes are not sent
+    again: commit renews its age instead. What one upload holds: the part filling and the parts
+    in flight. (The SDK's put_object reads a stream too, but keeps more copies of each part.)
     """
 
     def __init__(self, store: S3BlobStore, key: str) -> None:
         self._store = store
+        self._client = store._client
+        self._bucket = store._bucket
         self._key = key
-        self._parts: queue.Queue[bytes | _Last | None] = queue.Queue(maxsize=1)
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._error: BaseException | None = None
-        self._existed: bool | None = None  # decided on the thread, before any byte is sent
-        self._started = threading.Event()
-        self._finished = False
-        self._thread = threading.Thread(target=self._run, name="blob-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._existed = self._store._stat_key(self._key) is not None
-            self._started.set()
-            if not self._existed:
-                self._store._upload_parts(self._key, self._parts)
-        except _Aborted:
-            pass
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            self._started.set()
+        self._existed: bool | None = None  # checked on the first write, off the event loop
+        self._upload_id: str | None = None
+        self._parts: list[Future[Part]] = []
+        self._pool: ThreadPoolExecutor | None = None
 
     def write(self, data: bytes | memoryview) -> None:
-        self._started.wait()
-        self._raise_failure()
+        if self._existed is None:
+            self._existed = self._store._stat_key(self._key) is not None
         if self._existed:
             return  # the store holds these bytes already
         self._pending.append(bytes(data))
         self._pending_bytes += len(data)
         while self._pending_bytes >= _PART_SIZE:
-            self._hand_over(self._take(_PART_SIZE))
+            self._send(self._take(_PART_SIZE))
 
     def commit(self) -> bool:
-        self._started.wait()
-        self._raise_failure()
-        self._finished = True
+        if self._existed is None:
+            self._existed = self._store._stat_key(self._key) is not None
         if self._existed:
             return self._store._refresh(self._key)
-        self._hand_over(_Last(self._take(self._pending_bytes)))
-        self._thread.join()
-        self._raise_failure()
+        last = self._take(self._pending_bytes)
+        with self._failures():
+            if self._upload_id is None:
+                self._client.put_object(
+                    self._bucket, self._key, io.BytesIO(last), len(last), _CONTENT_TYPE
+                )
+                return True
+            if last:
+                self._send(last)
+            parts = [future.result() for future in self._parts]
+            self._client._complete_multipart_upload(self._bucket, self._key, self._upload_id, parts)
+            self._upload_id = None
+        self._close_pool()
         return True
 
     def abort(self) -> None:
-        if self._finished:
-            return
-        self._finished = True
         self._pending, self._pending_bytes = [], 0
-        if self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                self._parts.get_nowait()  # a part not yet taken need not go up
-            with contextlib.suppress(BackendUnavailable):
-                self._hand_over(None)
-        self._thread.join(timeout=60)
+        for future in self._parts:
+            future.cancel()
+        self._close_pool()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            with contextlib.suppress(MinioException, urllib3.exceptions.HTTPError):
+                self._client._abort_multipart_upload(self._bucket, self._key, upload_id)
+
+    def _send(self, data: bytes) -> None:
+        """Start uploading the next part, first waiting while two are still on their way."""
+        with self._failures():
+            if self._upload_id is None:
+                self._upload_id = self._client._create_multipart_upload(
+                    self._bucket, self._key, {"Content-Type": _CONTENT_TYPE}
+                )
+                self._pool = ThreadPoolExecutor(_PARTS_IN_FLIGHT, thread_name_prefix="blob-part")
+            in_flight = [future for future in self._parts if not future.done()]
+            while len(in_flight) >= _PARTS_IN_FLIGHT:
+                in_flight.pop(0).result()
+            for future in self._parts:
+                if future.done():
+                    future.result()  # a failed part fails the upload now
+            assert self._pool is not None
+            number = len(self._parts) + 1
+            self._parts.append(self._pool.submit(self._upload_part, data, number))
+
+    def _upload_part(self, data: bytes, number: int) -> Part:
+        assert self._upload_id is not None
+        etag = self._client._upload_part(
+            self._bucket, self._key, data, None, self._upload_id, number
+        )
+        return Part(number, etag)
 
     def _take(self, size: int) -> bytes:
         """The first ``size`` pending bytes, as one object (one copy)."""
@@ -377,19 +346,16 @@ class _S3Writer:
         self._pending_bytes -= size
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
-    def _hand_over(self, item: bytes | _Last | None) -> None:
-        """Queue the next part, waiting while the previous one is still being taken."""
-        while True:
-            try:
-                self._parts.put(item, timeout=1.0)
-                return
-            except queue.Full:
-                if not self._thread.is_alive():
-                    self._raise_failure()
-                    raise BackendUnavailable(_BACKEND) from None
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
-    def _raise_failure(self) -> None:
-        if self._error is not None:
-            if isinstance(self._error, BackendUnavailable):
-                raise self._error
-            raise BackendUnavailable(_BACKEND) from self._error
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        """Any failure aborts the multipart upload and is BackendUnavailable."""
+        try:
+            yield
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            self.abort()
+            _unavailable(exc)
