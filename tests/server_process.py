@@ -51,14 +51,20 @@ class ServerProcess:
     """``materials serve`` as a subprocess, its output in a log file."""
 
     def __init__(
-        self, data_dir: Path, log_path: Path, *, env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
+        command = [MATERIALS, "serve", "--data-dir", str(data_dir), "--port", str(self.port)]
         self.process = subprocess.Popen(
-            [MATERIALS, "serve", "--data-dir", str(data_dir), "--port", str(self.port)],
+            [*command, "--workers", str(workers)],
             cwd=REPO_ROOT,
             env=env if env is not None else environment(),
             stdout=self._log,

@@ -111,10 +111,12 @@ class Stack:
         )
         return server
 
-    def serve(self, **settings: str) -> ServerProcess:
-        """``materials serve`` (one uvicorn process) with these MATERIALS_ settings, up."""
+    def serve(self, workers: int = 1, **settings: str) -> ServerProcess:
+        """``materials serve`` (``workers`` uvicorn processes) with these settings, up."""
         data_dir = self.directory / "data"
-        server = ServerProcess(data_dir, self.directory / "server.log", env=environment(**settings))
+        server = ServerProcess(
+            data_dir, self.directory / "server.log", env=environment(**settings), workers=workers
+        )
         self._exit.callback(server.stop)
         server.wait_until_up()
         return server

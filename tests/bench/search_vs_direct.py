@@ -436,6 +436,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2_000, help="searches per side, measured")
     parser.add_argument("--sequential", type=int, default=200, help="searches per side, 1 client")
     parser.add_argument("--es-heap", default="1g", help="Elasticsearch heap (-Xms/-Xmx)")
+    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn processes of the API")
     parser.add_argument("--profile-top", type=int, default=25, help="profile lines to print")
     args = parser.parse_args()
     print(machine())
@@ -485,7 +486,7 @@ def main() -> None:
 
             searches = query_mix(args.queries)
             direct = direct_requests(searches, orgs)
-            server = stack.serve(**server_settings)
+            server = stack.serve(workers=args.api_workers, **server_settings)
             token = httpx.post(
                 f"{server.base_url}/api/v1/auth/token",
                 data={"username": "reader", "password": PASSWORD},
@@ -495,7 +496,8 @@ def main() -> None:
             print(
                 f"{len(searches)} distinct queries, "
                 f"{sum(1 for s in searches if len(s.params()) > 1)} with a filter; reader of "
-                f"{orgs.reader.org_name}; one uvicorn process; embedded worker off"
+                f"{orgs.reader.org_name}; {args.api_workers} uvicorn process(es); "
+                "embedded worker off"
             )
 
             # The same totals both ways: the direct requests are the API's own.
