@@ -5,7 +5,10 @@ No other module reads the environment; create one ``Settings`` and hand it to wh
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -95,10 +98,19 @@ class Settings(BaseSettings):
         if self.production:
             raise ValueError("MATERIALS_SECRET_KEY must be set to a real secret in production")
         path = self.data_dir / "secret_key"
-        if path.exists():
-            return path.read_text(encoding="ascii").strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        path.touch(mode=0o600)
-        path.write_text(key, encoding="ascii")
-        return key
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # Several processes may start at once (`serve --workers N`): each writes a candidate
+            # to a file of its own and links it into place; the first link wins, the others then
+            # read the winner's key. A reader never sees a half-written file.
+            fd, candidate = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key-")
+            try:
+                with os.fdopen(fd, "w", encoding="ascii") as out:
+                    out.write(secrets.token_urlsafe(48))
+                    out.flush()
+                    os.fsync(out.fileno())
+                with contextlib.suppress(FileExistsError):
+                    os.link(candidate, path)
+            finally:
+                os.unlink(candidate)
+        return path.read_text(encoding="ascii").strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -79,6 +80,10 @@ class Stack:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        log = self.directory / "server.log"
+        if error is not None and log.exists():  # the server's side of the failure
+            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-60:]
+            print("server log (last lines):", *tail, sep="\n", file=sys.stderr)
         self._exit.close()
 
     def _subdirectory(self, name: str) -> Path:
