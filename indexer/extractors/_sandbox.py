@@ -14,6 +14,7 @@ import os
 import resource
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -116,6 +117,7 @@ def _serve(connection: Connection) -> None:
     logging.getLogger("pdfminer").setLevel(logging.ERROR)
     from indexer.extractors._dispatch import extract_here
 
+    _exit_when_orphaned()
     connection.send("ready")
     while True:
         try:
@@ -128,6 +130,9 @@ def _serve(connection: Connection) -> None:
         resource.setrlimit(
             resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard)
         )
+        # The caller stops a task that overruns its time; a CPU-time cap a little beyond that
+        # ends one that spins on after its caller is gone (SIGXCPU terminates the process).
+        _limit_cpu(context.limits.timeout_seconds)
         message: tuple[Any, ...]
         try:
             message = ("ok", extract_here(context))
@@ -140,6 +145,27 @@ def _serve(connection: Connection) -> None:
         connection.send(message)
         if message[0] == "retire":
             return
+
+
+def _limit_cpu(seconds: float) -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = int(usage.ru_utime + usage.ru_stime + seconds) + 2
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _exit_when_orphaned() -> None:
+    """End the helper once the process that started it is gone (killed, crashed, exited)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 def _stop(helper: _Helper) -> None:
