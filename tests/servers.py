@@ -45,6 +45,17 @@ class S3Server:
         )
 
 
+def run_start(
+    what: str, command: list[str], *, timeout: float, env: dict[str, str] | None = None
+) -> None:
+    """Run a deploy/ script's start command; fail the test with its message when it fails."""
+    started = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, check=False, env=env
+    )
+    if started.returncode != 0:
+        pytest.fail(f"{what} did not start:\n{started.stderr}")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -59,16 +70,12 @@ def start_seaweedfs(directory: Path) -> S3Server:
         )
     port = free_port()
     server = S3Server(f"127.0.0.1:{port}", "materials-test", "materials-test-secret", directory)
-    started = subprocess.run(
+    run_start(
+        "SeaweedFS",
         [SCRIPT, "start", str(directory), str(port), server.access_key, server.secret_key],
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
         env=SCRIPT_ENV,
     )
-    if started.returncode != 0:
-        pytest.fail(f"SeaweedFS did not start:\n{started.stderr}")
     return server
 
 
@@ -104,15 +111,9 @@ class PostgresServer:
 def start_postgres(directory: Path) -> PostgresServer:
     """Start a private PostgreSQL cluster on a free port, or fail the test saying why."""
     server = PostgresServer(free_port(), directory)
-    started = subprocess.run(
-        [POSTGRES_SCRIPT, "start", str(directory), str(server.port)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    run_start(
+        "PostgreSQL", [POSTGRES_SCRIPT, "start", str(directory), str(server.port)], timeout=120
     )
-    if started.returncode != 0:
-        pytest.fail(f"PostgreSQL did not start:\n{started.stderr}")
     return server
 
 
@@ -153,15 +154,9 @@ def start_elasticsearch(directory: Path) -> ElasticsearchServer:
     """Start a private single-node Elasticsearch on a free port, or fail the test saying why."""
     port = free_port()
     server = ElasticsearchServer(f"http://127.0.0.1:{port}", directory)
-    started = subprocess.run(
-        [ELASTICSEARCH_SCRIPT, "start", str(directory), str(port)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    run_start(
+        "Elasticsearch", [ELASTICSEARCH_SCRIPT, "start", str(directory), str(port)], timeout=600
     )
-    if started.returncode != 0:
-        pytest.fail(f"Elasticsearch did not start:\n{started.stderr}")
     return server
 
 
@@ -193,16 +188,12 @@ def start_minio(directory: Path) -> MinioServer:
     """Start a private single-drive MinIO on a free port (building it once), or fail saying why."""
     port = free_port()
     server = MinioServer(f"127.0.0.1:{port}", "materials-test", "materials-test-secret", directory)
-    started = subprocess.run(
+    # The first start on a machine builds MinIO (about 3 minutes on 2 cores).
+    run_start(
+        "MinIO",
         [MINIO_SCRIPT, "start", str(directory), str(port), server.access_key, server.secret_key],
-        capture_output=True,
-        text=True,
-        # The first start on a machine builds MinIO (about 3 minutes on 2 cores).
         timeout=1200,
-        check=False,
     )
-    if started.returncode != 0:
-        pytest.fail(f"MinIO did not start:\n{started.stderr}")
     return server
 
 
