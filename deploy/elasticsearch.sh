@@ -5,6 +5,7 @@
 # unpacked there; config, data, logs, temp files and the pid file of one node live under DIR.
 # Elasticsearch refuses to run as root: as root the node runs as a system user (created once).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_server.sh"
 ES_VERSION="${ES_VERSION:-8.19.21}"
 MAVEN_REPOSITORY="${MAVEN_REPOSITORY:-https://repo1.maven.org/maven2}"
 START_TIMEOUT="${ELASTICSEARCH_START_TIMEOUT:-180}"
@@ -133,37 +134,16 @@ EOF
             "$HOME_DIR/bin/elasticsearch" -p "$dir/elasticsearch.pid"
     ) >"$dir/logs/stdout.log" 2>&1 </dev/null &
     local launcher=$!
-    local deadline=$((SECONDS + START_TIMEOUT))
-    until answers "$port"; do
-        if ! kill -0 "$launcher" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
-            if kill -0 "$launcher" 2>/dev/null; then
-                echo "elasticsearch: 127.0.0.1:$port was not ready within ${START_TIMEOUT}s;" \
-                    "log tail:" >&2
-            else
-                echo "elasticsearch: the node exited before 127.0.0.1:$port answered;" \
-                    "log tail:" >&2
-            fi
-            tail -n 40 "$dir/logs/stdout.log" >&2 || true
-            stop "$dir"
-            kill "$launcher" 2>/dev/null || true
-            exit 1
-        fi
-        sleep 0.5
-    done
+    if ! wait_ready elasticsearch "$launcher" "$dir/logs/stdout.log" "$START_TIMEOUT" \
+        answers "$port"; then
+        stop "$dir"
+        kill "$launcher" 2>/dev/null || true
+        exit 1
+    fi
 }
 
 stop() {
-    local dir="$1" pid
-    [ -f "$dir/elasticsearch.pid" ] || return 0
-    pid="$(cat "$dir/elasticsearch.pid")"
-    if kill "$pid" 2>/dev/null; then
-        for _ in $(seq 300); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$dir/elasticsearch.pid"
+    stop_pidfile "$1/elasticsearch.pid"
 }
 
 case "${1:-}" in

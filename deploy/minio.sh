@@ -6,6 +6,7 @@
 # caches, removed afterwards) and the 150 MB binary is kept in a machine-wide cache. Data, logs,
 # certificates and the pid file of one server live under DIR.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_server.sh"
 # The newest commit the module proxy serves (release tags are not Go versions, so not resolvable).
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 START_TIMEOUT="${MINIO_START_TIMEOUT:-30}"
@@ -84,35 +85,15 @@ start() {
         "$dir/data" >"$dir/logs/minio.log" 2>&1 </dev/null &
     local pid=$!
     echo "$pid" >"$dir/minio.pid"
-    local deadline=$((SECONDS + START_TIMEOUT))
-    until live "$port"; do
-        if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
-            if kill -0 "$pid" 2>/dev/null; then
-                echo "minio: 127.0.0.1:$port was not live within ${START_TIMEOUT}s; log tail:" >&2
-            else
-                echo "minio: the server exited before 127.0.0.1:$port was live; log tail:" >&2
-            fi
-            tail -n 30 "$dir/logs/minio.log" >&2 || true
-            kill "$pid" 2>/dev/null || true
-            rm -f "$dir/minio.pid"
-            exit 1
-        fi
-        sleep 0.1
-    done
+    if ! wait_ready minio "$pid" "$dir/logs/minio.log" "$START_TIMEOUT" live "$port"; then
+        kill "$pid" 2>/dev/null || true
+        rm -f "$dir/minio.pid"
+        exit 1
+    fi
 }
 
 stop() {
-    local dir="$1" pid
-    [ -f "$dir/minio.pid" ] || return 0
-    pid="$(cat "$dir/minio.pid")"
-    if kill "$pid" 2>/dev/null; then
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$dir/minio.pid"
+    stop_pidfile "$1/minio.pid"
 }
 
 case "${1:-}" in

@@ -3,6 +3,7 @@
 # Usage: seaweedfs.sh start DIR PORT ACCESS SECRET  |  seaweedfs.sh stop DIR
 # Data, logs, sockets, the generated credentials file and the pid file all live under DIR.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_server.sh"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MATERIALS_VENV:-$ROOT/.venv}"
 WEED="${WEED:-$VENV/bin/weed}"
@@ -78,21 +79,12 @@ with open(sys.argv[1], "w", encoding="utf-8") as out:
         >"$dir/logs/weed.out" 2>&1 </dev/null &
     local pid=$!
     echo "$pid" >"$dir/weed.pid"
-    local deadline=$((SECONDS + START_TIMEOUT))
-    until port_answers "$port"; do
-        if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
-            if kill -0 "$pid" 2>/dev/null; then
-                echo "seaweedfs: S3 port $port did not answer within ${START_TIMEOUT}s; log tail:" >&2
-            else
-                echo "seaweedfs: weed exited before S3 port $port answered; log tail:" >&2
-            fi
-            tail -n 30 "$dir/logs/weed.out" >&2 || true
-            kill "$pid" 2>/dev/null || true
-            rm -f "$dir/weed.pid"
-            exit 1
-        fi
-        sleep 0.1
-    done
+    if ! wait_ready seaweedfs "$pid" "$dir/logs/weed.out" "$START_TIMEOUT" port_answers "$port"
+    then
+        kill "$pid" 2>/dev/null || true
+        rm -f "$dir/weed.pid"
+        exit 1
+    fi
     if ! kill -0 "$pid" 2>/dev/null; then
         echo "seaweedfs: weed exited right after starting; log tail:" >&2
         tail -n 30 "$dir/logs/weed.out" >&2 || true
@@ -102,17 +94,7 @@ with open(sys.argv[1], "w", encoding="utf-8") as out:
 }
 
 stop() {
-    local dir="$1" pid
-    [ -f "$dir/weed.pid" ] || return 0
-    pid="$(cat "$dir/weed.pid")"
-    if kill "$pid" 2>/dev/null; then
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$dir/weed.pid"
+    stop_pidfile "$1/weed.pid"
 }
 
 case "${1:-}" in
