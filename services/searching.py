@@ -7,6 +7,7 @@ database (the truth) and checked once more, so a stale index entry can never sho
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, raiseload
@@ -19,7 +20,7 @@ from services.documents import actor_of
 from services.errors import InvalidField
 from services.metadata import period_bounds
 from services.models import Document, User
-from services.search import FacetBucket, SearchQuery
+from services.search import FacetBucket, SearchQuery, SearchSort
 
 MAX_QUERY_LENGTH = 200
 
@@ -50,8 +51,9 @@ def search(
     page: int,
     size: int,
     ip: str | None,
+    sort: SearchSort = SearchSort.relevance,
 ) -> SearchPage:
-    """Documents matching the text and filters that the caller may read, best first."""
+    """Documents matching the text and filters that the caller may read, best or newest first."""
     text = text.strip()
     if len(text) > MAX_QUERY_LENGTH:
         raise InvalidField("q", f"检索词不能超过 {MAX_QUERY_LENGTH} 个字符", code="too_long")
@@ -74,6 +76,7 @@ def search(
             period_to=end,
             page=page,
             size=size,
+            sort=sort,
         )
     )
     # One transaction loads the rows and appends the audit event (one connection checkout, one
@@ -87,27 +90,30 @@ def search(
             and access.can_see(principal, rows[hit.document_id])
             and rows[hit.document_id].withdrawn_at is None
         ]
+        details: dict[str, Any] = {
+            "q": text,
+            "filters": {
+                key: value
+                for key, value in (
+                    ("category", category),
+                    ("township", township),
+                    ("period_from", period_from),
+                    ("period_to", period_to),
+                )
+                if value
+            },
+            "page": page,
+            "total": result.total,
+            "document_ids": [found.document.id for found in hits],
+        }
+        if sort != SearchSort.relevance:  # like the filters, only what the caller chose
+            details["sort"] = str(sort)
         backends.audit.append(
             session,
             actor=actor_of(principal, ip),
             action=AuditAction.search,
             outcome=Outcome.allowed,
-            details={
-                "q": text,
-                "filters": {
-                    key: value
-                    for key, value in (
-                        ("category", category),
-                        ("township", township),
-                        ("period_from", period_from),
-                        ("period_to", period_to),
-                    )
-                    if value
-                },
-                "page": page,
-                "total": result.total,
-                "document_ids": [found.document.id for found in hits],
-            },
+            details=details,
         )
     return SearchPage(total=result.total, hits=hits, facets=result.facets)
 

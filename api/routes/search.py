@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
 from api.schemas import SearchOut
 from services import searching
+from services.search import SearchSort
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
@@ -25,8 +26,9 @@ def search_documents(
     period_to: Annotated[str | None, Query(max_length=20)] = None,
     page: PageNumber = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 20,
+    sort: Annotated[SearchSort, Query()] = SearchSort.relevance,
 ) -> SearchOut:
-    """Documents matching `q` and the filters, best first, with facets and highlights."""
+    """Documents matching `q` and the filters, best (or with `sort=date` newest) first."""
     found = searching.search(
         backends,
         principal=user,
@@ -38,5 +40,6 @@ def search_documents(
         page=page,
         size=size,
         ip=ip,
+        sort=sort,
     )
     return SearchOut.of(found, number=page, size=size)

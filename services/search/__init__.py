@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Protocol
 
 from services.config import Settings
@@ -22,6 +23,7 @@ __all__ = [
     "SearchIndex",
     "SearchQuery",
     "SearchResult",
+    "SearchSort",
     "open_search_index",
 ]
 
@@ -63,6 +65,13 @@ class ReadScope:
     department_id: int | None = None
 
 
+class SearchSort(StrEnum):
+    """The order of matches; without text, documents are always listed newest first."""
+
+    relevance = "relevance"  # title and tag matches first, then bm25; newer first on ties
+    date = "date"  # newest upload first (``created_at`` descending), ties by id
+
+
 @dataclass(frozen=True)
 class SearchQuery:
     text: str
@@ -74,6 +83,7 @@ class SearchQuery:
     page: int = 1
     size: int = 20
     highlight: bool = True
+    sort: SearchSort = SearchSort.relevance
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,7 @@ class SearchIndex(Protocol):
         """Remove documents; ids not in the index are ignored."""
 
     def search(self, query: SearchQuery) -> SearchResult:
-        """Matching documents within the scope, best first, with totals and facets in scope."""
+        """Matching documents within the scope in the query's order, with totals and facets."""
 
     def count(self) -> int:
         """How many documents the index holds."""

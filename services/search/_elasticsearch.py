@@ -32,6 +32,7 @@ from services.search import (
     SearchIndex,
     SearchQuery,
     SearchResult,
+    SearchSort,
     text,
 )
 
@@ -154,7 +155,7 @@ class ElasticsearchIndex:
                 )
 
     def search(self, query: SearchQuery) -> SearchResult:
-        """Matching documents within the scope, best first, with totals and facets in scope."""
+        """Matching documents within the scope in the query's order, with totals and facets."""
         page, size = max(1, query.page), max(0, query.size)
         start = (page - 1) * size
         if start + size > MAX_RESULT_WINDOW:
@@ -186,7 +187,11 @@ class ElasticsearchIndex:
                     "should": [*head_clauses(plan), *rank_clauses(plan)],
                 }
             }
-            request["sort"] = [{"_score": "desc"}, {"created_at": "desc"}, {"id": "desc"}]
+            if query.sort == SearchSort.date:
+                request["sort"] = [{"created_at": "desc"}, {"id": "desc"}]
+                request["track_scores"] = True  # hits keep their relevance score
+            else:
+                request["sort"] = [{"_score": "desc"}, {"created_at": "desc"}, {"id": "desc"}]
         else:
             request["query"] = {"bool": {"filter": filters}}
             request["sort"] = [{"created_at": "desc"}, {"id": "desc"}]

@@ -25,6 +25,7 @@ from services.search import (
     SearchIndex,
     SearchQuery,
     SearchResult,
+    SearchSort,
     text,
 )
 
@@ -138,7 +139,7 @@ class SqliteSearchIndex:
                 raise
 
     def search(self, query: SearchQuery) -> SearchResult:
-        """Matching documents within the scope, best first, with totals and facets in scope."""
+        """Matching documents within the scope in the query's order, with totals and facets."""
         with self._errors(), self._connection() as conn:
             # One read transaction: totals, page and highlights see the same snapshot.
             conn.execute("BEGIN")
@@ -232,22 +233,26 @@ class SqliteSearchIndex:
             "category": Counter(row[3] for row in rows),
             "year": Counter(str(row[4]) for row in rows),
         }
-        ranked: list[tuple[float, float, int, str, int]] = []
+        ranked: list[tuple[float, float, int, str]] = []  # score, created_at, rowid, id
         for rowid, document_id, _, _, _, created_at, in_head in rows:
             relevance = -ranks.get(rowid, 0.0)  # bm25() is negative, better matches more so
             score = in_head + relevance / (1.0 + relevance)
-            ranked.append((-score, -created_at, -rowid, document_id, rowid))
-        ranked.sort()
+            ranked.append((score, created_at, rowid, document_id))
+        if query.sort == SearchSort.date:
+            # Ties by id, as the Elasticsearch backend breaks them.
+            ranked.sort(key=lambda entry: (entry[1], entry[3]), reverse=True)
+        else:
+            ranked.sort(key=lambda entry: entry[:3], reverse=True)
         page, size = _page(query)
         chosen = ranked[(page - 1) * size : page * size]
-        texts = self._texts(conn, [entry[4] for entry in chosen]) if query.highlight else {}
+        texts = self._texts(conn, [entry[2] for entry in chosen]) if query.highlight else {}
         hits = [
             SearchHit(
                 document_id=document_id,
-                score=-negative_score,
+                score=score,
                 highlights=tuple(text.highlight(plan, texts[rowid])) if rowid in texts else (),
             )
-            for negative_score, _, _, document_id, rowid in chosen
+            for score, _, rowid, document_id in chosen
         ]
         return SearchResult(total=len(ranked), hits=hits, facets=_buckets(facets))
 

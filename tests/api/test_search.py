@@ -168,6 +168,39 @@ def test_searches_are_audited(api: Api, backends: Backends, shared: dict[str, st
     assert set(event.details["document_ids"]) == {shared["public"], shared["west"]}
 
 
+def test_results_can_be_sorted_newest_first(api: Api, backends: Backends) -> None:
+    # The older one names the query in its title, so relevance puts it first.
+    older = api.upload("east", "验收.txt", "验收记录。".encode(), title="河道清淤工程验收")
+    newer = api.upload("east", "简报.txt", "本月完成河道清淤两公里。".encode(), title="工作简报")
+    older, newer = older.json()["id"], newer.json()["id"]
+    _index(backends)
+    best = _search(api, "east", q="河道清淤")
+    newest = _search(api, "east", q="河道清淤", sort="date")
+    assert [hit["document"]["id"] for hit in best["hits"]] == [older, newer]
+    assert [hit["document"]["id"] for hit in newest["hits"]] == [newer, older]
+    assert (newest["total"], newest["facets"]) == (best["total"], best["facets"])
+    with backends.db.session() as session:
+        details = [
+            event.details
+            for event in session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "search")
+                .order_by(AuditEvent.seq.desc())
+                .limit(2)
+            )
+        ]
+    assert [detail.get("sort") for detail in details] == ["date", None]  # default not recorded
+
+
+def test_an_unknown_sort_is_refused(api: Api) -> None:
+    response = api.client.get(
+        "/api/v1/search", params={"q": "扶贫", "sort": "newest"}, headers=api.headers("east")
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["details"]["field"]) == ("invalid_field", "query.sort")
+
+
 def test_pdf_text_layer_is_searchable(api: Api, backends: Backends) -> None:
     response = api.upload("east", "report.pdf", pdf_bytes("Rural revitalisation progress"))
     assert response.status_code == 201

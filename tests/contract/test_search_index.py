@@ -28,6 +28,7 @@ from services.search import (
     SearchIndex,
     SearchQuery,
     SearchResult,
+    SearchSort,
     text,
 )
 from services.search._elasticsearch import ElasticsearchIndex
@@ -316,6 +317,40 @@ def test_empty_text_lists_by_filters_newest_first(index: SearchIndex) -> None:
         assert result.total == 3
         assert all(hit.score == 0 for hit in result.hits)
     assert ids(search(index, "", category="总结")) == ["newer", "older"]
+
+
+def test_date_sort_orders_the_same_matches_newest_first(index: SearchIndex) -> None:
+    def day(number: int) -> datetime:
+        return START + timedelta(days=number)
+
+    index.upsert(
+        [
+            *FILLER,
+            material("title", title="扶贫工作总结", category="总结", created_at=day(0)),
+            material("tag", tags=("扶贫",), township_id=WEST, created_at=day(1)),
+            material("tie", body="扶贫对象动态调整", created_at=day(1)),
+            material("body", body="扶贫资金使用情况", category="通知", created_at=day(2)),
+            material("unrelated", title="防汛值班安排", created_at=day(3)),
+            material("hidden", title="扶贫内部材料", visibility="private", created_at=day(4)),
+        ]
+    )
+    for scope in (EVERYTHING, POVERTY_READER):
+        best = search(index, "扶贫", scope=scope)
+        newest = search(index, "扶贫", scope=scope, sort=SearchSort.date)
+        assert ids(best).index("title") < ids(best).index("body")  # a title match ranks first
+        assert (newest.total, newest.facets) == (best.total, best.facets)
+        visible = [] if scope == POVERTY_READER else ["hidden"]
+        # Equal times are ordered by id, descending: "tie" before "tag".
+        assert ids(newest) == [*visible, "body", "tie", "tag", "title"]
+        assert {hit.document_id: hit.highlights for hit in newest.hits} == {
+            hit.document_id: hit.highlights for hit in best.hits
+        }
+        assert {hit.document_id: hit.score for hit in newest.hits} == pytest.approx(
+            {hit.document_id: hit.score for hit in best.hits}
+        )
+    pages = [search(index, "扶贫", page=page, size=2, sort=SearchSort.date) for page in (1, 2, 3)]
+    assert [hit for page in pages for hit in ids(page)] == ["hidden", "body", "tie", "tag", "title"]
+    assert ids(search(index, "", sort=SearchSort.date)) == ids(search(index, ""))
 
 
 def test_no_match_is_an_empty_result(index: SearchIndex) -> None:
