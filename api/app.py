@@ -8,17 +8,22 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI, Request, Response
-from sqlalchemy import func, select
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
 from api.routes import admin, audit, auth, documents, health, search
+from api.web.install import install_web
 from indexer.worker import BackgroundWorker, IndexWorker
+from services import orgs
 from services.auth import Authenticator
 from services.backends import Backends, open_backends
 from services.config import Settings
-from services.models import User
 
 log = logging.getLogger("materials.api")
 
@@ -33,7 +38,7 @@ FIRST_ADMIN_HINT = (
 
 def has_users(backends: Backends) -> bool:
     with backends.db.session() as session:
-        return (session.scalar(select(func.count()).select_from(User)) or 0) > 0
+        return orgs.has_users(session)
 
 
 def create_app(settings: Settings, *, backends: Backends | None = None) -> FastAPI:
@@ -58,7 +63,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
         title="县域材料共享库 County materials repository",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # served below from the app's own files, not from a CDN
         openapi_url="/api/openapi.json",
         redoc_url=None,
     )
@@ -68,6 +73,9 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     for module in (auth, documents, search, audit, admin, health):
         app.include_router(module.router)
 
+    install_web(app)
+    _install_api_docs(app)
+
     @app.middleware("http")
     async def security_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -75,17 +83,39 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if response.headers.get("content-type", "").startswith("text/html"):
+            policy = DOCS_POLICY if request.url.path == DOCS_PATH else PAGE_POLICY
+            response.headers.setdefault("Content-Security-Policy", policy)
+            response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
-    @app.get("/", include_in_schema=False)
-    def welcome() -> dict[str, object]:
-        body: dict[str, object] = {
-            "service": "county-materials",
-            "api": "/api/v1",
-            "docs": "/api/docs",
-        }
-        if not has_users(opened):
-            body["setup"] = FIRST_ADMIN_HINT
-        return body
-
     return app
+
+
+# Pages load scripts, styles, images and fonts from the app itself only, and no other site may
+# frame them. PDF.js renders previews in a worker and decodes some images with WebAssembly.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; worker-src 'self' blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+DOCS_PATH = "/api/docs"
+# Swagger UI starts from an inline script that FastAPI writes into its page.
+DOCS_POLICY = PAGE_POLICY.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+
+
+def _install_api_docs(app: FastAPI) -> None:
+    """Swagger UI at /api/docs from the files fastapi-offline ships: it works without internet."""
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(f"{DOCS_PATH}/assets", StaticFiles(directory=assets), name="api-docs-assets")
+
+    @app.get(DOCS_PATH, include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="县域材料共享库 API",
+            swagger_js_url=f"{DOCS_PATH}/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_PATH}/assets/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_PATH}/assets/favicon.png",
+        )

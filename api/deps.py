@@ -1,4 +1,9 @@
-"""Request dependencies as named ``Annotated`` aliases: backends, client IP, caller, paging."""
+"""Request dependencies as named ``Annotated`` aliases: backends, client IP, caller, paging.
+
+The caller is named by a bearer token (scripts) or by the web interface's session cookie; a
+cookie-authenticated request that changes something must carry the session's CSRF token in the
+``X-CSRF-Token`` header.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,13 @@ from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from starlette.concurrency import run_in_threadpool
 
+from api.web.cookies import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE
+from services import sessions
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.auth import Authenticator
 from services.backends import Backends
-from services.errors import NotAuthenticated
+from services.errors import Forbidden, NotAuthenticated
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -43,12 +50,21 @@ async def get_current_user(
     authenticator: AuthenticatorDep,
     ip: ClientIP,
 ) -> Principal:
-    """The caller named by the bearer token; a missing or bad token is refused and audited."""
+    """The caller named by the bearer token or session cookie; a missing or bad one is refused
+    and audited, and so is a cookie-authenticated change without the CSRF token."""
+    cookie = request.cookies.get(SESSION_COOKIE)
     try:
-        if not token:
+        if token:
+            return await run_in_threadpool(authenticator.principal, token)
+        if not cookie:
             raise NotAuthenticated("请先登录", code="not_authenticated")
-        return await run_in_threadpool(authenticator.principal, token)
-    except NotAuthenticated as exc:
+        active = await run_in_threadpool(sessions.resolve_session, backends, token=cookie)
+        if request.method not in SAFE_METHODS and not sessions.csrf_matches(
+            active.csrf_token, request.headers.get(CSRF_HEADER)
+        ):
+            raise Forbidden("请求缺少有效的 CSRF 令牌，请刷新页面后重试", code="csrf_failed")
+        return active.principal
+    except (NotAuthenticated, Forbidden) as exc:
         await run_in_threadpool(
             backends.audit.record,
             actor=Actor(username="", ip=ip),

@@ -1,7 +1,8 @@
-"""One place that turns every failure into the JSON error shape of API.md.
+"""One place that turns every failure into the JSON error shape of API.md, or, for a page of
+the web interface, into a Chinese error page.
 
 Domain errors keep their status and code; framework errors (unknown route, wrong method, invalid
-parameters) and unexpected exceptions are mapped here too, so no HTML page or stack trace leaks.
+parameters) and unexpected exceptions are mapped here too, so no stack trace ever leaks.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.web.errors import error_page, is_page_request
 from services.errors import BackendUnavailable, MaterialsError, NotAuthenticated, RateLimited
 
 log = logging.getLogger("materials.api")
@@ -44,8 +46,10 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, MaterialsError)
+    if is_page_request(request):
+        return error_page(request, exc.status, exc.message)
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
@@ -59,13 +63,15 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.error_code, exc.message, exc.details, headers)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code, message = _HTTP_CODES.get(exc.status_code, ("http_error", "请求失败"))
+    if is_page_request(request):
+        return error_page(request, exc.status_code, message)
     return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = [
         {
@@ -75,13 +81,17 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         for error in exc.errors()
     ]
     field = problems[0]["field"] if problems else ""
+    if is_page_request(request):
+        return error_page(request, 422, f"填写的内容有误：{field}")
     return error_response(
         422, "invalid_field", f"字段取值无效：{field}", {"field": field, "errors": problems}
     )
 
 
-async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error", exc_info=exc)
+    if is_page_request(request):
+        return error_page(request, 500, "")
     return error_response(500, "internal_error", "服务器内部错误，请联系管理员")
 
 

@@ -26,6 +26,6 @@ ensure_debian_packages() {
         apt-get update -qq >/dev/null
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "note: install ${missing[*]} (apt-get install ${missing[*]}) for full text extraction" >&2
+        echo "note: install ${missing[*]} (apt-get install ${missing[*]}); run as root to have it done" >&2
     fi
 }

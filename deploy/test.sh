@@ -4,6 +4,8 @@
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
 ensure_debian_packages antiword postgresql
+# The web interface tests drive Debian's Chromium (never a downloaded browser), with CJK fonts.
+ensure_debian_packages chromium fonts-noto-cjk
 ensure_venv "[test]"
 # MinIO is built from source once (a few minutes) and cached; here rather than inside a fixture,
 # so that the wait is announced and a missing Go toolchain stops the run with a clear message.

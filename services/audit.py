@@ -28,11 +28,13 @@ MAX_ACTOR_LENGTH = 200
 
 class AuditAction(StrEnum):
     login = "login"
+    logout = "logout"
     access = "access"  # a request whose token was missing, forged or expired
     upload = "upload"
     view = "view"
     list = "list"
     download = "download"
+    preview = "preview"  # the bytes shown inline in the browser (PDFs and images only)
     receipt = "receipt"
     lookup = "lookup"
     search = "search"

@@ -41,6 +41,11 @@ class Authenticator:
 
     def login(self, *, username: str, password: str, ip: str | None) -> IssuedToken:
         """Exchange a username and password for a token; every attempt is audited."""
+        return self.issue(self.check_credentials(username=username, password=password, ip=ip))
+
+    def check_credentials(self, *, username: str, password: str, ip: str | None) -> User:
+        """The active user with this username and password; every attempt is audited, and
+        repeated failures lock the username for a while (RateLimited)."""
         window_start = utcnow() - timedelta(seconds=self._settings.login_window_seconds)
         with self._db.session() as session:
             last_success = self._audit.last_at(
@@ -90,7 +95,7 @@ class Authenticator:
             )
             raise NotAuthenticated("用户名或密码错误", code="invalid_credentials")
         self._audit.record(actor=actor, action=AuditAction.login, outcome=Outcome.allowed)
-        return self.issue(user)
+        return user
 
     def issue(self, user: User) -> IssuedToken:
         """A signed token for a user, valid for the configured lifetime."""
@@ -124,4 +129,8 @@ class Authenticator:
             user = session.get(User, user_id)
             if user is None or not user.active:
                 raise NotAuthenticated("令牌无效", code="invalid_token")
+            changed = user.credentials_changed_at
+            # Tokens carry whole seconds: one issued in the second of a reset still counts.
+            if changed is not None and int(claims["iat"]) < int(changed.timestamp()):
+                raise NotAuthenticated("密码已重置，请重新登录", code="token_revoked")
             return Principal.of(user)

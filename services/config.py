@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     secret_key: str | None = None
     token_ttl_seconds: int = Field(default=8 * 3600, gt=0)
+    # A browser session ends after this long without a request (and at token_ttl_seconds anyway).
+    session_idle_seconds: int = Field(default=30 * 60, gt=0)
+    # Session cookies carry the Secure flag: None decides by the request (HTTPS, also behind a
+    # proxy that says so with X-Forwarded-Proto); set true behind a TLS proxy that does not.
+    cookie_secure: bool | None = None
     # Extra MIME types accepted on upload, beyond the built-in allow-list (comma separated).
     extra_allowed_types: str = ""
     # After this many failed logins for one username within the window, logins are refused

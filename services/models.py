@@ -102,8 +102,24 @@ class User(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Tokens and web sessions issued before this moment (a password reset) no longer count.
+    credentials_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     org: Mapped[Org] = relationship(lazy="joined")
+
+
+class WebSession(Base):
+    """A browser's signed-in session: the cookie holds a random token, the row its hash."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ip: Mapped[str | None] = mapped_column(String(64))
 
 
 class Category(Base):

@@ -112,6 +112,11 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 
 
+def has_users(session: Session) -> bool:
+    """Is there any user yet? (Before the first one, the app says how to create it.)"""
+    return session.scalar(select(User.id).limit(1)) is not None
+
+
 def create_category(session: Session, *, name: str) -> tuple[Category, bool]:
     """Add a category to the admin-defined list; True when created."""
     name = _clean_name(name, field="name", limit=MAX_CATEGORY_LENGTH)

@@ -1,0 +1,64 @@
+"""Error pages in Chinese for the web interface: the same failures the API answers as JSON.
+
+Never a stack trace: the page names what went wrong in words and offers a way back.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request, Response
+
+from api.web.cookies import SESSION_COOKIE
+from api.web.render import render
+from services import sessions
+from services.errors import MaterialsError
+from services.sessions import ActiveSession
+
+_NON_PAGE_PREFIXES = ("/api/", "/static/", "/healthz", "/readyz")
+
+_TITLES = {
+    400: "请求有误",
+    403: "无权访问",
+    404: "页面不存在",
+    405: "请求方式不正确",
+    413: "文件过大",
+    415: "文件类型不支持",
+    422: "填写的内容有误",
+    429: "操作过于频繁",
+    503: "服务暂时不可用",
+}
+
+
+def is_page_request(request: Request) -> bool:
+    """Is this a browser asking for a page (answered in HTML), not a script calling the API?"""
+    return not request.url.path.startswith(_NON_PAGE_PREFIXES)
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    """The Chinese error page for a status, with the message a person can act on."""
+    title = _TITLES.get(status, "服务器内部错误" if status >= 500 else "请求失败")
+    if status == 404:
+        message = "您要找的页面或材料不存在，或者您没有查看它的权限。"
+    elif status >= 500 and status != 503:
+        message = "系统出现了意外错误，已记录在服务器日志中。请稍后再试，或联系管理员。"
+    active = _signed_in(request)
+    return render(
+        request,
+        "error.html",
+        principal=active.principal if active else None,
+        csrf_token=active.csrf_token if active else "",
+        status_code=status,
+        status=status,
+        title=title,
+        message=message,
+    )
+
+
+def _signed_in(request: Request) -> ActiveSession | None:
+    """The session behind an error page, so the page keeps its header and menu."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return sessions.resolve_session(request.app.state.backends, token=token)
+    except MaterialsError:
+        return None

@@ -1,0 +1,180 @@
+"""Rendering pages: the Jinja2 environment (autoescaped), the navigation per role, flash messages.
+
+Every page is rendered through ``render``, which adds the signed-in user, the CSRF token, the
+navigation and a message left by the previous request.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+from zoneinfo import ZoneInfo
+
+from fastapi import Request, Response
+from fastapi.responses import RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from api.web.cookies import FLASH_COOKIE, clear_cookie, set_cookie
+from services.access import Principal
+from services.config import Settings
+from services.models import OrgKind, Role
+
+WEB_DIR = Path(__file__).parent
+STATIC_DIR = WEB_DIR / "static"
+TEMPLATE_DIR = WEB_DIR / "templates"
+
+# The county's clock: times on pages are Beijing time, as people read them.
+LOCAL_TIME = ZoneInfo("Asia/Shanghai")
+
+ROLE_LABELS: dict[str, str] = {
+    Role.uploader.value: "乡镇工作人员",
+    Role.reader.value: "部门工作人员",
+    Role.auditor.value: "审计人员",
+    Role.admin.value: "系统管理员",
+}
+ORG_KIND_LABELS: dict[str, str] = {
+    OrgKind.county.value: "县",
+    OrgKind.township.value: "乡镇",
+    OrgKind.department.value: "县直部门",
+}
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    href: str
+    # Features of a later release: the place is kept in the menu, the page says so.
+    planned: bool = False
+
+
+_ASK_ONCE = (
+    NavItem("材料需求", "/planned/requests", planned=True),
+    NavItem("通知", "/planned/notifications", planned=True),
+)
+NAVIGATION: dict[Role, tuple[NavItem, ...]] = {
+    Role.uploader: (
+        NavItem("上传材料", "/upload"),
+        NavItem("本乡镇材料", "/materials"),
+        *_ASK_ONCE,
+    ),
+    Role.reader: (NavItem("检索材料", "/search"), *_ASK_ONCE),
+    Role.auditor: (
+        NavItem("访问日志", "/audit"),
+        NavItem("减负成效", "/planned/figures", planned=True),
+    ),
+    Role.admin: (
+        NavItem("用户", "/admin/users"),
+        NavItem("组织机构", "/admin/orgs"),
+        NavItem("材料类别", "/admin/categories"),
+        NavItem("下载授权", "/admin/grants"),
+        NavItem("材料目录", "/planned/catalog", planned=True),
+    ),
+}
+
+HOME: dict[Role, str] = {
+    Role.uploader: "/materials",
+    Role.reader: "/search",
+    Role.auditor: "/audit",
+    Role.admin: "/admin/users",
+}
+
+
+def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored (UTC) time as Beijing time for people."""
+    if value is None:
+        return ""
+    return value.astimezone(LOCAL_TIME).strftime(fmt)
+
+
+def file_size(size: int | None) -> str:
+    """Bytes as people read them: 980 字节, 12.3 KB, 4.5 MB."""
+    if size is None:
+        return ""
+    if size < 1024:
+        return f"{size} 字节"
+    value = float(size)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            return f"{value:.1f} {unit}"
+    return f"{size} 字节"
+
+
+templates = Jinja2Templates(directory=TEMPLATE_DIR)
+templates.env.autoescape = True
+templates.env.filters["local_time"] = local_time
+templates.env.filters["file_size"] = file_size
+templates.env.globals["ROLE_LABELS"] = ROLE_LABELS
+templates.env.globals["ORG_KIND_LABELS"] = ORG_KIND_LABELS
+
+
+def static_version() -> str:
+    """Changes whenever a static file changes, so browsers fetch the new one."""
+    newest = max((p.stat().st_mtime_ns for p in STATIC_DIR.rglob("*") if p.is_file()), default=0)
+    return format(newest % (1 << 32), "x")
+
+
+templates.env.globals["STATIC_VERSION"] = static_version()
+
+
+@dataclass(frozen=True)
+class Flash:
+    kind: str  # "ok" | "error"
+    text: str
+
+
+def flash_redirect(
+    request: Request, settings: Settings, url: str, *, text: str, kind: str = "ok"
+) -> RedirectResponse:
+    """Redirect (303, after a form post) and show a message on the next page."""
+    response = RedirectResponse(url, status_code=303)
+    value = quote(json.dumps({"kind": kind, "text": text[:500]}, ensure_ascii=False))
+    set_cookie(response, request, settings, name=FLASH_COOKIE, value=value, max_age=120)
+    return response
+
+
+def _read_flash(request: Request) -> Flash | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    try:
+        data = json.loads(unquote(raw))
+        return Flash(kind="error" if data.get("kind") == "error" else "ok", text=str(data["text"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    principal: Principal | None,
+    csrf_token: str = "",
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    """A page for the signed-in user (or for nobody, on the login and error pages)."""
+    settings: Settings = request.app.state.backends.settings
+    flash = _read_flash(request)
+    nav = NAVIGATION.get(principal.role, ()) if principal is not None else ()
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "user": principal,
+            "csrf_token": csrf_token,
+            "nav": nav,
+            "current_path": request.url.path,
+            "flash": flash,
+            **context,
+        },
+        status_code=status_code,
+    )
+    if flash is not None:
+        clear_cookie(response, request, settings, name=FLASH_COOKIE)
+    response.headers["Cache-Control"] = "no-store"
+    return response

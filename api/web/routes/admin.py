@@ -1,0 +1,7 @@
+"""Administration pages: users, organisations, categories, grants."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

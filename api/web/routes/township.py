@@ -1,0 +1,7 @@
+"""A township's own pages: upload, its materials, receipts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

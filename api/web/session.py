@@ -1,0 +1,94 @@
+"""Who is signed in on a page, and the CSRF check of every form a page posts.
+
+Pages that need a user depend on ``SignedIn``; without a live session the browser is sent to the
+login page and comes back afterwards. Forms depend on ``CheckedForm``, which refuses (and
+audits) a post without the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from api.deps import BackendsDep, ClientIP
+from api.web.cookies import CSRF_FIELD, SESSION_COOKIE, clear_cookie
+from services import sessions
+from services.audit import Actor, AuditAction, Outcome
+from services.errors import Forbidden, NotAuthenticated
+from services.sessions import ActiveSession
+
+__all__ = ["CheckedForm", "LoginRequired", "SignedIn", "install_login_redirect", "safe_next"]
+
+
+class LoginRequired(Exception):
+    """A page was asked for without a live session."""
+
+
+async def _signed_in(request: Request, backends: BackendsDep) -> ActiveSession:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if not token:
+        raise LoginRequired
+    try:
+        return await run_in_threadpool(sessions.resolve_session, backends, token=token)
+    except NotAuthenticated:
+        raise LoginRequired from None
+
+
+SignedIn = Annotated[ActiveSession, Depends(_signed_in)]
+
+
+async def _checked_form(
+    request: Request, web: SignedIn, backends: BackendsDep, ip: ClientIP
+) -> FormData:
+    form = await request.form(max_files=0, max_fields=200)
+    offered = form.get(CSRF_FIELD)
+    if not sessions.csrf_matches(web.csrf_token, offered if isinstance(offered, str) else None):
+        principal = web.principal
+        await run_in_threadpool(
+            backends.audit.record,
+            actor=Actor(
+                username=principal.username,
+                org=principal.org_name,
+                role=principal.role.value,
+                ip=ip,
+            ),
+            action=AuditAction.access,
+            outcome=Outcome.denied,
+            details={"reason": "csrf_failed", "method": "POST", "path": request.url.path[:200]},
+        )
+        raise Forbidden("页面已过期或请求来源不明，请刷新页面后重试", code="csrf_failed")
+    return form
+
+
+CheckedForm = Annotated[FormData, Depends(_checked_form)]
+
+
+def safe_next(value: str | None) -> str | None:
+    """A path on this site to return to after login; anything else (another site) is dropped."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    if value.startswith(("/api/", "/static/", "/login", "/logout")):
+        return None
+    return value
+
+
+def install_login_redirect(app: FastAPI) -> None:
+    async def to_login(request: Request, _exc: Exception) -> Response:
+        target = request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        url = "/login"
+        if request.method == "GET" and safe_next(target) and target != "/":
+            url += "?next=" + quote(target, safe="")
+        response = RedirectResponse(url, status_code=303)
+        if request.cookies.get(SESSION_COOKIE):
+            settings = request.app.state.backends.settings
+            clear_cookie(response, request, settings, name=SESSION_COOKIE)
+        return response
+
+    app.add_exception_handler(LoginRequired, to_login)

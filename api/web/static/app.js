@@ -1,0 +1,25 @@
+// Behaviour shared by every page: confirmation before destructive actions, print buttons.
+// Plain JavaScript, no framework; pages work without it wherever a form can do the job.
+"use strict";
+
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  const question = form instanceof HTMLFormElement ? form.dataset.confirm : undefined;
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
+  }
+});
+
+document.addEventListener("click", (event) => {
+  const target = event.target instanceof Element ? event.target.closest("[data-print]") : null;
+  if (target) {
+    event.preventDefault();
+    window.print();
+  }
+});
+
+// The session's CSRF token, for scripts that call the API with the session cookie.
+window.materialsCsrfToken = () => {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? meta.getAttribute("content") : "";
+};

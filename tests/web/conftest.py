@@ -1,0 +1,187 @@
+"""Browser tests: the app under a real uvicorn on loopback, driven in Debian's headless Chromium.
+
+Playwright (from PyPI) launches the system browser (``/usr/bin/chromium``); it never downloads
+one. Every page is opened with the network blocked except the app's own origin, and a request
+that fails or a script error fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route, sync_playwright
+
+from api.app import create_app
+from indexer.worker import BackgroundWorker, IndexWorker
+from services.backends import Backends, open_backends
+from services.config import Settings
+from tests.conftest import PASSWORD, make_settings, seed_county
+from tests.live_server import serving
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DOCS = Path(__file__).parents[2] / "docs"
+
+
+def chromium_path() -> str:
+    found = os.environ.get("MATERIALS_CHROMIUM") or shutil.which("chromium")
+    if not found:
+        pytest.fail(
+            "Chromium is missing: ./deploy/test.sh installs Debian's chromium and fonts-noto-cjk "
+            "(as root); otherwise apt-get install chromium fonts-noto-cjk"
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()
+
+
+@dataclass
+class Site:
+    """The app on a loopback port, with the sample county and an index worker running."""
+
+    url: str
+    settings: Settings
+    backends: Backends
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    settings = make_settings(tmp_path_factory.mktemp("web") / "data")
+    backends = open_backends(settings)
+    seed_county(backends)
+    worker = BackgroundWorker(IndexWorker(backends, backends.index, poll_seconds=0.1))
+    worker.start()
+    app = create_app(settings, backends=backends)
+    try:
+        with serving(app, buffer=None) as port:
+            yield Site(url=f"http://127.0.0.1:{port}", settings=settings, backends=backends)
+    finally:
+        worker.stop()
+        backends.close()
+
+
+@dataclass
+class Problems:
+    """What went wrong in the browser: failed requests, requests to other hosts, script errors."""
+
+    failed: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def assert_none(self) -> None:
+        assert self.blocked == [], f"requests to other hosts: {self.blocked}"
+        assert self.failed == [], f"failed requests: {self.failed}"
+        assert self.errors == [], f"script errors: {self.errors}"
+
+
+@dataclass
+class Visitor:
+    """A browser context (its own cookies) on the site, with the network cut off elsewhere."""
+
+    site: Site
+    context: BrowserContext
+    page: Page
+    problems: Problems
+
+    def go(self, path: str) -> Page:
+        self.page.goto(self.site.url + path)
+        return self.page
+
+    def login(self, username: str, password: str = PASSWORD) -> Page:
+        self.go("/login")
+        self.page.get_by_label("用户名").fill(username)
+        self.page.get_by_label("密码").fill(password)
+        self.page.get_by_role("button", name="登录").click()
+        self.page.wait_for_selector("[data-testid=current-user]")
+        return self.page
+
+
+def open_visitor(browser: Browser, site: Site, **context_options: object) -> Visitor:
+    context = browser.new_context(
+        locale="zh-CN", timezone_id="Asia/Shanghai", accept_downloads=True, **context_options
+    )
+    context.set_default_timeout(15_000)
+    problems = Problems()
+
+    def only_own_origin(route: Route) -> None:
+        if route.request.url.startswith((site.url + "/", "data:", "blob:")):
+            route.continue_()
+        else:
+            problems.blocked.append(route.request.url)
+            route.abort("blockedbyclient")
+
+    context.route("**/*", only_own_origin)
+    page = context.new_page()
+    page.on(
+        "requestfailed",
+        lambda request: (
+            None
+            if request.url in problems.blocked
+            # A download or a navigation away cancels the request that started it.
+            or (request.failure or "").endswith("ERR_ABORTED")
+            else problems.failed.append(f"{request.url}: {request.failure}")
+        ),
+    )
+    page.on("pageerror", lambda error: problems.errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: (
+            problems.errors.append(message.text) if message.type == "error" else None
+        ),
+    )
+    return Visitor(site=site, context=context, page=page, problems=problems)
+
+
+@pytest.fixture
+def visitor(browser: Browser, site: Site) -> Iterator[Visitor]:
+    opened = open_visitor(browser, site, viewport={"width": 1366, "height": 768})
+    yield opened
+    opened.context.close()
+
+
+@pytest.fixture
+def phone(browser: Browser, site: Site) -> Iterator[Visitor]:
+    opened = open_visitor(
+        browser,
+        site,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    yield opened
+    opened.context.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Keep a screenshot for the README (docs/screenshots/NAME.png)."""
+    target = DOCS / "screenshots"
+    target.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target / f"{name}.png"), full_page=False)
+
+
+ScreenshotFn = Callable[[Page, str], None]
