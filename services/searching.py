@@ -52,6 +52,7 @@ def search(
     size: int,
     ip: str | None,
     sort: SearchSort = SearchSort.relevance,
+    year: int | None = None,
 ) -> SearchPage:
     """Documents matching the text and filters that the caller may read, best or newest first."""
     text = text.strip()
@@ -74,6 +75,7 @@ def search(
             township_id=township_id,
             period_from=start,
             period_to=end,
+            year=year,
             page=page,
             size=size,
             sort=sort,
@@ -99,6 +101,7 @@ def search(
                     ("township", township),
                     ("period_from", period_from),
                     ("period_to", period_to),
+                    ("year", year),
                 )
                 if value
             },

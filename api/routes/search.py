@@ -27,6 +27,7 @@ def search_documents(
     page: PageNumber = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 20,
     sort: Annotated[SearchSort, Query()] = SearchSort.relevance,
+    year: Annotated[int | None, Query(ge=1949, le=2100, description="年份分面的筛选")] = None,
 ) -> SearchOut:
     """Documents matching `q` and the filters, best (or with `sort=date` newest) first."""
     found = searching.search(
@@ -41,5 +42,6 @@ def search_documents(
         size=size,
         ip=ip,
         sort=sort,
+        year=year,
     )
     return SearchOut.of(found, number=page, size=size)

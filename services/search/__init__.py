@@ -80,6 +80,8 @@ class SearchQuery:
     township_id: int | None = None
     period_from: date | None = None  # documents whose period overlaps [period_from, period_to]
     period_to: date | None = None
+    # The year facet's filter: the period's year, or the upload year when there is no period.
+    year: int | None = None
     page: int = 1
     size: int = 20
     highlight: bool = True

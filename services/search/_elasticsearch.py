@@ -440,6 +440,8 @@ def _filters(query: SearchQuery) -> list[dict[str, Any]]:
         filters.append({"term": {"category": query.category}})
     if query.township_id is not None:
         filters.append({"term": {"township_id": query.township_id}})
+    if query.year is not None:
+        filters.append({"term": {"year": str(query.year)}})
     # Overlap of [period_start, period_end] with [period_from, period_to]; no period, no overlap.
     if query.period_to is not None:
         filters.append({"range": {"period_start": {"lte": query.period_to.isoformat()}}})

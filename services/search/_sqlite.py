@@ -496,6 +496,9 @@ def _filters(query: SearchQuery) -> tuple[str, list[Any]]:
     if query.township_id is not None:
         clauses.append("d.township_id = ?")
         params.append(query.township_id)
+    if query.year is not None:
+        clauses.append("d.year = ?")
+        params.append(query.year)
     # Overlap of [period_start, period_end] with [period_from, period_to]; no period, no overlap.
     if query.period_to is not None:
         clauses.append("d.period_start IS NOT NULL AND d.period_start <= ?")

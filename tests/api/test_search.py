@@ -201,6 +201,22 @@ def test_an_unknown_sort_is_refused(api: Api) -> None:
     assert (error["code"], error["details"]["field"]) == ("invalid_field", "query.sort")
 
 
+def test_the_year_facet_is_also_a_filter(api: Api, backends: Backends) -> None:
+    with_period = api.upload("east", "a.txt", "扶贫台账".encode(), period="2020-Q3").json()
+    without = api.upload("east", "b.txt", "扶贫总结".encode()).json()
+    _index(backends)
+    years = {b["key"]: b["count"] for b in _search(api, "poverty", q="扶贫")["facets"]["year"]}
+    upload_year = without["created_at"][:4]
+    assert years == {"2020": 1, upload_year: 1}
+    for year, document in (("2020", with_period), (upload_year, without)):
+        chosen = _search(api, "poverty", q="扶贫", year=year)
+        assert [hit["document"]["id"] for hit in chosen["hits"]] == [document["id"]]
+    refused = api.client.get(
+        "/api/v1/search", params={"year": "20x0"}, headers=api.headers("poverty")
+    )
+    assert refused.status_code == 422
+
+
 def test_pdf_text_layer_is_searchable(api: Api, backends: Backends) -> None:
     response = api.upload("east", "report.pdf", pdf_bytes("Rural revitalisation progress"))
     assert response.status_code == 201

@@ -529,6 +529,28 @@ def test_facets_count_every_match_not_only_the_page(index: SearchIndex) -> None:
     assert facet(listed, "category") == {"总结": 4, "通知": 1}
 
 
+def test_the_year_filter_returns_what_the_year_facet_counted(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            material("a", title="扶贫", period_start=date(2020, 1, 1)),
+            material("b", title="扶贫", period_start=date(2020, 4, 1)),
+            material("c", title="扶贫", period_start=date(2019, 1, 1)),
+            material("d", title="扶贫"),  # no period: filed under its upload year
+            material("e", title="教育", period_start=date(2020, 2, 1)),
+        ]
+    )
+    counted = facet(search(index, "扶贫"), "year")
+    assert counted == {"2020": 2, "2019": 1, str(START.year): 1}
+    for year, count in counted.items():
+        chosen = search(index, "扶贫", year=int(year))
+        assert chosen.total == count
+        assert facet(chosen, "year") == {year: count}
+    assert sorted(ids(search(index, "扶贫", year=2020))) == ["a", "b"]
+    assert ids(search(index, "扶贫", year=int(START.year))) == ["d"]
+    assert sorted(ids(search(index, "", year=2020))) == ["a", "b", "e"]
+    assert search(index, "扶贫", year=2018).total == 0
+
+
 # -- highlights ---------------------------------------------------------------------------------
 
 
