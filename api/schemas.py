@@ -12,6 +12,7 @@ from services.audit import VerifyReport
 from services.documents import Receipt
 from services.models import AuditEvent, Category, Document, Org, User
 from services.searching import SearchPage
+from services.usage import DocumentUsage
 
 
 class OrgRef(BaseModel):
@@ -212,6 +213,37 @@ class ReceiptOut(BaseModel):
         )
 
 
+class DepartmentUsageOut(BaseModel):
+    name: str
+    views: int
+    downloads: int
+    first_at: datetime
+    last_at: datetime
+
+
+class UsageOut(BaseModel):
+    """Which departments used a document (counts per department, never individual readers)."""
+
+    departments: list[DepartmentUsageOut]
+    reuse_count: int
+
+    @classmethod
+    def of(cls, usage: DocumentUsage) -> UsageOut:
+        return cls(
+            departments=[
+                DepartmentUsageOut(
+                    name=department.name,
+                    views=department.views,
+                    downloads=department.downloads,
+                    first_at=department.first_at,
+                    last_at=department.last_at,
+                )
+                for department in usage.departments
+            ],
+            reuse_count=usage.reuse_count,
+        )
+
+
 class AuditEventOut(BaseModel):
     seq: int
     at: datetime
@@ -276,6 +308,10 @@ class UserIn(BaseModel):
 
 class CategoryIn(BaseModel):
     name: str
+
+
+class PasswordResetIn(BaseModel):
+    new_password: str
 
 
 class GrantIn(BaseModel):

@@ -8,7 +8,8 @@ Every permission decision in the system is one of these functions. Read top to b
   granted them;
 - admins manage organisations, users, categories and grants and may withdraw any document, but
   neither read documents nor the audit log (separation of duties, MLPS 2.0);
-- a withdrawn document is visible only to its own township and to auditors.
+- a withdrawn document is visible only to its own township and to auditors;
+- which departments used a document (its usage figures) is for its own township and auditors.
 A document the caller may not see must answer "not found", so that its existence does not leak.
 """
 
@@ -87,6 +88,11 @@ def can_download(
     if principal.role is Role.auditor:
         return document.id in granted_document_ids
     return _own_township(principal, document) or _shared_with_reader(principal, document)
+
+
+def can_see_usage(principal: Principal, document: Document) -> bool:
+    """May the caller see which departments viewed and downloaded this document?"""
+    return _own_township(principal, document) or principal.role is Role.auditor
 
 
 def can_upload(principal: Principal) -> bool:

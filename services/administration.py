@@ -5,15 +5,28 @@ Only admins change these; every change, and every refused attempt, is an audit e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
 
 from services import access, orgs
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
 from services.documents import actor_of
-from services.errors import Forbidden, InvalidField
-from services.models import Category, DownloadGrant, Org, OrgKind, Role, User
+from services.errors import Conflict, Forbidden, InvalidField, MaterialsError, NotFound
+from services.models import (
+    Category,
+    Document,
+    DownloadGrant,
+    Org,
+    OrgKind,
+    Role,
+    User,
+    utcnow,
+)
 
 
 def _require_admin(
@@ -125,6 +138,90 @@ def list_users(backends: Backends, *, principal: Principal, ip: str | None) -> l
         return orgs.list_users(session)
 
 
+def _refused(
+    backends: Backends,
+    *,
+    principal: Principal,
+    action: AuditAction,
+    username: str,
+    error: MaterialsError,
+    ip: str | None,
+) -> None:
+    backends.audit.record(
+        actor=actor_of(principal, ip),
+        action=action,
+        outcome=Outcome.denied,
+        details={"reason": error.error_code, "user": username[: orgs.MAX_USERNAME_LENGTH]},
+    )
+
+
+def _user_named(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"用户不存在：{username}", code="user_not_found")
+    return user
+
+
+def set_user_active(
+    backends: Backends, *, principal: Principal, username: str, active: bool, ip: str | None
+) -> User:
+    """Enable or disable an account; a disabled user's tokens stop working at once."""
+    action = AuditAction.user_enable if active else AuditAction.user_disable
+    _require_admin(backends, principal=principal, action=action, ip=ip)
+    try:
+        with backends.db.session() as session:
+            user = _user_named(session, username)
+            if not active and user.id == principal.user_id:
+                raise Conflict(
+                    "不能停用自己的账号，请由另一位管理员操作", code="cannot_disable_self"
+                )
+            changed = user.active != active
+            user.active = active
+            if changed and not active:
+                # Enabling the account again must not bring its earlier tokens back to life.
+                user.credentials_changed_at = utcnow()
+            backends.audit.append(
+                session,
+                actor=actor_of(principal, ip),
+                action=action,
+                outcome=Outcome.allowed,
+                details={"user": user.username, "role": user.role, "changed": changed},
+            )
+            return user
+    except MaterialsError as exc:
+        _refused(backends, principal=principal, action=action, username=username, error=exc, ip=ip)
+        raise
+
+
+def reset_password(
+    backends: Backends, *, principal: Principal, username: str, new_password: str, ip: str | None
+) -> User:
+    """Give a user a new password; every token issued before the reset stops working."""
+    action = AuditAction.user_password_reset
+    _require_admin(backends, principal=principal, action=action, ip=ip)
+    try:
+        try:
+            # The same rules as for a new user's password.
+            password_hash = backends.passwords.hash(new_password)
+        except InvalidField as exc:
+            raise InvalidField("new_password", exc.message, code=exc.error_code) from exc
+        with backends.db.session() as session:
+            user = _user_named(session, username)
+            user.password_hash = password_hash
+            user.credentials_changed_at = utcnow()
+            backends.audit.append(
+                session,
+                actor=actor_of(principal, ip),
+                action=action,
+                outcome=Outcome.allowed,
+                details={"user": user.username, "role": user.role},
+            )
+            return user
+    except MaterialsError as exc:
+        _refused(backends, principal=principal, action=action, username=username, error=exc, ip=ip)
+        raise
+
+
 def create_category(
     backends: Backends, *, principal: Principal, name: str, ip: str | None
 ) -> tuple[Category, bool]:
@@ -172,6 +269,48 @@ def grant_download(
             details={"grantee": username},
         )
     return grant
+
+
+@dataclass(frozen=True)
+class GrantEntry:
+    """A download grant as an admin reads it: who may download what, until when."""
+
+    id: int
+    username: str
+    document_id: str
+    document_title: str
+    granted_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    expired: bool
+
+
+def list_grants(backends: Backends, *, principal: Principal, ip: str | None) -> list[GrantEntry]:
+    """Every download grant, newest first, for an admin."""
+    _require_admin(backends, principal=principal, action=AuditAction.admin, ip=ip)
+    grantee, granter = aliased(User), aliased(User)
+    now = utcnow()
+    with backends.db.session() as session:
+        found = session.execute(
+            select(DownloadGrant, grantee.username, granter.username, Document.title)
+            .join(grantee, grantee.id == DownloadGrant.user_id)
+            .join(granter, granter.id == DownloadGrant.granted_by_id)
+            .join(Document, Document.id == DownloadGrant.document_id)
+            .order_by(DownloadGrant.id.desc())
+        ).all()
+        return [
+            GrantEntry(
+                id=grant.id,
+                username=username,
+                document_id=grant.document_id,
+                document_title=title,
+                granted_by=granted_by,
+                created_at=grant.created_at,
+                expires_at=grant.expires_at,
+                expired=grant.expires_at is not None and grant.expires_at <= now,
+            )
+            for grant, username, granted_by, title in found
+        ]
 
 
 def list_orgs(backends: Backends, *, kind: str | None) -> list[Org]:

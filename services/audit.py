@@ -32,6 +32,7 @@ class AuditAction(StrEnum):
     access = "access"  # a request whose token was missing, forged or expired
     upload = "upload"
     view = "view"
+    usage_read = "usage_read"  # which departments viewed and downloaded a document
     list = "list"
     download = "download"
     preview = "preview"  # the bytes shown inline in the browser (PDFs and images only)
@@ -44,6 +45,9 @@ class AuditAction(StrEnum):
     audit_verify = "audit_verify"
     org_create = "org_create"
     user_create = "user_create"
+    user_disable = "user_disable"
+    user_enable = "user_enable"
+    user_password_reset = "user_password_reset"  # noqa: S105 - an action name, not a secret
     category_create = "category_create"
     grant_create = "grant_create"
     admin = "admin"  # any other administrative request
@@ -68,6 +72,7 @@ class Actor:
 @dataclass(frozen=True)
 class AuditFilter:
     actor: str | None = None
+    org: str | None = None  # the organisation's name as the event recorded it
     document_id: str | None = None
     action: str | None = None
     outcome: str | None = None
@@ -320,6 +325,8 @@ def _csv_cell(value: Any) -> Any:
 def _filtered(query: Select[Any], filters: AuditFilter) -> Select[Any]:
     if filters.actor is not None:
         query = query.where(AuditEvent.actor == filters.actor)
+    if filters.org is not None:
+        query = query.where(AuditEvent.org == filters.org)
     if filters.document_id is not None:
         query = query.where(AuditEvent.document_id == filters.document_id)
     if filters.action is not None:

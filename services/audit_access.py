@@ -19,6 +19,7 @@ from services.errors import Forbidden, InvalidField
 def make_filter(
     *,
     actor: str | None,
+    org: str | None,
     document_id: str | None,
     action: str | None,
     outcome: Outcome | None,
@@ -33,6 +34,7 @@ def make_filter(
         raise InvalidField("since", "开始时间不能晚于结束时间")
     return AuditFilter(
         actor=actor,
+        org=org,
         document_id=document_id,
         action=action,
         outcome=outcome.value if outcome else None,

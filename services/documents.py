@@ -5,13 +5,13 @@ Every read and every refusal is written to the audit log; a refused document ans
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from services import access, orgs
@@ -21,12 +21,13 @@ from services.backends import Backends
 from services.blobs import BlobWriter
 from services.errors import Conflict, Forbidden, InvalidField, MaterialsError, NotFound
 from services.filetypes import detect_file_type
-from services.metadata import SHA256_FIELD, parse_metadata, parse_sha256
+from services.metadata import SHA256_FIELD, check_period, parse_metadata, parse_sha256
 from services.models import (
     Document,
     DocumentDepartment,
     DocumentSimilarity,
     IndexAction,
+    IndexStatus,
     Org,
     OutboxEvent,
     utcnow,
@@ -225,14 +226,17 @@ def load(backends: Backends, *, document_id: str) -> Document:
         return document
 
 
-def _visible(
+def load_visible(
     backends: Backends,
     *,
     principal: Principal,
     document_id: str,
     action: AuditAction,
     ip: str | None,
+    rule: Callable[[Principal, Document], bool] = access.can_see,
 ) -> Document:
+    """A document the access rule lets the caller act on; otherwise the refusal is audited and
+    the answer is the same NotFound as for a document that does not exist."""
     actor = actor_of(principal, ip)
     try:
         document = load(backends, document_id=document_id)
@@ -240,7 +244,7 @@ def _visible(
         raise _deny(
             backends, actor=actor, action=action, document_id=document_id[:64], reason="not_found"
         ) from None
-    if not access.can_see(principal, document):
+    if not rule(principal, document):
         raise _deny(
             backends, actor=actor, action=action, document_id=document_id, reason="not_visible"
         )
@@ -249,7 +253,7 @@ def _visible(
 
 def view(backends: Backends, *, principal: Principal, document_id: str, ip: str | None) -> Document:
     """A document's metadata, for those who may see it."""
-    document = _visible(
+    document = load_visible(
         backends, principal=principal, document_id=document_id, action=AuditAction.view, ip=ip
     )
     backends.audit.record(
@@ -280,16 +284,10 @@ def download(
 ) -> tuple[Document, Iterator[bytes]]:
     """A document and its bytes, for those who may download it."""
     actor = actor_of(principal, ip)
-    document = _visible(
+    document = load_visible(
         backends, principal=principal, document_id=document_id, action=AuditAction.download, ip=ip
     )
-    with backends.db.session() as session:
-        granted = (
-            orgs.granted_document_ids(session, user_id=principal.user_id, now=utcnow())
-            if principal.role.value == "auditor"
-            else set()
-        )
-    if not access.can_download(principal, document, granted_document_ids=granted):
+    if not may_download(backends, principal=principal, document=document):
         backends.audit.record(
             actor=actor,
             action=AuditAction.download,
@@ -315,6 +313,19 @@ def download(
         details={"sha256": document.sha256},
     )
     return document, backends.blobs.read_chunks(document.sha256)
+
+
+def may_download(backends: Backends, *, principal: Principal, document: Document) -> bool:
+    """Would ``download`` hand this caller the bytes? Asks the policy, records nothing."""
+    if not access.can_see(principal, document):
+        return False
+    with backends.db.session() as session:
+        granted = (
+            orgs.granted_document_ids(session, user_id=principal.user_id, now=utcnow())
+            if principal.role.value == "auditor"
+            else set()
+        )
+    return access.can_download(principal, document, granted_document_ids=granted)
 
 
 def download_url(backends: Backends, document: Document) -> str | None:
@@ -343,7 +354,7 @@ def receipt(
     backends: Backends, *, principal: Principal, document_id: str, ip: str | None
 ) -> Receipt:
     """Proof of what a township submitted and when, anchored in the audit chain."""
-    document = _visible(
+    document = load_visible(
         backends, principal=principal, document_id=document_id, action=AuditAction.receipt, ip=ip
     )
     backends.audit.record(
@@ -394,6 +405,28 @@ class DocumentPage:
     documents: list[Document]
 
 
+# How a listing may be ordered: newest first, or by title or category (then newest first).
+LIST_SORTS = ("date", "title", "category")
+
+
+def _period_clause(period: str) -> ColumnElement[bool]:
+    """Documents of this period or of a shorter one inside it: 2026 also finds 2026-Q3 and
+    2026-09-15; 2026-Q3 also finds 2026-07 … 2026-09 and their days."""
+    canonical = check_period(period)
+    if "-Q" in canonical:
+        year, quarter = canonical.split("-Q")
+        last = 3 * int(quarter)
+        months = [f"{year}-{month:02d}" for month in range(last - 2, last + 1)]
+        return or_(
+            Document.period == canonical,
+            Document.period.in_(months),
+            *(Document.period.like(f"{month}-%") for month in months),
+        )
+    if len(canonical) == 10:  # one day
+        return Document.period == canonical
+    return or_(Document.period == canonical, Document.period.like(f"{canonical}-%"))
+
+
 def list_visible(
     backends: Backends,
     *,
@@ -403,8 +436,19 @@ def list_visible(
     page: int,
     size: int,
     ip: str | None,
+    period: str | None = None,
+    status: str | None = None,
+    sort: str = "date",
 ) -> DocumentPage:
-    """The live documents the caller may see, newest first, optionally filtered."""
+    """The live documents the caller may see, newest first (or by title or category),
+    optionally filtered by township, category, period and index status."""
+    if sort not in LIST_SORTS:
+        raise InvalidField("sort", "排序方式须为 date、title 或 category", code="invalid_sort")
+    if status and status not in {s.value for s in IndexStatus}:
+        raise InvalidField(
+            "status", "索引状态须为 pending、indexed 或 failed", code="invalid_status"
+        )
+    period_clause = _period_clause(period) if period else None
     with backends.db.session() as session:
         query = select(Document).where(
             Document.withdrawn_at.is_(None), access.visible_clause(principal)
@@ -414,13 +458,19 @@ def list_visible(
             query = query.where(Document.township_id == (org.id if org else -1))
         if category:
             query = query.where(Document.category == category)
+        if period_clause is not None:
+            query = query.where(period_clause)
+        if status:
+            query = query.where(Document.index_status == status)
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        newest_first = (Document.created_at.desc(), Document.id)
+        order = {
+            "date": newest_first,
+            "title": (Document.title, *newest_first),
+            "category": (Document.category, *newest_first),
+        }[sort]
         documents = list(
-            session.scalars(
-                query.order_by(Document.created_at.desc(), Document.id)
-                .offset((page - 1) * size)
-                .limit(size)
-            )
+            session.scalars(query.order_by(*order).offset((page - 1) * size).limit(size))
         )
     backends.audit.record(
         actor=actor_of(principal, ip),

@@ -39,8 +39,61 @@ KNOWN_FIELDS = frozenset(
 )
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
-# ASCII only (after NFKC): `\d` would also match other Unicode digits, which int() accepts.
-_PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-(\d{2})(?:-(\d{2}))?)?$", re.ASCII)
+# The ways people type a period, matched after NFKC (full-width → ASCII), upper-casing and removing
+# spaces; ASCII only, because `\d` would also match other Unicode digits, which int() accepts.
+# Each names its parts: year, and quarter, or month and maybe day.
+_QUARTER_WORDS = {"一": "1", "二": "2", "三": "3", "四": "4"}
+_PERIOD_FORMS = tuple(
+    re.compile(pattern, re.ASCII)
+    for pattern in (
+        # 2026, 2026年
+        r"(?P<year>\d{4})年?",
+        # 2026-Q3, 2026年Q3, 2026年第三季度, 2026年三季度, 2026年第3季度
+        r"(?P<year>\d{4})(?:-|年)Q(?P<quarter>[1-4])",
+        r"(?P<year>\d{4})年第?(?P<quarter>[1-4一二三四])季度?",
+        # 2026-09, 2026-9, 2026.9, 2026/09/15, 2026-09-15 (one separator throughout)
+        r"(?P<year>\d{4})(?P<sep>[-./])(?P<month>\d{1,2})(?:(?P=sep)(?P<day>\d{1,2}))?",
+        # 2026年9月, 2026年09月, 2026年9月15日
+        r"(?P<year>\d{4})年(?P<month>\d{1,2})月(?:(?P<day>\d{1,2})[日号])?",
+    )
+)
+PERIOD_EXAMPLES = (
+    "2026、2026-Q3、2026-09、2026-09-15，或 2026年、2026年第三季度、2026年9月、2026年9月15日"
+)
+
+
+@dataclass(frozen=True)
+class _Period:
+    """A valid period: a year, one of its quarters, one of its months, or one day."""
+
+    year: int
+    quarter: int | None = None
+    month: int | None = None
+    day: int | None = None
+
+    def canonical(self) -> str:
+        if self.quarter is not None:
+            return f"{self.year}-Q{self.quarter}"
+        if self.day is not None:
+            return f"{self.year}-{self.month:02d}-{self.day:02d}"
+        if self.month is not None:
+            return f"{self.year}-{self.month:02d}"
+        return str(self.year)
+
+    def bounds(self) -> tuple[date, date]:
+        if self.day is not None:
+            start = date(self.year, self.month or 1, self.day)
+            return start, start
+        if self.month is not None:
+            first_month = last_month = self.month
+        elif self.quarter is not None:
+            first_month, last_month = 3 * self.quarter - 2, 3 * self.quarter
+        else:
+            first_month, last_month = 1, 12
+        after = (
+            date(self.year + 1, 1, 1) if last_month == 12 else date(self.year, last_month + 1, 1)
+        )
+        return date(self.year, first_month, 1), after - timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -76,44 +129,46 @@ def check_filename(filename: str) -> str:
     return name
 
 
-def check_period(value: str) -> str:
-    """A period is a year, a quarter, a month or a day: 2020, 2020-Q3, 2020-09, 2020-09-15.
-
-    Full-width digits and letters, as Chinese input methods type them, count as their ASCII forms.
-    """
-    value = unicodedata.normalize("NFKC", value).upper()
-    match = _PERIOD.match(value)
-    if not match:
-        raise InvalidField(
-            "period", "期间格式应为 2020、2020-Q3、2020-09 或 2020-09-15", code="invalid_period"
-        )
-    year, _quarter, month, day = match.groups()
-    if not 1949 <= int(year) <= 2100:
+def _parse_period(value: str) -> _Period:
+    """The one rule for periods; InvalidField ``invalid_period`` for anything else."""
+    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", value)).upper()
+    match = next((m for form in _PERIOD_FORMS if (m := form.fullmatch(text))), None)
+    if match is None:
+        raise InvalidField("period", f"期间格式应为 {PERIOD_EXAMPLES}", code="invalid_period")
+    parts = match.groupdict()
+    quarter, month, day = parts.get("quarter"), parts.get("month"), parts.get("day")
+    period = _Period(
+        year=int(parts["year"]),
+        quarter=int(_QUARTER_WORDS.get(quarter, quarter)) if quarter else None,
+        month=int(month) if month else None,
+        day=int(day) if day else None,
+    )
+    if not 1949 <= period.year <= 2100:
         raise InvalidField("period", "年份超出范围", code="invalid_period")
     try:
-        date(int(year), int(month or 1), int(day or 1))
+        date(
+            period.year,
+            1 if period.month is None else period.month,
+            1 if period.day is None else period.day,
+        )
     except ValueError as exc:
         raise InvalidField("period", "期间不是有效日期", code="invalid_period") from exc
-    return value
+    return period
+
+
+def check_period(value: str) -> str:
+    """A period in its stored form: 2020, 2020-Q3, 2020-09 or 2020-09-15.
+
+    Accepts it as people type it, too: full-width digits and letters (Chinese input methods),
+    surrounding spaces, 2020年、2020年第三季度、2020年三季度、2020年Q3、2020年9月、2020年9月15日,
+    2020.9, 2020/9, 2020/09/15 and 2020-9.
+    """
+    return _parse_period(value).canonical()
 
 
 def period_bounds(period: str) -> tuple[date, date]:
     """The first and last day a valid period covers: 2020-Q3 → 2020-07-01 … 2020-09-30."""
-    match = _PERIOD.match(check_period(period))
-    assert match is not None  # check_period accepted it
-    year_text, quarter, month, day = match.groups()
-    year = int(year_text)
-    if day:
-        start = date(year, int(month), int(day))
-        return start, start
-    if month:
-        first_month = last_month = int(month)
-    elif quarter:
-        first_month, last_month = 3 * int(quarter) - 2, 3 * int(quarter)
-    else:
-        first_month, last_month = 1, 12
-    next_month = date(year + 1, 1, 1) if last_month == 12 else date(year, last_month + 1, 1)
-    return date(year, first_month, 1), next_month - timedelta(days=1)
+    return _parse_period(period).bounds()
 
 
 def _split_list(value: str) -> list[str]:

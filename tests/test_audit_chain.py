@@ -520,6 +520,44 @@ def test_event_filters(api: Api, backends: Backends) -> None:
     assert invalid.status_code == 422
 
 
+def test_org_filter_reads_and_exports_one_organisation(api: Api, backends: Backends) -> None:
+    make_activity(api)
+    _failed_login(api, "west")
+
+    east = _events(api, org="东镇", size=500)
+    assert east["total"] == 4
+    assert {e["org"] for e in east["events"]} == {"东镇"}
+    assert {e["actor"] for e in east["events"]} == {"east", "east2"}
+    assert {e["action"] for e in east["events"]} == {"login", "upload"}
+
+    # Combined with the other filters; the name must match exactly.
+    uploads = _events(api, org="东镇", action="upload")
+    assert [e["actor"] for e in uploads["events"]] == ["east2", "east"]
+    assert _events(api, org="东")["total"] == 0
+    # A known user's failed login counts for their organisation too.
+    west = _events(api, org="西乡")["events"]
+    assert [(e["action"], e["outcome"]) for e in west] == [
+        ("login", "denied"),
+        ("upload", "allowed"),
+        ("login", "allowed"),
+    ]
+
+    _, records = _export(api, org="西乡")
+    column = {name: index for index, name in enumerate(CSV_COLUMNS)}
+    assert len(records) == 1 + 3
+    assert {record[column["org"]] for record in records[1:]} == {"西乡"}
+
+    # The auditor's reads record the organisation they filtered by.
+    reads = [e for e in rows(backends) if e.action in ("audit_read", "audit_export")]
+    assert reads[-1].details["filters"] == {"org": "西乡"}
+    assert reads[0].details["filters"] == {"org": "东镇"}
+
+    too_long = api.client.get(
+        "/api/v1/audit/events", headers=api.headers("auditor"), params={"org": "镇" * 101}
+    )
+    assert too_long.status_code == 422
+
+
 def test_time_filters_take_offsets(api: Api, backends: Backends) -> None:
     make_activity(api)
     events = rows(backends)

@@ -14,6 +14,7 @@ from api.schemas import (
     GrantOut,
     OrgIn,
     OrgOut,
+    PasswordResetIn,
     UserIn,
     UserOut,
 )
@@ -64,6 +65,37 @@ def create_user(
     if not created:
         response.status_code = 200
     return UserOut.of(created_user)
+
+
+@router.post("/users/{username}/disable", response_model=UserOut)
+def disable_user(username: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> UserOut:
+    """Disable an account: its tokens stop working at once (an admin cannot disable themself)."""
+    return UserOut.of(
+        administration.set_user_active(
+            backends, principal=user, username=username, active=False, ip=ip
+        )
+    )
+
+
+@router.post("/users/{username}/enable", response_model=UserOut)
+def enable_user(username: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> UserOut:
+    """Enable a disabled account again (its user signs in anew)."""
+    return UserOut.of(
+        administration.set_user_active(
+            backends, principal=user, username=username, active=True, ip=ip
+        )
+    )
+
+
+@router.post("/users/{username}/password", status_code=204)
+def reset_password(
+    username: str, body: PasswordResetIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Reset a user's password: every token issued before the reset stops working."""
+    administration.reset_password(
+        backends, principal=user, username=username, new_password=body.new_password, ip=ip
+    )
+    return Response(status_code=204)
 
 
 @router.get("/categories", response_model=list[CategoryOut])

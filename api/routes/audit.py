@@ -20,6 +20,7 @@ MAX_AUDIT_PAGE_SIZE = 500
 
 def _filters(
     actor: Annotated[str | None, Query(max_length=200)] = None,
+    org: Annotated[str | None, Query(max_length=100)] = None,
     document_id: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=40)] = None,
     outcome: Annotated[Outcome | None, Query()] = None,
@@ -28,6 +29,7 @@ def _filters(
 ) -> AuditFilter:
     return audit_access.make_filter(
         actor=actor,
+        org=org,
         document_id=document_id,
         action=action,
         outcome=outcome,

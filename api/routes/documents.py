@@ -1,23 +1,111 @@
-"""Document routes: upload, list, lookup, metadata, download, receipt, withdraw."""
+"""Document routes: upload, list, lookup, metadata, download, receipt, usage, withdraw."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
-from api.schemas import DocumentListOut, DocumentOut, ReceiptOut
+from api.schemas import DocumentListOut, DocumentOut, ReceiptOut, UsageOut
 from api.uploads import read_upload
-from services import documents
+from services import documents, usage
 from services.documents import IncomingFile, content_disposition
+from services.metadata import (
+    DEFAULT_CATEGORY,
+    MAX_CATEGORY,
+    MAX_DESCRIPTION,
+    MAX_TAG,
+    MAX_TAGS,
+    MAX_TITLE,
+    SHA256_FIELD,
+)
+from services.models import Visibility
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 
+# The upload body is read as a stream (api/uploads.py), so FastAPI cannot see its fields: they are
+# declared here for the OpenAPI document and the file field of Swagger UI. The rules are in
+# services/metadata.py (KNOWN_FIELDS); tests/api/test_openapi.py keeps the two lists equal.
+UPLOAD_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {
+            "type": "string",
+            # OpenAPI 3.0's way and 3.1's: Swagger UI shows a file field for either.
+            "format": "binary",
+            "contentMediaType": "application/octet-stream",
+            "description": "材料文件（必填） / The material's file (required)",
+        },
+        "title": {
+            "type": "string",
+            "maxLength": MAX_TITLE,
+            "description": "标题，默认为去掉扩展名的文件名 / Title; default: the file name "
+            "without its extension",
+        },
+        "category": {
+            "type": "string",
+            "maxLength": MAX_CATEGORY,
+            "default": DEFAULT_CATEGORY,
+            "description": f"类别，默认“{DEFAULT_CATEGORY}”；管理员定义了类别列表时须为其一 / "
+            "Category; must be one of the admin-defined list when there is one",
+        },
+        "period": {
+            "type": "string",
+            "examples": ["2026-Q3"],
+            "description": "期间：2026、2026-Q3、2026-09 或 2026-09-15，也可写作 2026年、"
+            "2026年第三季度、2026年9月、2026年9月15日、2026/9/15，保存为标准写法 / "
+            "Period: a year, quarter, month or day, stored as 2026, 2026-Q3, 2026-09 or "
+            "2026-09-15; the Chinese forms above are accepted too",
+        },
+        "tags": {
+            "type": "string",
+            "description": f"标签，以逗号或顿号分隔，最多 {MAX_TAGS} 个，每个不超过 {MAX_TAG} 字 / "
+            f"Tags, comma separated (at most {MAX_TAGS}, {MAX_TAG} characters each)",
+        },
+        "description": {
+            "type": "string",
+            "maxLength": MAX_DESCRIPTION,
+            "description": "说明 / Description",
+        },
+        "visibility": {
+            "type": "string",
+            "enum": [visibility.value for visibility in Visibility],
+            "default": Visibility.departments.value,
+            "description": "可见范围：departments 所有部门（默认）、restricted 指定部门、"
+            "private 仅本乡镇 / Who may read it: every department (default), the departments "
+            "named in `departments`, or the own township only",
+        },
+        "departments": {
+            "type": "string",
+            "description": "visibility=restricted 时可读的部门名称或编号，逗号分隔 / With "
+            "visibility=restricted: the departments that may read it, names or ids, comma "
+            "separated",
+        },
+        SHA256_FIELD: {
+            "type": "string",
+            "description": "可选：文件的 SHA-256（64 位十六进制），与收到的内容不符时拒收 / "
+            "Optional: the file's SHA-256 (64 hex digits); the upload is refused when the "
+            "bytes that arrive do not match",
+        },
+    },
+}
 
-@router.post("", response_model=DocumentOut, status_code=201)
+
+@router.post(
+    "",
+    response_model=DocumentOut,
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": UPLOAD_FORM}},
+        }
+    },
+)
 async def upload_document(
     request: Request, response: Response, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> DocumentOut:
@@ -62,8 +150,21 @@ def list_documents(
     size: Annotated[int, Query(ge=1, le=200)] = 20,
     township: Annotated[str | None, Query(max_length=100)] = None,
     category: Annotated[str | None, Query(max_length=50)] = None,
+    period: Annotated[
+        str | None,
+        Query(
+            max_length=50,
+            description="期间，如 2026、2026-Q3、2026年9月；也包括其中更短的期间",
+        ),
+    ] = None,
+    status: Annotated[
+        str | None, Query(max_length=20, description="索引状态：pending、indexed 或 failed")
+    ] = None,
+    sort: Annotated[
+        str, Query(max_length=20, description="排序：date（最新在前）、title 或 category")
+    ] = "date",
 ) -> DocumentListOut:
-    """The live documents the caller may see, newest first."""
+    """The live documents the caller may see, newest first (or by title or category)."""
     found = documents.list_visible(
         backends,
         principal=user,
@@ -72,6 +173,9 @@ def list_documents(
         page=page,
         size=size,
         ip=ip,
+        period=period,
+        status=status,
+        sort=sort,
     )
     return DocumentListOut(
         total=found.total,
@@ -131,6 +235,14 @@ def get_receipt(
     """Proof of what was submitted and when: sha256, township, time, audit seq and hash."""
     return ReceiptOut.of(
         documents.receipt(backends, principal=user, document_id=document_id, ip=ip)
+    )
+
+
+@router.get("/{document_id}/usage", response_model=UsageOut)
+def get_usage(document_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> UsageOut:
+    """Which departments viewed and downloaded this material, counted per department."""
+    return UsageOut.of(
+        usage.document_usage(backends, principal=user, document_id=document_id, ip=ip)
     )
 
 

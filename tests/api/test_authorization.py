@@ -18,10 +18,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
+from services import orgs
 from services.audit import AuditAction
 from services.backends import Backends, open_backends
 from services.config import Settings
-from services.models import AuditEvent
+from services.models import AuditEvent, Role
 from tests.conftest import COUNTY, PASSWORD, POVERTY, STATS, USERS, Api, seed_county, stack_settings
 from tests.samples import text_bytes
 
@@ -37,45 +38,45 @@ DOCUMENTS: dict[str, tuple[str, dict[str, str], bool]] = {
 # east/east2 upload for 东镇, west for 西乡; poverty reads for 扶贫办, stats for 统计局.
 # lookup is by the document's sha256 and only ever finds the caller's own township's live document.
 # fmt: off
-DOCUMENT_MATRIX: list[tuple[str, str, int, int, int, int, int]] = [
-    # user      document            view  download  receipt  lookup  withdraw
-    ("east",    "east_departments", 200,  200,      200,     200,    200),
-    ("east",    "east_restricted",  200,  200,      200,     200,    200),
-    ("east",    "east_private",     200,  200,      200,     200,    200),
-    ("east",    "west_departments", 404,  404,      404,     404,    404),
-    ("east",    "east_withdrawn",   200,  200,      200,     404,    409),
-    ("east2",   "east_departments", 200,  200,      200,     200,    200),
-    ("east2",   "east_restricted",  200,  200,      200,     200,    200),
-    ("east2",   "east_private",     200,  200,      200,     200,    200),
-    ("east2",   "west_departments", 404,  404,      404,     404,    404),
-    ("east2",   "east_withdrawn",   200,  200,      200,     404,    409),
-    ("west",    "east_departments", 404,  404,      404,     404,    404),
-    ("west",    "east_restricted",  404,  404,      404,     404,    404),
-    ("west",    "east_private",     404,  404,      404,     404,    404),
-    ("west",    "west_departments", 200,  200,      200,     200,    200),
-    ("west",    "east_withdrawn",   404,  404,      404,     404,    404),
-    ("poverty", "east_departments", 200,  200,      200,     404,    403),
-    ("poverty", "east_restricted",  200,  200,      200,     404,    403),
-    ("poverty", "east_private",     404,  404,      404,     404,    404),
-    ("poverty", "west_departments", 200,  200,      200,     404,    403),
-    ("poverty", "east_withdrawn",   404,  404,      404,     404,    404),
-    ("stats",   "east_departments", 200,  200,      200,     404,    403),
-    ("stats",   "east_restricted",  404,  404,      404,     404,    404),
-    ("stats",   "east_private",     404,  404,      404,     404,    404),
-    ("stats",   "west_departments", 200,  200,      200,     404,    403),
-    ("stats",   "east_withdrawn",   404,  404,      404,     404,    404),
-    ("auditor", "east_departments", 200,  403,      200,     404,    403),
-    ("auditor", "east_restricted",  200,  403,      200,     404,    403),
-    ("auditor", "east_private",     200,  403,      200,     404,    403),
-    ("auditor", "west_departments", 200,  403,      200,     404,    403),
-    ("auditor", "east_withdrawn",   200,  403,      200,     404,    403),
-    ("admin",   "east_departments", 404,  404,      404,     404,    200),
-    ("admin",   "east_restricted",  404,  404,      404,     404,    200),
-    ("admin",   "east_private",     404,  404,      404,     404,    200),
-    ("admin",   "west_departments", 404,  404,      404,     404,    200),
-    ("admin",   "east_withdrawn",   404,  404,      404,     404,    404),
+DOCUMENT_MATRIX: list[tuple[str, str, int, int, int, int, int, int]] = [
+    # user      document            view  download  receipt  lookup  withdraw  usage
+    ("east",    "east_departments", 200,  200,      200,     200,    200,      200),
+    ("east",    "east_restricted",  200,  200,      200,     200,    200,      200),
+    ("east",    "east_private",     200,  200,      200,     200,    200,      200),
+    ("east",    "west_departments", 404,  404,      404,     404,    404,      404),
+    ("east",    "east_withdrawn",   200,  200,      200,     404,    409,      200),
+    ("east2",   "east_departments", 200,  200,      200,     200,    200,      200),
+    ("east2",   "east_restricted",  200,  200,      200,     200,    200,      200),
+    ("east2",   "east_private",     200,  200,      200,     200,    200,      200),
+    ("east2",   "west_departments", 404,  404,      404,     404,    404,      404),
+    ("east2",   "east_withdrawn",   200,  200,      200,     404,    409,      200),
+    ("west",    "east_departments", 404,  404,      404,     404,    404,      404),
+    ("west",    "east_restricted",  404,  404,      404,     404,    404,      404),
+    ("west",    "east_private",     404,  404,      404,     404,    404,      404),
+    ("west",    "west_departments", 200,  200,      200,     200,    200,      200),
+    ("west",    "east_withdrawn",   404,  404,      404,     404,    404,      404),
+    ("poverty", "east_departments", 200,  200,      200,     404,    403,      404),
+    ("poverty", "east_restricted",  200,  200,      200,     404,    403,      404),
+    ("poverty", "east_private",     404,  404,      404,     404,    404,      404),
+    ("poverty", "west_departments", 200,  200,      200,     404,    403,      404),
+    ("poverty", "east_withdrawn",   404,  404,      404,     404,    404,      404),
+    ("stats",   "east_departments", 200,  200,      200,     404,    403,      404),
+    ("stats",   "east_restricted",  404,  404,      404,     404,    404,      404),
+    ("stats",   "east_private",     404,  404,      404,     404,    404,      404),
+    ("stats",   "west_departments", 200,  200,      200,     404,    403,      404),
+    ("stats",   "east_withdrawn",   404,  404,      404,     404,    404,      404),
+    ("auditor", "east_departments", 200,  403,      200,     404,    403,      200),
+    ("auditor", "east_restricted",  200,  403,      200,     404,    403,      200),
+    ("auditor", "east_private",     200,  403,      200,     404,    403,      200),
+    ("auditor", "west_departments", 200,  403,      200,     404,    403,      200),
+    ("auditor", "east_withdrawn",   200,  403,      200,     404,    403,      200),
+    ("admin",   "east_departments", 404,  404,      404,     404,    200,      404),
+    ("admin",   "east_restricted",  404,  404,      404,     404,    200,      404),
+    ("admin",   "east_private",     404,  404,      404,     404,    200,      404),
+    ("admin",   "west_departments", 404,  404,      404,     404,    200,      404),
+    ("admin",   "east_withdrawn",   404,  404,      404,     404,    404,      404),
 ]
-DOCUMENT_ENDPOINTS = ("view", "download", "receipt", "lookup", "withdraw")
+DOCUMENT_ENDPOINTS = ("view", "download", "receipt", "lookup", "withdraw", "usage")
 
 SYSTEM_MATRIX: list[tuple[str, int, int, int, int, int, int, int, int, int, int]] = [
     #            POST       GET /audit/...         POST ...                 GET
@@ -87,6 +88,17 @@ SYSTEM_MATRIX: list[tuple[str, int, int, int, int, int, int, int, int, int, int]
     ("stats",    403,       403,   403,   403,     403, 403,  403,  403,     403,  200),
     ("auditor",  403,       200,   200,   200,     403, 403,  403,  403,     403,  200),
     ("admin",    403,       403,   403,   403,     201, 201,  201,  201,     200,  200),
+]
+# Accounts, acted on a spare user: POST /users/{username}/disable, /enable, /password.
+ACCOUNT_MATRIX: list[tuple[str, int, int, int]] = [
+    # user       disable  enable  password
+    ("east",     403,     403,    403),
+    ("east2",    403,     403,    403),
+    ("west",     403,     403,    403),
+    ("poverty",  403,     403,    403),
+    ("stats",    403,     403,    403),
+    ("auditor",  403,     403,    403),
+    ("admin",    200,     200,    204),
 ]
 # fmt: on
 SYSTEM_ENDPOINTS = (
@@ -101,6 +113,9 @@ SYSTEM_ENDPOINTS = (
     "list_users",
     "me",
 )
+# endpoint → the last part of its path
+ACCOUNT_PATHS = {"disable_user": "disable", "enable_user": "enable", "reset_password": "password"}
+ACCOUNT_ENDPOINTS = tuple(ACCOUNT_PATHS)
 
 # Live documents listed by GET /documents (a withdrawn one leaves listings, even its township's).
 LISTING: dict[str, set[str]] = {
@@ -118,6 +133,7 @@ DOCUMENT_REFUSALS: dict[str, tuple[str | None, AuditAction]] = {
     "view": (None, AuditAction.view),
     "download": ("download_not_allowed", AuditAction.download),
     "receipt": (None, AuditAction.receipt),
+    "usage": (None, AuditAction.usage_read),
     "withdraw": ("withdraw_not_allowed", AuditAction.withdraw),
 }
 SYSTEM_REFUSALS: dict[str, tuple[str, AuditAction]] = {
@@ -130,6 +146,9 @@ SYSTEM_REFUSALS: dict[str, tuple[str, AuditAction]] = {
     "create_category": ("admin_only", AuditAction.category_create),
     "create_grant": ("admin_only", AuditAction.grant_create),
     "list_users": ("admin_only", AuditAction.admin),
+    "disable_user": ("admin_only", AuditAction.user_disable),
+    "enable_user": ("admin_only", AuditAction.user_enable),
+    "reset_password": ("admin_only", AuditAction.user_password_reset),
 }
 
 DOCUMENT_CELLS = [
@@ -139,8 +158,12 @@ DOCUMENT_CELLS = [
 ]
 SYSTEM_CELLS = [
     pytest.param(user, endpoint, expected, id=f"{user}-{endpoint}")
-    for user, *statuses in SYSTEM_MATRIX
-    for endpoint, expected in zip(SYSTEM_ENDPOINTS, statuses, strict=True)
+    for matrix, endpoints in (
+        (SYSTEM_MATRIX, SYSTEM_ENDPOINTS),
+        (ACCOUNT_MATRIX, ACCOUNT_ENDPOINTS),
+    )
+    for user, *statuses in matrix
+    for endpoint, expected in zip(endpoints, statuses, strict=True)
 ]
 
 
@@ -222,6 +245,8 @@ def _call_document(world: World, user: str, endpoint: str, target: Uploaded) -> 
         return client.get(f"{path}/download", headers=headers)
     if endpoint == "receipt":
         return client.get(f"{path}/receipt", headers=headers)
+    if endpoint == "usage":
+        return client.get(f"{path}/usage", headers=headers)
     if endpoint == "lookup":
         return client.get(
             "/api/v1/documents/lookup", params={"sha256": target.sha256}, headers=headers
@@ -251,6 +276,13 @@ def _call_system(world: World, user: str, endpoint: str) -> httpx.Response:
     if endpoint == "upload":
         content = text_bytes(f"{user} 新材料 {uuid.uuid4()}")
         return world.api.upload(user, "新材料.txt", content, "text/plain")
+    if endpoint in ACCOUNT_PATHS:
+        # Acting on a user of its own, so that the users the other cells sign in as stay usable.
+        spare = _spare_user(world)
+        body = {"new_password": PASSWORD} if endpoint == "reset_password" else None
+        return client.post(
+            f"/api/v1/users/{spare}/{ACCOUNT_PATHS[endpoint]}", json=body, headers=headers
+        )
     paths = {
         "audit_events": "/api/v1/audit/events",
         "audit_export": "/api/v1/audit/export.csv",
@@ -259,6 +291,19 @@ def _call_system(world: World, user: str, endpoint: str) -> httpx.Response:
         "me": "/api/v1/me",
     }
     return client.get(paths[endpoint], headers=headers)
+
+
+def _spare_user(world: World) -> str:
+    with world.backends.db.session() as session:
+        orgs.create_user(
+            session,
+            passwords=world.backends.passwords,
+            username="spare",
+            password=PASSWORD,
+            org=STATS,
+            role=Role.reader,
+        )
+    return "spare"
 
 
 def _assert_denial_logged(
@@ -295,6 +340,8 @@ def test_document_endpoint(
             assert response.content == target.content
         elif endpoint == "receipt":
             assert response.json()["document_id"] == target.id
+        elif endpoint == "usage":
+            assert set(response.json()) == {"departments", "reuse_count"}
         else:
             assert response.json()["id"] == target.id
             assert (response.json()["withdrawn_at"] is not None) == (

@@ -155,8 +155,8 @@ def test_upload_with_a_bad_file_name_is_refused(
         *(
             pytest.param({"period": period}, "period", "invalid_period", id=f"period-{period}")
             for period in (
-                "2020-13", "2020-Q5", "20-01", "2020/09", "2020-02-30", "２０２０年", "1800",
-                "2020-09-15T00:00",
+                "2020-13", "2020-Q5", "20-01", "2020/13", "2020-02-30", "２０２０年１３月", "1800",
+                "2020-09-15T00:00", "2020年第五季度", "2020/09-15",
             )
         ),
         pytest.param({"visibility": "public"}, "visibility", "invalid_visibility",

@@ -27,6 +27,12 @@ def test_full_width_period_is_stored_in_ascii(api: Api) -> None:
     assert created.json()["period"] == "2020-Q3"
 
 
+def test_chinese_period_is_stored_in_canonical_form(api: Api) -> None:
+    created = api.upload("east", "总结.txt", "季度总结".encode(), period=" 2026年第三季度 ")
+    assert created.status_code == 201, created.text
+    assert created.json()["period"] == "2026-Q3"
+
+
 def test_health_and_readiness_name_each_backend(api: Api, backends: Backends) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok"}
     ready = api.client.get("/readyz")
