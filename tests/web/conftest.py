@@ -84,17 +84,42 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         backends.close()
 
 
+# Chromium logs every 4xx/5xx answer on the console too; those are checked as answers instead.
+_ANSWER_LOGGED = "Failed to load resource: the server responded with a status of"
+
+# An error answer the test asks for: (status, method, path prefix).
+Answer = tuple[int, str, str]
+
+
 @dataclass
 class Problems:
-    """What went wrong in the browser: failed requests, requests to other hosts, script errors."""
+    """What went wrong in the browser: failed requests, requests to other hosts, script errors,
+    and error answers (4xx/5xx) that the test did not ``allow``."""
 
+    origin: str
     failed: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
+    allowed: set[Answer] = field(default_factory=set)
+
+    def allow(self, *answers: Answer) -> None:
+        """Error answers that are this test's point (a refused page, a lookup that misses)."""
+        self.allowed.update(answers)
+
+    def unexpected_answers(self) -> list[str]:
+        return [
+            f"{status} {method} {path}"
+            for status, method, path in self.answers
+            if not any(
+                status == s and method == m and path.startswith(p) for s, m, p in self.allowed
+            )
+        ]
 
     def assert_none(self) -> None:
         assert self.blocked == [], f"requests to other hosts: {self.blocked}"
         assert self.failed == [], f"failed requests: {self.failed}"
+        assert self.unexpected_answers() == [], "unexpected error answers"
         assert self.errors == [], f"script errors: {self.errors}"
 
 
@@ -125,7 +150,7 @@ def open_visitor(browser: Browser, site: Site, **context_options: object) -> Vis
         locale="zh-CN", timezone_id="Asia/Shanghai", accept_downloads=True, **context_options
     )
     context.set_default_timeout(15_000)
-    problems = Problems()
+    problems = Problems(origin=site.url)
 
     def only_own_origin(route: Route) -> None:
         if route.request.url.startswith((site.url + "/", "data:", "blob:")):
@@ -150,7 +175,23 @@ def open_visitor(browser: Browser, site: Site, **context_options: object) -> Vis
     page.on(
         "console",
         lambda message: (
-            problems.errors.append(message.text) if message.type == "error" else None
+            problems.errors.append(message.text)
+            if message.type == "error" and not message.text.startswith(_ANSWER_LOGGED)
+            else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda response: (
+            problems.answers.append(
+                (
+                    response.status,
+                    response.request.method,
+                    response.url.removeprefix(site.url),
+                )
+            )
+            if response.status >= 400
+            else None
         ),
     )
     return Visitor(site=site, context=context, page=page, problems=problems)

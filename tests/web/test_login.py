@@ -30,7 +30,7 @@ def test_login_shows_user_role_and_organisation_then_logout(visitor: Visitor) ->
 
 
 def test_wrong_password_is_said_in_chinese(visitor: Visitor) -> None:
-    page = visitor.login_page = visitor.go("/login")
+    page = visitor.go("/login")
     page.get_by_label("用户名").fill("east")
     page.get_by_label("密码").fill("wrong-password")
     page.get_by_role("button", name="登录").click()
@@ -50,7 +50,8 @@ def test_a_page_needs_login_and_returns_there_afterwards(visitor: Visitor) -> No
 def test_unknown_page_is_a_chinese_404_without_internals(visitor: Visitor) -> None:
     visitor.login("poverty")
     response = visitor.page.goto(visitor.site.url + "/no/such/page")
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
     expect(visitor.page.get_by_role("heading", level=1)).to_have_text("页面不存在")
     assert "Traceback" not in visitor.page.content()
 

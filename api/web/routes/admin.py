@@ -1,7 +1,306 @@
-"""Administration pages: users, organisations, categories, grants."""
+"""Administration pages: users, organisations, categories and download grants.
+
+Every change is a posted form calling ``services.administration``, which refuses non-admins and
+audits; each page first calls an admin-only read, so a non-admin sees the 403 page and nothing else.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections import Counter
+from datetime import date, datetime, time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import FormData
+
+from api.deps import BackendsDep, ClientIP
+from api.web.render import LOCAL_TIME, ORG_KIND_LABELS, ROLE_LABELS, flash_redirect, render
+from api.web.session import CheckedForm, SignedIn
+from services import administration
+from services.backends import Backends
+from services.errors import Forbidden, InvalidField, MaterialsError
+from services.models import Org, OrgKind, Role
+from services.passwords import MIN_PASSWORD_LENGTH
+from services.sessions import ActiveSession
 
 router = APIRouter(include_in_schema=False)
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _password(form: FormData, name: str) -> str:
+    # Passwords are taken as typed: a space is a character like any other.
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _orgs_by_kind(orgs: list[Org]) -> list[tuple[str, str, list[Org]]]:
+    """Organisations grouped as people think of them: 县, then 乡镇, then 县直部门."""
+    return [
+        (kind.value, ORG_KIND_LABELS[kind.value], [org for org in orgs if org.kind == kind.value])
+        for kind in (OrgKind.county, OrgKind.township, OrgKind.department)
+    ]
+
+
+# ---------------------------------------------------------------- users
+
+
+@router.get("/admin/users")
+def users_page(request: Request, web: SignedIn, backends: BackendsDep, ip: ClientIP) -> Response:
+    """Every account with its role, organisation and state; create, disable, reset a password."""
+    users = administration.list_users(backends, principal=web.principal, ip=ip)
+    orgs = administration.list_orgs(backends, kind=None)
+    return render(
+        request,
+        "admin_users.html",
+        principal=web.principal,
+        csrf_token=web.csrf_token,
+        users=users,
+        org_groups=_orgs_by_kind(orgs),
+        roles=[(role.value, ROLE_LABELS[role.value]) for role in Role],
+        min_password_length=MIN_PASSWORD_LENGTH,
+    )
+
+
+@router.post("/admin/users")
+def create_user(
+    request: Request, web: SignedIn, form: CheckedForm, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Create an account in an organisation with a role and an initial password."""
+    try:
+        user, created = administration.create_user(
+            backends,
+            principal=web.principal,
+            username=_field(form, "username"),
+            password=_password(form, "password"),
+            org=_field(form, "org"),
+            role=_field(form, "role"),
+            ip=ip,
+        )
+    except MaterialsError as exc:
+        return _back(request, backends, "/admin/users", exc)
+    role = ROLE_LABELS.get(user.role, user.role)
+    text = (
+        f"已创建用户 {user.username}（{role}，{user.org.name}）"
+        if created
+        else f"用户 {user.username}（{role}，{user.org.name}）已存在，未作改动"
+    )
+    return flash_redirect(request, backends.settings, "/admin/users", text=text)
+
+
+@router.post("/admin/users/disable")
+def disable_user(
+    request: Request, web: SignedIn, form: CheckedForm, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Disable an account: its sessions and tokens stop working at once."""
+    return _set_active(request, web, form, backends, ip, active=False)
+
+
+@router.post("/admin/users/enable")
+def enable_user(
+    request: Request, web: SignedIn, form: CheckedForm, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Enable a disabled account again; its user signs in anew."""
+    return _set_active(request, web, form, backends, ip, active=True)
+
+
+def _set_active(
+    request: Request,
+    web: ActiveSession,
+    form: FormData,
+    backends: Backends,
+    ip: str | None,
+    *,
+    active: bool,
+) -> Response:
+    try:
+        user = administration.set_user_active(
+            backends,
+            principal=web.principal,
+            username=_field(form, "username"),
+            active=active,
+            ip=ip,
+        )
+    except MaterialsError as exc:
+        return _back(request, backends, "/admin/users", exc)
+    text = (
+        f"已启用用户 {user.username}"
+        if active
+        else f"已停用用户 {user.username}：其登录已立即失效，不能再登录"
+    )
+    return flash_redirect(request, backends.settings, "/admin/users", text=text)
+
+
+@router.post("/admin/users/password")
+def reset_password(
+    request: Request, web: SignedIn, form: CheckedForm, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Give a user a new password; their earlier sessions and tokens stop working."""
+    try:
+        user = administration.reset_password(
+            backends,
+            principal=web.principal,
+            username=_field(form, "username"),
+            new_password=_password(form, "new_password"),
+            ip=ip,
+        )
+    except MaterialsError as exc:
+        return _back(request, backends, "/admin/users", exc)
+    text = f"已重置用户 {user.username} 的密码，请将新密码当面或电话告知本人"
+    return flash_redirect(request, backends.settings, "/admin/users", text=text)
+
+
+# ---------------------------------------------------------------- organisations
+
+
+@router.get("/admin/orgs")
+def orgs_page(request: Request, web: SignedIn, backends: BackendsDep, ip: ClientIP) -> Response:
+    """Organisations grouped by kind, with their number of users; create one."""
+    users = administration.list_users(backends, principal=web.principal, ip=ip)
+    orgs = administration.list_orgs(backends, kind=None)
+    return render(
+        request,
+        "admin_orgs.html",
+        principal=web.principal,
+        csrf_token=web.csrf_token,
+        org_groups=_orgs_by_kind(orgs),
+        org_names={org.id: org.name for org in orgs},
+        user_counts=Counter(user.org_id for user in users),
+        kinds=list(ORG_KIND_LABELS.items()),
+    )
+
+
+@router.post("/admin/orgs")
+def create_org(
+    request: Request, web: SignedIn, form: CheckedForm, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Create a township, a department or the county."""
+    try:
+        org, created = administration.create_org(
+            backends,
+            principal=web.principal,
+            name=_field(form, "name"),
+            kind=_field(form, "kind"),
+            parent=_field(form, "parent") or None,
+            ip=ip,
+        )
+    except MaterialsError as exc:
+        return _back(request, backends, "/admin/orgs", exc)
+    kind = ORG_KIND_LABELS.get(org.kind, org.kind)
+    text = (
+        f"已创建单位 {org.name}（{kind}）"
+        if created
+        else f"单位 {org.name}（{kind}）已存在，未作改动"
+    )
+    return flash_redirect(request, backends.settings, "/admin/orgs", text=text)
+
+
+# ---------------------------------------------------------------- categories
+
+
+@router.get("/admin/categories")
+def categories_page(
+    request: Request, web: SignedIn, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """The fixed list of material categories uploads must use (none: free text); add one."""
+    # The category list itself is public to uploaders; the admin-only read refuses others first.
+    administration.list_users(backends, principal=web.principal, ip=ip)
+    return render(
+        request,
+        "admin_categories.html",
+        principal=web.principal,
+        csrf_token=web.csrf_token,
+        categories=administration.list_categories(backends),
+    )
+
+
+@router.post("/admin/categories")
+def create_category(
+    request: Request, web: SignedIn, form: CheckedForm, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Add a category to the list uploads must use."""
+    try:
+        category, created = administration.create_category(
+            backends, principal=web.principal, name=_field(form, "name"), ip=ip
+        )
+    except MaterialsError as exc:
+        return _back(request, backends, "/admin/categories", exc)
+    text = f"已添加材料类别 {category.name}" if created else f"材料类别 {category.name} 已存在"
+    return flash_redirect(request, backends.settings, "/admin/categories", text=text)
+
+
+# ---------------------------------------------------------------- download grants
+
+
+@router.get("/admin/grants")
+def grants_page(request: Request, web: SignedIn, backends: BackendsDep, ip: ClientIP) -> Response:
+    """Which auditor may download which document, until when; grant one more."""
+    grants = administration.list_grants(backends, principal=web.principal, ip=ip)
+    users = administration.list_users(backends, principal=web.principal, ip=ip)
+    return render(
+        request,
+        "admin_grants.html",
+        principal=web.principal,
+        csrf_token=web.csrf_token,
+        grants=grants,
+        auditors=[user for user in users if user.role == Role.auditor.value and user.active],
+        today=datetime.now(LOCAL_TIME).date().isoformat(),
+    )
+
+
+@router.post("/admin/grants")
+def grant_download(
+    request: Request, web: SignedIn, form: CheckedForm, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Let one auditor download one document, optionally until the end of a day."""
+    username, document_id = _field(form, "username"), _field(form, "document_id")
+    try:
+        until = _expiry_day(_field(form, "expires"))
+        administration.grant_download(
+            backends,
+            principal=web.principal,
+            username=username,
+            document_id=document_id,
+            # The grant holds through the whole of its last day, Beijing time.
+            expires_at=datetime.combine(until, time(23, 59, 59), LOCAL_TIME) if until else None,
+            ip=ip,
+        )
+    except MaterialsError as exc:
+        return _back(request, backends, "/admin/grants", exc)
+    text = f"已授权 {username} 下载材料 {document_id}" + (
+        f"，有效期至 {until.isoformat()}" if until else "，长期有效"
+    )
+    return flash_redirect(request, backends.settings, "/admin/grants", text=text)
+
+
+def _expiry_day(value: str) -> date | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidField("expires", "有效期须为日期，例如 2026-12-31") from None
+    if day < datetime.now(LOCAL_TIME).date():
+        raise InvalidField("expires", "有效期不能早于今天")
+    return day
+
+
+# The service names roles and kinds by their codes here; the page says it in words.
+_ROLE_ORG_RULE = (
+    "所选角色与单位类型不符：乡镇工作人员须属于乡镇，部门工作人员须属于县直部门，"
+    "审计人员和系统管理员须属于县。"
+)
+
+
+def _back(request: Request, backends: Backends, url: str, error: MaterialsError) -> Response:
+    """Back to the form with the service's reason; nothing was stored.
+
+    A refusal for lack of rights is not a form error: it becomes the 403 page.
+    """
+    if isinstance(error, Forbidden):
+        raise error
+    text = _ROLE_ORG_RULE if error.error_code == "role_org_mismatch" else error.message
+    return flash_redirect(request, backends.settings, url, text=text, kind="error")

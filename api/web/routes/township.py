@@ -1,7 +1,194 @@
-"""A township's own pages: upload, its materials, receipts."""
+"""A township's own pages: upload, its materials, receipts.
+
+Uploading itself is done by the browser (static/upload.js) against the JSON API; these pages
+only offer the form, list what the township holds and print the receipt of one submission.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+from urllib.parse import urlencode
+
+import segno
+from fastapi import APIRouter, Query, Request, Response
+from markupsafe import Markup
+
+from api.deps import BackendsDep, ClientIP, PageNumber
+from api.web.render import render
+from api.web.session import SignedIn
+from services import administration, documents
+from services.documents import Receipt
+from services.errors import InvalidField
+from services.metadata import DEFAULT_CATEGORY, PERIOD_EXAMPLES
 
 router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 20
+# Offered as suggestions when the county has not fixed a list of categories.
+COMMON_CATEGORIES = (
+    "工作总结",
+    "工作计划",
+    "统计报表",
+    "会议纪要",
+    "通知公告",
+    "台账",
+    "汇报材料",
+    "请示报告",
+    DEFAULT_CATEGORY,
+)
+STATUS_LABELS = {"pending": "处理中", "indexed": "已建索引", "failed": "文字提取失败"}
+SORT_LABELS = {"date": "上传时间", "title": "标题", "category": "类别"}
+_QUARTERS = {"1": "一", "2": "二", "3": "三", "4": "四"}
+
+
+def period_label(period: str | None) -> str:
+    """A stored period as people write it: 2026-Q3 → 2026年第三季度, 2026-09 → 2026年9月."""
+    if not period:
+        return ""
+    year, _, rest = period.partition("-")
+    if not rest:
+        return f"{year}年"
+    if rest.startswith("Q"):
+        return f"{year}年第{_QUARTERS.get(rest[1:], rest[1:])}季度"
+    month, _, day = rest.partition("-")
+    return f"{year}年{int(month)}月" + (f"{int(day)}日" if day else "")
+
+
+def _megabytes(size: int) -> str:
+    return f"{round(size / (1024 * 1024), 1):g}"
+
+
+def _category_choices(backends: BackendsDep) -> list[str]:
+    return [category.name for category in administration.list_categories(backends)]
+
+
+@router.get("/upload")
+def upload_page(request: Request, web: SignedIn, backends: BackendsDep, ip: ClientIP) -> Response:
+    """The upload form: one or many files, their description, who may read them."""
+    documents.ensure_can_upload(backends, principal=web.principal, ip=ip)
+    max_bytes = backends.settings.max_upload_bytes
+    return render(
+        request,
+        "upload.html",
+        principal=web.principal,
+        csrf_token=web.csrf_token,
+        categories=_category_choices(backends),
+        common_categories=COMMON_CATEGORIES,
+        default_category=DEFAULT_CATEGORY,
+        departments=administration.list_orgs(backends, kind="department"),
+        period_examples=PERIOD_EXAMPLES,
+        max_upload_bytes=max_bytes,
+        max_upload_mb=_megabytes(max_bytes),
+    )
+
+
+@router.get("/materials")
+def materials_page(
+    request: Request,
+    web: SignedIn,
+    backends: BackendsDep,
+    ip: ClientIP,
+    page: PageNumber = 1,
+    category: Annotated[str, Query(max_length=50)] = "",
+    period: Annotated[str, Query(max_length=50)] = "",
+    status: Annotated[str, Query(max_length=20)] = "",
+    sort: Annotated[str, Query(max_length=20)] = "date",
+) -> Response:
+    """The township's own materials, newest first, filtered and sorted as asked."""
+    documents.ensure_can_upload(backends, principal=web.principal, ip=ip)
+    filters = {"category": category.strip(), "period": period.strip(), "status": status}
+    chosen_sort = sort if sort in SORT_LABELS else "date"
+    filter_error: str | None = None
+    try:
+        found = documents.list_visible(
+            backends,
+            principal=web.principal,
+            township=None,
+            category=filters["category"] or None,
+            period=filters["period"] or None,
+            status=filters["status"] or None,
+            sort=chosen_sort,
+            page=page,
+            size=PAGE_SIZE,
+            ip=ip,
+        )
+    except InvalidField as exc:
+        # A mistyped filter is said next to the form, not on an error page.
+        filter_error = exc.message
+        found = documents.DocumentPage(total=0, documents=[])
+
+    def url_for(**changes: str | int) -> str:
+        params: dict[str, str | int] = {**filters, "sort": chosen_sort, "page": page, **changes}
+        kept = {
+            key: value
+            for key, value in params.items()
+            if value not in ("", None)
+            and not (key == "sort" and value == "date")
+            and not (key == "page" and value == 1)
+        }
+        return "/materials" + ("?" + urlencode(kept) if kept else "")
+
+    def page_url(number: int) -> str:
+        return url_for(page=number)
+
+    def sort_url(key: str) -> str:
+        return url_for(sort=key, page=1)
+
+    return render(
+        request,
+        "materials.html",
+        principal=web.principal,
+        csrf_token=web.csrf_token,
+        found=found,
+        page=page,
+        size=PAGE_SIZE,
+        filters=filters,
+        filtered=any(filters.values()),
+        filter_error=filter_error,
+        sort=chosen_sort,
+        sort_url=sort_url,
+        page_url=page_url,
+        categories=_category_choices(backends),
+        common_categories=COMMON_CATEGORIES,
+        status_labels=STATUS_LABELS,
+        period_label=period_label,
+    )
+
+
+def receipt_qr_svg(receipt: Receipt) -> Markup:
+    """The receipt's identifying values as a QR code, an inline SVG made here (no script)."""
+    text = (
+        f"materials-receipt:v1;doc={receipt.document_id};sha256={receipt.sha256};"
+        f"audit={receipt.audit_hash}"
+    )
+    code = segno.make(text, error="m", micro=False)
+    label = "报送回执二维码：包含材料编号、SHA-256 和审计哈希"
+    svg: str = code.svg_inline(
+        title=label, svgclass="qr", lineclass=None, scale=4, border=4, omitsize=True
+    )
+    # The values are hex digits and an id of ours, the label is fixed: nothing from a user.
+    return Markup(svg.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1))  # noqa: S704
+
+
+@router.get("/documents/{document_id}/receipt")
+def receipt_page(
+    request: Request, document_id: str, web: SignedIn, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """The printable receipt (报送回执) of one submitted material."""
+    receipt = documents.receipt(backends, principal=web.principal, document_id=document_id, ip=ip)
+    # ``receipt`` has checked (and audited) that the caller may see this document.
+    document = documents.load(backends, document_id=receipt.document_id)
+    sha256_groups = [receipt.sha256[i : i + 8] for i in range(0, len(receipt.sha256), 8)]
+    audit_groups = [receipt.audit_hash[i : i + 8] for i in range(0, len(receipt.audit_hash), 8)]
+    return render(
+        request,
+        "receipt.html",
+        principal=web.principal,
+        csrf_token=web.csrf_token,
+        receipt=receipt,
+        document=document,
+        sha256_groups=sha256_groups,
+        audit_groups=audit_groups,
+        qr_svg=receipt_qr_svg(receipt),
+        period_label=period_label,
+    )

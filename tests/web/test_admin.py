@@ -1,0 +1,236 @@
+"""The administrator's pages in the browser: organisations, categories, users (create, disable,
+enable, reset a password) and download grants; other roles are refused."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+from playwright.sync_api import Locator, Page, expect
+from sqlalchemy import func, select
+
+from services.models import User
+from tests.conftest import PASSWORD
+from tests.samples import text_bytes
+from tests.web.conftest import Site, Visitor, screenshot
+
+NEW_PASSWORD = "chengguan-2026"
+RESET_PASSWORD = "reset-by-admin-7"
+# Chromium reports a page answered with an error status on the console; these are expected.
+
+
+def _row(page: Page, username: str) -> Locator:
+    return page.locator(f"table.admin-users tr[data-username='{username}']")
+
+
+def _flash(page: Page) -> Locator:
+    return page.locator(".flash")
+
+
+def _refused_login(visitor: Visitor, username: str, password: str) -> None:
+    page = visitor.go("/login")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("alert")).to_have_text("用户名或密码错误")
+    visitor.problems.allow((401, "POST", "/login"))
+
+
+def test_admin_creates_an_organisation_a_category_and_a_user(visitor: Visitor) -> None:
+    page = visitor.login("admin")
+    assert page.url == visitor.site.url + "/admin/users"
+
+    page.get_by_role("link", name="组织机构").click()
+    page.get_by_label("名称").fill("城关镇")
+    page.get_by_label("类型").select_option(label="乡镇")
+    page.get_by_role("button", name="创建单位").click()
+    expect(_flash(page)).to_have_text("已创建单位 城关镇（乡镇）")
+    townships = page.locator("section", has=page.get_by_role("heading", name="乡镇（3）"))
+    expect(townships.get_by_role("cell", name="城关镇")).to_be_visible()
+
+    page.get_by_role("link", name="材料类别").click()
+    expect(page.get_by_text("尚未设定类别")).to_be_visible()
+    page.get_by_label("类别名称").fill("扶贫")
+    page.get_by_role("button", name="添加类别").click()
+    expect(_flash(page)).to_have_text("已添加材料类别 扶贫")
+    expect(page.locator("table.admin-categories").get_by_role("cell", name="扶贫")).to_be_visible()
+
+    page.get_by_role("link", name="用户").click()
+    page.get_by_label("用户名").fill("zhang")
+    page.get_by_label("初始密码").fill(NEW_PASSWORD)
+    page.get_by_label("角色").select_option(label="乡镇工作人员")
+    page.get_by_label("单位").select_option(label="城关镇")
+    page.get_by_role("button", name="创建用户").click()
+    expect(_flash(page)).to_have_text("已创建用户 zhang（乡镇工作人员，城关镇）")
+    row = _row(page, "zhang")
+    expect(row.locator("td").nth(3)).to_have_text("启用")
+    assert row.locator("td").all_inner_texts()[:3] == ["zhang", "乡镇工作人员", "城关镇"]
+    expect(row.get_by_role("button", name="停用用户 zhang")).to_be_visible()
+    screenshot(page, "admin-users")
+
+    # The new organisation counts its user.
+    page.get_by_role("link", name="组织机构").click()
+    expect(page.locator("tr", has_text="城关镇").locator("td[data-label='用户数']")).to_have_text(
+        "1"
+    )
+    visitor.problems.assert_none()
+
+
+def test_invalid_user_is_refused_in_chinese_and_nothing_is_stored(
+    visitor: Visitor, site: Site
+) -> None:
+    page = visitor.login("admin")
+    page.get_by_label("用户名").fill("li")
+    page.get_by_label("初始密码").fill("short")
+    page.get_by_label("角色").select_option(label="乡镇工作人员")
+    page.get_by_label("单位").select_option(label="东镇")
+    page.get_by_role("button", name="创建用户").click()
+    expect(page.get_by_role("alert")).to_have_text("密码至少 8 个字符")
+    expect(_row(page, "li")).to_have_count(0)
+
+    # A role that does not fit the organisation is said in words, too.
+    page.get_by_label("用户名").fill("li")
+    page.get_by_label("初始密码").fill(NEW_PASSWORD)
+    page.get_by_label("角色").select_option(label="部门工作人员")
+    page.get_by_label("单位").select_option(label="东镇")
+    page.get_by_role("button", name="创建用户").click()
+    expect(page.get_by_role("alert")).to_contain_text("所选角色与单位类型不符")
+    expect(_row(page, "li")).to_have_count(0)
+
+    with site.backends.db.session() as session:
+        assert session.scalar(select(func.count()).where(User.username == "li")) == 0
+    visitor.problems.assert_none()
+
+
+def test_disabled_user_is_signed_out_and_cannot_sign_in_until_enabled(
+    visitor: Visitor, phone: Visitor
+) -> None:
+    # zhang is signed in on a phone while the admin works at a desk.
+    phone.login("zhang", NEW_PASSWORD)
+    page = visitor.login("admin")
+    page.once("dialog", lambda dialog: dialog.accept())
+    _row(page, "zhang").get_by_role("button", name="停用用户 zhang").click()
+    expect(_flash(page)).to_have_text("已停用用户 zhang：其登录已立即失效，不能再登录")
+    expect(_row(page, "zhang").locator("td[data-label='状态']")).to_have_text("停用")
+
+    # The live session has ended: the next page asks for a login, which is refused.
+    phone.go("/planned/requests")
+    assert "/login" in phone.page.url
+    _refused_login(phone, "zhang", NEW_PASSWORD)
+
+    _row(page, "zhang").get_by_role("button", name="启用用户 zhang").click()
+    expect(_flash(page)).to_have_text("已启用用户 zhang")
+    expect(_row(page, "zhang").locator("td[data-label='状态']")).to_have_text("启用")
+    phone.login("zhang", NEW_PASSWORD)
+    expect(phone.page.get_by_test_id("current-user")).to_have_text("zhang")
+    visitor.problems.assert_none()
+    phone.problems.assert_none()
+
+
+def test_reset_password_ends_sessions_and_the_new_one_works(
+    visitor: Visitor, phone: Visitor
+) -> None:
+    phone.login("zhang", NEW_PASSWORD)
+    page = visitor.login("admin")
+    row = _row(page, "zhang")
+    row.get_by_text("重置密码").click()
+    row.get_by_label("zhang 的新密码").fill(RESET_PASSWORD)
+    row.get_by_role("button", name="确认重置").click()
+    expect(_flash(page)).to_have_text("已重置用户 zhang 的密码，请将新密码当面或电话告知本人")
+
+    phone.go("/planned/requests")
+    assert "/login" in phone.page.url
+    _refused_login(phone, "zhang", NEW_PASSWORD)
+    phone.login("zhang", RESET_PASSWORD)
+    expect(phone.page.get_by_test_id("current-user")).to_have_text("zhang")
+    visitor.problems.assert_none()
+    phone.problems.assert_none()
+
+
+def test_admin_grants_an_auditor_one_download(visitor: Visitor, site: Site) -> None:
+    with httpx.Client(base_url=site.url) as client:
+        token = client.post(
+            "/api/v1/auth/token", data={"username": "east", "password": PASSWORD}
+        ).json()["access_token"]
+        upload = client.post(
+            "/api/v1/documents",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"file": ("低保名册.txt", text_bytes("东镇低保名册。"), "text/plain")},
+            data={"title": "低保名册", "category": "扶贫"},
+        )
+        assert upload.status_code == 201, upload.text
+    document_id = upload.json()["id"]
+
+    page = visitor.login("admin")
+    page.get_by_role("link", name="下载授权").click()
+    expect(page.get_by_text("尚无下载授权。")).to_be_visible()
+    page.get_by_label("审计人员").select_option("auditor")
+    page.get_by_label("材料编号").fill("no-such-document")
+    page.get_by_role("button", name="授予权限").click()
+    expect(page.get_by_role("alert")).to_have_text("文档不存在")
+
+    last_day = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=7)).date()
+    page.get_by_label("审计人员").select_option("auditor")
+    page.get_by_label("材料编号").fill(document_id)
+    page.get_by_label("有效期至（可不填）").fill(last_day.isoformat())
+    page.get_by_role("button", name="授予权限").click()
+    expect(_flash(page)).to_have_text(
+        f"已授权 auditor 下载材料 {document_id}，有效期至 {last_day.isoformat()}"
+    )
+    grant = page.locator("table.admin-grants tbody tr")
+    expect(grant).to_have_count(1)
+    expect(grant.locator("td")).to_have_text(
+        [
+            "auditor",
+            f"低保名册{document_id}",
+            "admin",
+            re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$"),
+            f"{last_day} 23:59",
+            "有效",
+        ]
+    )
+
+    with httpx.Client(base_url=site.url) as client:
+        token = client.post(
+            "/api/v1/auth/token", data={"username": "auditor", "password": PASSWORD}
+        ).json()["access_token"]
+        download = client.get(
+            f"/api/v1/documents/{document_id}/download",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert download.status_code == 200
+    visitor.problems.assert_none()
+
+
+def test_other_roles_get_the_refusal_page_and_no_data(visitor: Visitor, site: Site) -> None:
+    page = visitor.login("poverty")
+    for path in ("/admin/users", "/admin/orgs", "/admin/categories", "/admin/grants"):
+        response = page.goto(visitor.site.url + path)
+        assert response is not None
+        assert response.status == 403, path
+        expect(page.get_by_role("heading", level=1)).to_have_text("无权访问")
+        assert "zhang" not in page.content()
+        assert "城关镇" not in page.content()
+        visitor.problems.allow((403, "GET", path))
+
+    # A change posted with the reader's own valid form token is refused by the service too.
+    token = page.locator("meta[name=csrf-token]").get_attribute("content")
+    assert token
+    refused = page.request.post(
+        site.url + "/admin/users",
+        form={
+            "csrf_token": token,
+            "username": "sneaky",
+            "password": NEW_PASSWORD,
+            "role": "uploader",
+            "org": "东镇",
+        },
+        max_redirects=0,
+    )
+    assert refused.status == 403
+    assert "无权访问" in refused.text()
+    with site.backends.db.session() as session:
+        assert session.scalar(select(func.count()).where(User.username == "sneaky")) == 0
+    visitor.problems.assert_none()

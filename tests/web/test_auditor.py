@@ -1,0 +1,174 @@
+"""The auditor's access log in the browser: filters, paging, CSV export, and the verification
+that names the first tampered record."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import text
+
+from api.web.routes.audit import ACTION_LABELS
+from services.audit import AuditAction
+from tests.conftest import PASSWORD
+from tests.samples import text_bytes
+from tests.web.conftest import Site, Visitor, screenshot
+
+VIEWS = 55  # more than one page of 50
+ODD_USERNAME = "<b>x</b>\n9999,forged"
+
+
+def _headers(client: httpx.Client, username: str) -> dict[str, str]:
+    response = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def document_id(site: Site) -> str:
+    """An uploader's document, viewed many times and downloaded once by a reader (via the API)."""
+    with httpx.Client(base_url=site.url) as client:
+        upload = client.post(
+            "/api/v1/documents",
+            headers=_headers(client, "east"),
+            files={"file": ("扶贫台账.txt", text_bytes("东镇扶贫台账。"), "text/plain")},
+            data={"title": "扶贫台账"},
+        )
+        assert upload.status_code == 201, upload.text
+        uploaded: str = upload.json()["id"]
+        reader = _headers(client, "poverty")
+        for _ in range(VIEWS):
+            assert client.get(f"/api/v1/documents/{uploaded}", headers=reader).status_code == 200
+        download = client.get(f"/api/v1/documents/{uploaded}/download", headers=reader)
+        assert download.status_code == 200
+        # A failed login records the name exactly as typed, markup and line break included.
+        refused = client.post(
+            "/api/v1/auth/token", data={"username": ODD_USERNAME, "password": "wrong-password"}
+        )
+        assert refused.status_code == 401
+    return uploaded
+
+
+def test_every_action_has_a_chinese_label() -> None:
+    assert [action for action in AuditAction if action.value not in ACTION_LABELS] == []
+
+
+def _cells(page: Page, label: str) -> list[str]:
+    return page.locator(f"table.audit-events td[data-label='{label}']").all_inner_texts()
+
+
+def test_auditor_filters_by_person_and_action_and_pages(visitor: Visitor, document_id: str) -> None:
+    page = visitor.login("auditor")
+    assert page.url == visitor.site.url + "/audit"
+    expect(page.get_by_role("heading", level=1)).to_have_text("访问日志")
+
+    page.get_by_label("人员（用户名）").fill("poverty")
+    page.get_by_role("button", name="筛选").click()
+    # The reader's login, every view and the download: newest first, 50 a page.
+    expect(page.locator(".pager-status")).to_have_text(f"第 1 / 2 页，共 {VIEWS + 2} 条")
+    assert _cells(page, "人员") == ["poverty"] * 50
+    assert set(_cells(page, "单位")) == {"扶贫办"}
+    assert set(_cells(page, "角色")) == {"部门工作人员"}
+    assert _cells(page, "操作")[:2] == ["下载", "查看"]
+    assert set(_cells(page, "结果")) == {"允许"}
+
+    page.get_by_role("link", name="下一页").click()
+    expect(page.locator(".pager-status")).to_have_text(f"第 2 / 2 页，共 {VIEWS + 2} 条")
+    assert "actor=poverty" in page.url
+    assert "page=2" in page.url
+    assert _cells(page, "操作")[-1] == "登录"
+    assert len(_cells(page, "序号")) == VIEWS + 2 - 50
+
+    page.get_by_label("操作").select_option(label="下载")
+    page.get_by_role("button", name="筛选").click()
+    expect(page.locator("table.audit-events tbody tr")).to_have_count(1)
+    assert _cells(page, "操作") == ["下载"]
+    link = page.locator("table.audit-events td[data-label='材料'] a")
+    expect(link).to_have_attribute("href", f"/documents/{document_id}")
+    expect(page.get_by_label("人员（用户名）")).to_have_value("poverty")
+
+    # By organisation, and a name typed with markup stays text.
+    page.goto(visitor.site.url + "/audit?org=" + "东镇" + "&action=upload")
+    assert _cells(page, "人员") == ["east"]
+    page.get_by_role("link", name="清除筛选").click()
+    page.get_by_label("人员（用户名）").fill(ODD_USERNAME.replace("\n", ""))
+    page.get_by_role("button", name="筛选").click()
+    expect(page.get_by_text("没有符合条件的记录。")).to_be_visible()
+    page.goto(visitor.site.url + "/audit?action=login&outcome=denied")
+    expect(page.locator("td.audit-actor")).to_have_text(ODD_USERNAME)
+    assert page.locator("table.audit-events b").count() == 0
+    visitor.problems.assert_none()
+
+
+def test_export_gives_the_filtered_events_as_csv(visitor: Visitor, document_id: str) -> None:
+    page = visitor.login("auditor")
+    page.get_by_label("人员（用户名）").fill("poverty")
+    page.get_by_label("操作").select_option(label="下载")
+    page.get_by_role("button", name="筛选").click()
+    with page.expect_download() as info:
+        page.get_by_role("link", name="导出 CSV").click()
+    body = info.value.path().read_bytes()
+    assert body.startswith("\ufeff".encode())
+    records = list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))
+    assert records[0][:3] == ["seq", "at", "actor"]
+    assert len(records) == 2
+    assert records[1][2] == "poverty"
+    assert records[1][5] == "download"
+    assert records[1][6] == document_id
+    visitor.problems.assert_none()
+
+
+def test_admin_cannot_read_the_log(visitor: Visitor) -> None:
+    page = visitor.login("admin")
+    response = page.goto(visitor.site.url + "/audit")
+    assert response is not None
+    assert response.status == 403
+    expect(page.get_by_role("heading", level=1)).to_have_text("无权访问")
+    assert page.locator("table.audit-events").count() == 0
+    visitor.problems.allow((403, "GET", "/audit"))
+    visitor.problems.assert_none()
+
+
+def test_log_reads_on_a_phone(phone: Visitor, document_id: str) -> None:
+    page = phone.login("auditor")
+    expect(page.locator("table.audit-events tbody tr").first).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    phone.problems.assert_none()
+
+
+def test_verify_says_intact_then_names_the_tampered_record(
+    visitor: Visitor, site: Site, document_id: str
+) -> None:
+    page = visitor.login("auditor")
+    page.get_by_role("button", name="验证日志完整性").click()
+    sentence = page.get_by_test_id("verify-sentence")
+    expect(sentence).to_have_text(
+        re.compile(r"^日志完整：共 \d+ 条记录，自第一条起未被修改、删除或插入。$")
+    )
+    expect(page.locator(".verify-head .mono")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
+    # The verification itself is the newest event of the log shown under the sentence.
+    assert _cells(page, "操作")[:2] == ["审计查阅", "审计校验"]
+    screenshot(page, "auditor-log")
+
+    page.get_by_label("人员（用户名）").fill("poverty")
+    page.get_by_label("操作").select_option(label="下载")
+    page.get_by_role("button", name="筛选").click()
+    download_seq = int(_cells(page, "序号")[0])
+    with site.backends.db.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE audit_events SET details = :details WHERE seq = :seq"),
+            {"details": '{"reason": "nothing to see"}', "seq": download_seq},
+        )
+    page.get_by_role("button", name="验证日志完整性").click()
+    expect(sentence).to_have_text(
+        f"日志已被篡改：第 {download_seq} 条记录与链不符（自该条起的记录不可信）。"
+    )
+    expect(page.locator(".verify-result")).to_have_class(re.compile("verify-bad"))
+    # The filters stay as they were; the row shows what is stored now.
+    assert _cells(page, "序号") == [str(download_seq)]
+    assert _cells(page, "详情") == ["reason: nothing to see"]
+    visitor.problems.assert_none()
