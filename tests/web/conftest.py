@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,11 +67,13 @@ class Site:
     url: str
     settings: Settings
     backends: Backends
+    # Other origins the browser may reach (the object store, for presigned downloads).
+    other_origins: tuple[str, ...] = ()
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    settings = make_settings(tmp_path_factory.mktemp("web") / "data")
+@contextmanager
+def serve_site(settings: Settings, *, other_origins: tuple[str, ...] = ()) -> Iterator[Site]:
+    """The app on the given settings with the sample county, an index worker and uvicorn."""
     backends = open_backends(settings)
     seed_county(backends)
     worker = BackgroundWorker(IndexWorker(backends, backends.index, poll_seconds=0.1))
@@ -78,10 +81,21 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     app = create_app(settings, backends=backends)
     try:
         with serving(app, buffer=None) as port:
-            yield Site(url=f"http://127.0.0.1:{port}", settings=settings, backends=backends)
+            yield Site(
+                url=f"http://127.0.0.1:{port}",
+                settings=settings,
+                backends=backends,
+                other_origins=other_origins,
+            )
     finally:
         worker.stop()
         backends.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with serve_site(make_settings(tmp_path_factory.mktemp("web") / "data")) as started:
+        yield started
 
 
 # Chromium logs every 4xx/5xx answer on the console too; those are checked as answers instead.
@@ -153,7 +167,8 @@ def open_visitor(browser: Browser, site: Site, **context_options: object) -> Vis
     problems = Problems(origin=site.url)
 
     def only_own_origin(route: Route) -> None:
-        if route.request.url.startswith((site.url + "/", "data:", "blob:")):
+        allowed = (site.url + "/", *(origin + "/" for origin in site.other_origins))
+        if route.request.url.startswith((*allowed, "data:", "blob:")):
             route.continue_()
         else:
             problems.blocked.append(route.request.url)

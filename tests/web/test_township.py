@@ -24,15 +24,11 @@ from playwright.sync_api import (
     expect,
 )
 
-from api.app import create_app
-from indexer.worker import BackgroundWorker, IndexWorker
 from services import orgs
-from services.backends import open_backends
 from services.models import Document
-from tests.conftest import PASSWORD, make_settings, seed_county
-from tests.live_server import serving
+from tests.conftest import PASSWORD, make_settings
 from tests.samples import docx_bytes, pdf_bytes, png_bytes, text_bytes
-from tests.web.conftest import Site, Visitor, open_visitor, screenshot
+from tests.web.conftest import Site, Visitor, open_visitor, screenshot, serve_site
 
 THREE = {
     "2026年第三季度工作总结.pdf": pdf_bytes("Third quarter work summary"),
@@ -459,17 +455,8 @@ def small_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     settings = make_settings(
         tmp_path_factory.mktemp("small") / "data", max_upload_bytes=SMALL_LIMIT
     )
-    backends = open_backends(settings)
-    seed_county(backends)
-    worker = BackgroundWorker(IndexWorker(backends, backends.index, poll_seconds=0.1))
-    worker.start()
-    app = create_app(settings, backends=backends)
-    try:
-        with serving(app, buffer=None) as port:
-            yield Site(url=f"http://127.0.0.1:{port}", settings=settings, backends=backends)
-    finally:
-        worker.stop()
-        backends.close()
+    with serve_site(settings) as started:
+        yield started
 
 
 @pytest.fixture
