@@ -42,6 +42,11 @@ def _require_admin(
         raise Forbidden("只有系统管理员可以执行此操作", code="admin_only")
 
 
+def ensure_admin(backends: Backends, *, principal: Principal, ip: str | None) -> None:
+    """Refuse (and audit) anyone but an admin, before an administration page shows anything."""
+    _require_admin(backends, principal=principal, action=AuditAction.admin, ip=ip)
+
+
 def _enum(kind: type[OrgKind] | type[Role], field: str, value: str) -> OrgKind | Role:
     try:
         return kind(value)

@@ -296,10 +296,20 @@ def download(
             details={"reason": "no_download_right"},
         )
         raise Forbidden("无权下载此文档", code="download_not_allowed")
+    return document, release_bytes(
+        backends, actor=actor, document=document, action=AuditAction.download
+    )
+
+
+def release_bytes(
+    backends: Backends, *, actor: Actor, document: Document, action: AuditAction
+) -> Iterator[bytes]:
+    """A permitted read of a document's bytes (download or preview): audited as allowed, or as
+    an error when the blob is missing. Callers have checked ``may_download``."""
     if backends.blobs.stat(document.sha256) is None:
         backends.audit.record(
             actor=actor,
-            action=AuditAction.download,
+            action=action,
             outcome=Outcome.error,
             document_id=document.id,
             details={"reason": "blob_missing"},
@@ -307,12 +317,12 @@ def download(
         raise NotFound("文档内容缺失，请联系管理员", code="blob_missing")
     backends.audit.record(
         actor=actor,
-        action=AuditAction.download,
+        action=action,
         outcome=Outcome.allowed,
         document_id=document.id,
         details={"sha256": document.sha256},
     )
-    return document, backends.blobs.read_chunks(document.sha256)
+    return backends.blobs.read_chunks(document.sha256)
 
 
 def may_download(backends: Backends, *, principal: Principal, document: Document) -> bool:

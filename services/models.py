@@ -64,6 +64,20 @@ class Role(StrEnum):
     admin = "admin"
 
 
+# What people call them, in messages and on pages.
+ORG_KIND_NAMES: dict[str, str] = {
+    OrgKind.county.value: "县",
+    OrgKind.township.value: "乡镇",
+    OrgKind.department.value: "县直部门",
+}
+ROLE_NAMES: dict[str, str] = {
+    Role.uploader.value: "乡镇工作人员",
+    Role.reader.value: "部门工作人员",
+    Role.auditor.value: "审计人员",
+    Role.admin.value: "系统管理员",
+}
+
+
 class Visibility(StrEnum):
     departments = "departments"
     restricted = "restricted"

@@ -13,7 +13,17 @@ from sqlalchemy.orm import Session
 
 from services.access import ROLE_ORG_KIND
 from services.errors import Conflict, InvalidField, NotFound
-from services.models import Category, Document, DownloadGrant, Org, OrgKind, Role, User
+from services.models import (
+    ORG_KIND_NAMES,
+    ROLE_NAMES,
+    Category,
+    Document,
+    DownloadGrant,
+    Org,
+    OrgKind,
+    Role,
+    User,
+)
 from services.passwords import Passwords
 
 MAX_NAME_LENGTH = 100
@@ -91,8 +101,8 @@ def create_user(
     if org_row.kind != expected_kind.value:
         raise InvalidField(
             "role",
-            f"角色 {role.value} 只能属于 {expected_kind.value} 类单位，"
-            f"而“{org_row.name}”是 {org_row.kind}",
+            f"{ROLE_NAMES[role.value]}只能属于{ORG_KIND_NAMES[expected_kind.value]}，"
+            f"而“{org_row.name}”是{ORG_KIND_NAMES.get(org_row.kind, org_row.kind)}",
             code="role_org_mismatch",
         )
     existing = session.scalar(select(User).where(User.username == username))

@@ -10,8 +10,14 @@ from collections.abc import Iterator
 from services.access import Principal
 from services.audit import AuditAction, Outcome
 from services.backends import Backends
-from services.documents import actor_of, content_disposition, load_visible, may_download
-from services.errors import Forbidden, NotFound, UnsupportedType
+from services.documents import (
+    actor_of,
+    content_disposition,
+    load_visible,
+    may_download,
+    release_bytes,
+)
+from services.errors import Forbidden, UnsupportedType
 from services.models import Document
 
 __all__ = ["PREVIEW_TYPES", "can_preview_type", "inline_disposition", "preview"]
@@ -50,17 +56,9 @@ def preview(
     if not can_preview_type(document.content_type):
         refuse(Outcome.denied, "unsupported_type")
         raise UnsupportedType("此类文件不能在页面中预览，请下载后查看", code="preview_unsupported")
-    if backends.blobs.stat(document.sha256) is None:
-        refuse(Outcome.error, "blob_missing")
-        raise NotFound("文档内容缺失，请联系管理员", code="blob_missing")
-    backends.audit.record(
-        actor=actor,
-        action=AuditAction.preview,
-        outcome=Outcome.allowed,
-        document_id=document.id,
-        details={"sha256": document.sha256},
+    return document, release_bytes(
+        backends, actor=actor, document=document, action=AuditAction.preview
     )
-    return document, backends.blobs.read_chunks(document.sha256)
 
 
 def inline_disposition(filename: str) -> str:

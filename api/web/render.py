@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from api.web.cookies import FLASH_COOKIE, clear_cookie, set_cookie
 from services.access import Principal
 from services.config import Settings
-from services.models import OrgKind, Role
+from services.models import ORG_KIND_NAMES, ROLE_NAMES, Role
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
@@ -30,17 +30,8 @@ TEMPLATE_DIR = WEB_DIR / "templates"
 # The county's clock: times on pages are Beijing time, as people read them.
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 
-ROLE_LABELS: dict[str, str] = {
-    Role.uploader.value: "乡镇工作人员",
-    Role.reader.value: "部门工作人员",
-    Role.auditor.value: "审计人员",
-    Role.admin.value: "系统管理员",
-}
-ORG_KIND_LABELS: dict[str, str] = {
-    OrgKind.county.value: "县",
-    OrgKind.township.value: "乡镇",
-    OrgKind.department.value: "县直部门",
-}
+ROLE_LABELS = ROLE_NAMES
+ORG_KIND_LABELS = ORG_KIND_NAMES
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def test_invalid_user_is_refused_in_chinese_and_nothing_is_stored(
     page.get_by_label("角色").select_option(label="部门工作人员")
     page.get_by_label("单位").select_option(label="东镇")
     page.get_by_role("button", name="创建用户").click()
-    expect(page.get_by_role("alert")).to_contain_text("所选角色与单位类型不符")
+    expect(page.get_by_role("alert")).to_contain_text("部门工作人员只能属于县直部门")
     expect(_row(page, "li")).to_have_count(0)
 
     with site.backends.db.session() as session:

@@ -206,8 +206,8 @@ def categories_page(
     request: Request, web: SignedIn, backends: BackendsDep, ip: ClientIP
 ) -> Response:
     """The fixed list of material categories uploads must use (none: free text); add one."""
-    # The category list itself is public to uploaders; the admin-only read refuses others first.
-    administration.list_users(backends, principal=web.principal, ip=ip)
+    # The category list itself is public to uploaders; this page (with its form) is not.
+    administration.ensure_admin(backends, principal=web.principal, ip=ip)
     return render(
         request,
         "admin_categories.html",
@@ -288,13 +288,6 @@ def _expiry_day(value: str) -> date | None:
     return day
 
 
-# The service names roles and kinds by their codes here; the page says it in words.
-_ROLE_ORG_RULE = (
-    "所选角色与单位类型不符：乡镇工作人员须属于乡镇，部门工作人员须属于县直部门，"
-    "审计人员和系统管理员须属于县。"
-)
-
-
 def _back(request: Request, backends: Backends, url: str, error: MaterialsError) -> Response:
     """Back to the form with the service's reason; nothing was stored.
 
@@ -302,5 +295,5 @@ def _back(request: Request, backends: Backends, url: str, error: MaterialsError)
     """
     if isinstance(error, Forbidden):
         raise error
-    text = _ROLE_ORG_RULE if error.error_code == "role_org_mismatch" else error.message
+    text = error.message
     return flash_redirect(request, backends.settings, url, text=text, kind="error")
