@@ -66,6 +66,8 @@ with open(sys.argv[1], "w", encoding="utf-8") as out:
     local ports
     read -r -a ports <<<"$(free_ports 10)"
     # mini remembers some flags in DATA/mini.options but not all: always pass every flag.
+    # Every bucket (a test's) is a collection with volumes of its own, and the number of volumes
+    # is free disk space / volume size: small volumes, so that a test run's buckets all fit.
     "$WEED" -logdir="$dir/logs" mini -dir="$dir/data" \
         -ip=127.0.0.1 -ip.bind=127.0.0.1 \
         -s3.port="$port" -s3.port.grpc="${ports[0]}" -s3.config="$dir/s3.json" \
@@ -74,6 +76,7 @@ with open(sys.argv[1], "w", encoding="utf-8") as out:
         -filer.port="${ports[5]}" -filer.port.grpc="${ports[6]}" \
         -admin.port="${ports[7]}" -admin.port.grpc="${ports[8]}" -debug.port="${ports[9]}" \
         -master.telemetry=false -webdav=false -admin.ui=false \
+        -master.volumeSizeLimitMB=64 -volume.max=0 \
         -s3.port.iceberg=0 -s3.port.lance=0 \
         -s3.localSocket="$dir/s3.sock" -filer.localSocket="$dir/filer.sock" \
         >"$dir/logs/weed.out" 2>&1 </dev/null &

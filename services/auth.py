@@ -93,6 +93,9 @@ class Authenticator:
                 outcome=Outcome.denied,
                 details={"reason": reason},
             )
+            if reason == "inactive":
+                # Only someone who knows the password learns that the account is disabled.
+                raise NotAuthenticated("此账号已停用，请联系系统管理员", code="account_disabled")
             raise NotAuthenticated("用户名或密码错误", code="invalid_credentials")
         self._audit.record(actor=actor, action=AuditAction.login, outcome=Outcome.allowed)
         return user

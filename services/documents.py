@@ -491,6 +491,17 @@ def list_visible(
     return DocumentPage(total=total, documents=documents)
 
 
+def categories_in_use(backends: Backends, *, principal: Principal) -> list[str]:
+    """The categories of the live documents the caller may see, for filtering by one."""
+    with backends.db.session() as session:
+        names = session.scalars(
+            select(Document.category)
+            .where(Document.withdrawn_at.is_(None), access.visible_clause(principal))
+            .distinct()
+        )
+        return sorted(names)
+
+
 def withdraw(
     backends: Backends, *, principal: Principal, document_id: str, ip: str | None
 ) -> Document:

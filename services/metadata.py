@@ -80,6 +80,16 @@ class _Period:
             return f"{self.year}-{self.month:02d}"
         return str(self.year)
 
+    def label(self) -> str:
+        """As people say it: 2024年第三季度, 2024年9月, 2024年9月15日, 2024年."""
+        if self.quarter is not None:
+            return f"{self.year}年第{'一二三四'[self.quarter - 1]}季度"
+        if self.day is not None:
+            return f"{self.year}年{self.month}月{self.day}日"
+        if self.month is not None:
+            return f"{self.year}年{self.month}月"
+        return f"{self.year}年"
+
     def bounds(self) -> tuple[date, date]:
         if self.day is not None:
             start = date(self.year, self.month or 1, self.day)
@@ -164,6 +174,16 @@ def check_period(value: str) -> str:
     2020.9, 2020/9, 2020/09/15 and 2020-9.
     """
     return _parse_period(value).canonical()
+
+
+def period_label(period: str | None) -> str:
+    """A period as people say it (2024-Q3 → 2024年第三季度); what is no period stays as it is."""
+    if not period:
+        return ""
+    try:
+        return _parse_period(period).label()
+    except InvalidField:
+        return period
 
 
 def period_bounds(period: str) -> tuple[date, date]:

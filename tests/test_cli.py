@@ -262,7 +262,7 @@ def test_reader_in_a_township_is_a_role_org_mismatch(tmp_path: Path) -> None:
     assert result.exit_code != 0
     error = json_line(result)["error"]
     assert error["code"] == "role_org_mismatch"
-    assert "reader" in error["message"]
+    assert "部门工作人员只能属于县直部门" in error["message"]
     assert counts(tmp_path / "data")["users"] == 0
 
 

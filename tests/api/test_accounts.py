@@ -60,7 +60,13 @@ def test_a_disabled_users_token_stops_working_at_once(api: Api, backends: Backen
     refused = _me(api.client, token)
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "invalid_token"
-    assert _login(api.client, "poverty", PASSWORD).status_code == 401
+    login = _login(api.client, "poverty", PASSWORD)
+    assert login.status_code == 401
+    # Told only to whoever knows the password; a wrong one reads as any wrong password.
+    assert login.json()["error"]["code"] == "account_disabled"
+    assert _login(api.client, "poverty", "wrong-password").json()["error"]["code"] == (
+        "invalid_credentials"
+    )
     assert _listed(api)["poverty"] is False
     assert ("admin", "allowed", {"user": "poverty", "role": "reader", "changed": True}) in _events(
         backends, "user_disable"

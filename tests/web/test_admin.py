@@ -29,12 +29,14 @@ def _flash(page: Page) -> Locator:
     return page.locator(".flash")
 
 
-def _refused_login(visitor: Visitor, username: str, password: str) -> None:
+def _refused_login(
+    visitor: Visitor, username: str, password: str, message: str = "用户名或密码错误"
+) -> None:
     page = visitor.go("/login")
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(password)
     page.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("alert")).to_have_text("用户名或密码错误")
+    expect(page.get_by_role("alert")).to_have_text(message)
     visitor.problems.allow((401, "POST", "/login"))
 
 
@@ -115,10 +117,11 @@ def test_disabled_user_is_signed_out_and_cannot_sign_in_until_enabled(
     expect(_flash(page)).to_have_text("已停用用户 zhang：其登录已立即失效，不能再登录")
     expect(_row(page, "zhang").locator("td[data-label='状态']")).to_have_text("停用")
 
-    # The live session has ended: the next page asks for a login, which is refused.
+    # The live session has ended: the next page asks for a login, which is refused; with the
+    # right password the person learns why.
     phone.go("/planned/requests")
     assert "/login" in phone.page.url
-    _refused_login(phone, "zhang", NEW_PASSWORD)
+    _refused_login(phone, "zhang", NEW_PASSWORD, "此账号已停用，请联系系统管理员")
 
     _row(page, "zhang").get_by_role("button", name="启用用户 zhang").click()
     expect(_flash(page)).to_have_text("已启用用户 zhang")

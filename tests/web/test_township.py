@@ -188,6 +188,7 @@ def test_uploader_uploads_three_files_at_once_then_a_resent_one_is_not_sent(
     page.get_by_role("button", name="开始上传").click()
     resent = items.nth(3)
     expect(resent.locator(".upload-status")).to_have_text("已提交过，无需重复上传")
+    expect(resent.locator("progress")).to_be_hidden()  # nothing went up: no full bar
     link = resent.get_by_role("link", name="查看已提交的材料")
     first_link = items.nth(0).get_by_role("link", name="查看材料")
     expect(link).to_have_attribute("href", first_link.get_attribute("href") or "")
@@ -233,8 +234,8 @@ def test_materials_list_shows_sorts_and_filters(visitor: Visitor, three_files: l
     # Filter by status: what the worker found out, as the badges say.
     with site.backends.db.session() as session:
         statuses = {d.title: d.index_status for d in session.query(Document).all()}
-    for status, label in (("indexed", "已建索引"), ("failed", "文字提取失败")):
-        page.get_by_label("索引状态").select_option(status)
+    for status, label in (("indexed", "可检索"), ("failed", "文字提取失败")):
+        page.get_by_label("检索状态").select_option(status)
         page.get_by_role("button", name="筛选").click()
         expected = sorted(title for title in TITLES if statuses[title] == status)
         if expected:
@@ -242,7 +243,7 @@ def test_materials_list_shows_sorts_and_filters(visitor: Visitor, three_files: l
             expect(table.locator(".badge")).to_have_text([label] * len(expected))
         else:
             expect(page.get_by_text("没有符合筛选条件的材料")).to_be_visible()
-    page.get_by_label("索引状态").select_option("pending")
+    page.get_by_label("检索状态").select_option("pending")
     page.get_by_role("button", name="筛选").click()
     expect(page.get_by_text("没有符合筛选条件的材料")).to_be_visible()
 

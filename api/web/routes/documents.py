@@ -6,7 +6,6 @@ results show the same way.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -21,34 +20,16 @@ from api.web.render import flash_redirect, render
 from api.web.session import CheckedForm, SignedIn
 from services import access, documents, preview, usage
 from services.errors import MaterialsError
+from services.metadata import period_label
 from services.models import Document, Visibility
 
 router = APIRouter(include_in_schema=False)
 
 VISIBILITY_LABELS = {
-    Visibility.departments.value: "所有部门",
+    Visibility.departments.value: "所有县直部门",
     Visibility.restricted.value: "指定部门",
     Visibility.private.value: "仅本乡镇",
 }
-_QUARTERS = "一二三四"
-_PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-(\d{2})(?:-(\d{2}))?)?$")
-
-
-def period_label(period: str | None) -> str:
-    """A stored period as people say it: 2024-Q3 → 2024年第三季度, 2024-09-15 → 2024年9月15日."""
-    if not period:
-        return ""
-    match = _PERIOD.match(period)
-    if match is None:
-        return period
-    year, quarter, month, day = match.groups()
-    if quarter:
-        return f"{year}年第{_QUARTERS[int(quarter) - 1]}季度"
-    if day:
-        return f"{year}年{int(month)}月{int(day)}日"
-    if month:
-        return f"{year}年{int(month)}月"
-    return f"{year}年"
 
 
 def file_label(document: Document) -> str:

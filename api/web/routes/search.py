@@ -15,10 +15,11 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import BackendsDep, ClientIP, PageNumber
 from api.web.render import render
-from api.web.routes.documents import PRESENTATION, period_label
+from api.web.routes.documents import PRESENTATION
 from api.web.session import SignedIn
 from services import searching
 from services.errors import MaterialsError
+from services.metadata import period_label
 from services.search import FacetBucket, SearchSort
 from services.searching import SearchPage
 

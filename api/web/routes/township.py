@@ -19,7 +19,7 @@ from api.web.session import SignedIn
 from services import administration, documents
 from services.documents import Receipt
 from services.errors import InvalidField
-from services.metadata import DEFAULT_CATEGORY, PERIOD_EXAMPLES
+from services.metadata import DEFAULT_CATEGORY, PERIOD_EXAMPLES, period_label
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,22 +36,8 @@ COMMON_CATEGORIES = (
     "请示报告",
     DEFAULT_CATEGORY,
 )
-STATUS_LABELS = {"pending": "处理中", "indexed": "已建索引", "failed": "文字提取失败"}
+STATUS_LABELS = {"pending": "处理中", "indexed": "可检索", "failed": "文字提取失败"}
 SORT_LABELS = {"date": "上传时间", "title": "标题", "category": "类别"}
-_QUARTERS = {"1": "一", "2": "二", "3": "三", "4": "四"}
-
-
-def period_label(period: str | None) -> str:
-    """A stored period as people write it: 2026-Q3 → 2026年第三季度, 2026-09 → 2026年9月."""
-    if not period:
-        return ""
-    year, _, rest = period.partition("-")
-    if not rest:
-        return f"{year}年"
-    if rest.startswith("Q"):
-        return f"{year}年第{_QUARTERS.get(rest[1:], rest[1:])}季度"
-    month, _, day = rest.partition("-")
-    return f"{year}年{int(month)}月" + (f"{int(day)}日" if day else "")
 
 
 def _megabytes(size: int) -> str:
@@ -148,7 +134,11 @@ def materials_page(
         sort=chosen_sort,
         sort_url=sort_url,
         page_url=page_url,
-        categories=_category_choices(backends),
+        # Also those in use: materials filed before the county fixed its list stay findable.
+        categories=sorted(
+            {*_category_choices(backends)}
+            | {*documents.categories_in_use(backends, principal=web.principal)}
+        ),
         common_categories=COMMON_CATEGORIES,
         status_labels=STATUS_LABELS,
         period_label=period_label,

@@ -72,6 +72,7 @@
   }
 
   function setProgress(item, phase, fraction) {
+    item.row.querySelector(".upload-bar").hidden = false;
     const bar = item.row.querySelector(".upload-progress");
     const value = Math.max(0, Math.min(1, fraction)) * 100;
     bar.value = value;
@@ -384,10 +385,11 @@
       return tooLarge();
     }
     if (status === 415) {
-      if (error.code === "type_mismatch" || message.includes("不支持")) {
+      if (error.code === "type_mismatch") {
         return message;
       }
-      return message ? `文件类型不支持：${message}` : "文件类型不支持";
+      // The server names the detected type (e.g. application/x-msdownload); say what is taken.
+      return "文件类型不支持：请上传 PDF、Word、Excel、PowerPoint、WPS、OFD、图片、文本或 ZIP 文件";
     }
     if (status === 422) {
       const field = error.details && error.details.field;
@@ -404,6 +406,8 @@
 
   function finish(item, state, text, kind) {
     item.state = state;
+    // A bar at 100 % would say the file went up; only a stored upload keeps it.
+    item.row.querySelector(".upload-bar").hidden = state !== "done";
     setStatus(item, text, kind);
     announce(`${item.file.name}：${text}`);
   }
