@@ -85,9 +85,14 @@ def read_events(
 
 
 def export_events(
-    backends: Backends, *, principal: Principal, filters: AuditFilter, ip: str | None
+    backends: Backends,
+    *,
+    principal: Principal,
+    filters: AuditFilter,
+    ip: str | None,
+    for_people: bool = False,
 ) -> Iterator[bytes]:
-    """The matching audit events as CSV bytes, for an auditor."""
+    """The matching audit events as CSV bytes, for an auditor (codes, or words for people)."""
     _require_auditor(backends, principal=principal, action=AuditAction.audit_export, ip=ip)
     backends.audit.record(
         actor=actor_of(principal, ip),
@@ -95,7 +100,7 @@ def export_events(
         outcome=Outcome.allowed,
         details={"filters": _filter_details(filters)},
     )
-    return backends.audit.export_csv(filters)
+    return backends.audit.export_csv(filters, for_people=for_people)
 
 
 def verify(backends: Backends, *, principal: Principal, ip: str | None) -> VerifyReport:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     JSON,
@@ -63,6 +64,9 @@ class Role(StrEnum):
     auditor = "auditor"
     admin = "admin"
 
+
+# The county's clock: what people read and type is Beijing time; the database keeps UTC.
+COUNTY_TIME = ZoneInfo("Asia/Shanghai")
 
 # What people call them, in messages and on pages.
 ORG_KIND_NAMES: dict[str, str] = {

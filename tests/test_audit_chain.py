@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, select, text
 
-from services.audit import CSV_COLUMNS, GENESIS_HASH, chain_hash
+from services.audit import CSV_COLUMNS, CSV_HEADINGS, GENESIS_HASH, chain_hash
 from services.backends import Backends
 from services.models import AuditEvent
 from tests.conftest import Api
@@ -456,6 +456,24 @@ def test_export_is_excel_safe_utf8_csv(api: Api, backends: Backends) -> None:
     # Chinese stays Chinese: org names and file names in the details.
     assert "东镇" in [record[column["org"]] for record in data]
     assert any("材料0.txt" in record[column["details"]] for record in data)
+
+
+def test_export_for_people_says_names_and_beijing_time(api: Api, backends: Backends) -> None:
+    make_activity(api)
+    _, coded = _export(api, action="upload", outcome="allowed")
+    _, worded = _export(api, action="upload", outcome="allowed", labels="zh")
+    assert tuple(worded[0]) == CSV_HEADINGS
+    assert len(worded) == len(coded) == 4
+    for code_row, word_row in zip(coded[1:], worded[1:], strict=True):
+        at = datetime.fromisoformat(code_row[1]).astimezone(timezone(timedelta(hours=8)))
+        assert word_row[1] == at.strftime("%Y-%m-%d %H:%M:%S")
+        assert word_row[4:8] == ["乡镇工作人员", "上传", code_row[6], "允许"]
+        # What identifies the event stays as it is: sequence number, details, hash.
+        assert (word_row[0], word_row[9], word_row[10]) == (code_row[0], code_row[9], code_row[10])
+    refused = api.client.get(
+        "/api/v1/audit/export.csv", headers=api.headers("auditor"), params={"labels": "fr"}
+    )
+    assert refused.status_code == 422
 
 
 def test_export_takes_the_same_filters(api: Api) -> None:

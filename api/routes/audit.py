@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
@@ -68,9 +68,15 @@ def export_events(
     backends: BackendsDep,
     ip: ClientIP,
     filters: AuditFilters,
+    labels: Annotated[
+        Literal["codes", "zh"],
+        Query(description="codes：原始代码与 UTC 时间；zh：中文表头、中文名称与北京时间"),
+    ] = "codes",
 ) -> StreamingResponse:
-    """The matching events as CSV (UTF-8 with BOM, opens in Excel)."""
-    rows = audit_access.export_events(backends, principal=user, filters=filters, ip=ip)
+    """The matching events as CSV (UTF-8 with BOM, opens in Excel); `labels=zh` for people."""
+    rows = audit_access.export_events(
+        backends, principal=user, filters=filters, ip=ip, for_people=labels == "zh"
+    )
     return StreamingResponse(
         rows,
         media_type="text/csv; charset=utf-8",

@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
-from zoneinfo import ZoneInfo
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
@@ -21,14 +20,13 @@ from fastapi.templating import Jinja2Templates
 from api.web.cookies import FLASH_COOKIE, clear_cookie, set_cookie
 from services.access import Principal
 from services.config import Settings
-from services.models import ORG_KIND_NAMES, ROLE_NAMES, Role
+from services.models import COUNTY_TIME, ORG_KIND_NAMES, ROLE_NAMES, Role
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
 TEMPLATE_DIR = WEB_DIR / "templates"
 
-# The county's clock: times on pages are Beijing time, as people read them.
-LOCAL_TIME = ZoneInfo("Asia/Shanghai")
+LOCAL_TIME = COUNTY_TIME
 
 ROLE_LABELS = ROLE_NAMES
 ORG_KIND_LABELS = ORG_KIND_NAMES

@@ -114,11 +114,12 @@ def test_export_gives_the_filtered_events_as_csv(visitor: Visitor, document_id: 
     body = info.value.path().read_bytes()
     assert body.startswith("\ufeff".encode())
     records = list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))
-    assert records[0][:3] == ["seq", "at", "actor"]
+    # Written for the auditor: Chinese headings and names, Beijing time.
+    assert records[0][:3] == ["序号", "时间（北京时间）", "人员"]
     assert len(records) == 2
     assert records[1][2] == "poverty"
-    assert records[1][5] == "download"
-    assert records[1][6] == document_id
+    assert records[1][4:8] == ["部门工作人员", "下载", document_id, "允许"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", records[1][1])
     visitor.problems.assert_none()
 
 

@@ -19,7 +19,14 @@ from api.deps import BackendsDep, ClientIP, PageNumber
 from api.web.render import LOCAL_TIME, render
 from api.web.session import SignedIn
 from services import administration, audit_access
-from services.audit import AuditAction, AuditFilter, Outcome, VerifyReport
+from services.audit import (
+    ACTION_NAMES,
+    OUTCOME_NAMES,
+    AuditAction,
+    AuditFilter,
+    Outcome,
+    VerifyReport,
+)
 from services.backends import Backends
 from services.errors import InvalidField
 from services.models import AuditEvent
@@ -32,37 +39,8 @@ PAGE_SIZE = 50
 SHORT_DETAILS = 80
 
 # What each logged action is called on the page; an action without a label shows its code.
-ACTION_LABELS: dict[str, str] = {
-    AuditAction.login.value: "登录",
-    AuditAction.logout.value: "退出",
-    AuditAction.access.value: "身份校验",
-    AuditAction.upload.value: "上传",
-    AuditAction.view.value: "查看",
-    AuditAction.usage_read.value: "查阅使用情况",
-    AuditAction.list.value: "列表",
-    AuditAction.download.value: "下载",
-    AuditAction.preview.value: "预览",
-    AuditAction.receipt.value: "回执",
-    AuditAction.lookup.value: "查重",
-    AuditAction.search.value: "检索",
-    AuditAction.withdraw.value: "撤回",
-    AuditAction.audit_read.value: "审计查阅",
-    AuditAction.audit_export.value: "审计导出",
-    AuditAction.audit_verify.value: "审计校验",
-    AuditAction.org_create.value: "创建单位",
-    AuditAction.user_create.value: "创建用户",
-    AuditAction.user_disable.value: "停用用户",
-    AuditAction.user_enable.value: "启用用户",
-    AuditAction.user_password_reset.value: "重置密码",
-    AuditAction.category_create.value: "添加材料类别",
-    AuditAction.grant_create.value: "授予下载权限",
-    AuditAction.admin.value: "其他管理操作",
-}
-OUTCOME_LABELS: dict[str, str] = {
-    Outcome.allowed.value: "允许",
-    Outcome.denied.value: "拒绝",
-    Outcome.error.value: "出错",
-}
+ACTION_LABELS = ACTION_NAMES
+OUTCOME_LABELS = OUTCOME_NAMES
 _OUTCOME_BADGES = {
     Outcome.allowed.value: "badge-ok",
     Outcome.denied.value: "badge-error",
@@ -201,7 +179,8 @@ def _log_page(
         page=page,
         size=PAGE_SIZE,
         url_for_page=url_for_page,
-        export_url="/api/v1/audit/export.csv?" + urlencode(_api_params(filters)),
+        export_url="/api/v1/audit/export.csv?"
+        + urlencode({**_api_params(filters), "labels": "zh"}),
         actions=[(action.value, ACTION_LABELS.get(action, action.value)) for action in AuditAction],
         outcomes=list(OUTCOME_LABELS.items()),
         org_names=[org.name for org in administration.list_orgs(backends, kind=None)],
