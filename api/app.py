@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
+from api.headers import DOCS_PATH, apply_security_headers
 from api.routes import admin, audit, auth, documents, health, search
 from api.web.install import install_web
 from indexer.worker import BackgroundWorker, IndexWorker
@@ -80,29 +81,9 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     async def security_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if response.headers.get("content-type", "").startswith("text/html"):
-            policy = DOCS_POLICY if request.url.path == DOCS_PATH else PAGE_POLICY
-            response.headers.setdefault("Content-Security-Policy", policy)
-            response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
+        return apply_security_headers(request.url.path, await call_next(request))
 
     return app
-
-
-# Pages load scripts, styles, images and fonts from the app itself only, and no other site may
-# frame them. PDF.js renders previews in a worker and decodes some images with WebAssembly.
-PAGE_POLICY = (
-    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
-    "img-src 'self' data: blob:; font-src 'self' data:; worker-src 'self' blob:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
-DOCS_PATH = "/api/docs"
-# Swagger UI starts from an inline script that FastAPI writes into its page.
-DOCS_POLICY = PAGE_POLICY.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
 
 
 def _install_api_docs(app: FastAPI) -> None:

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.headers import apply_security_headers
 from api.web.errors import error_page, is_page_request
 from services.errors import BackendUnavailable, MaterialsError, NotAuthenticated, RateLimited
 
@@ -90,9 +91,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error", exc_info=exc)
+    # This answer passes no middleware: it gets its security headers here.
     if is_page_request(request):
-        return error_page(request, 500, "")
-    return error_response(500, "internal_error", "服务器内部错误，请联系管理员")
+        return apply_security_headers(request.url.path, error_page(request, 500, ""))
+    return apply_security_headers(
+        request.url.path, error_response(500, "internal_error", "服务器内部错误，请联系管理员")
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route, sync_playwright
 
@@ -96,6 +99,50 @@ def serve_site(settings: Settings, *, other_origins: tuple[str, ...] = ()) -> It
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with serve_site(make_settings(tmp_path_factory.mktemp("web") / "data")) as started:
         yield started
+
+
+def bearer(site: Site, username: str) -> dict[str, str]:
+    """Authorization headers for a user of the sample county, for API calls beside the browser."""
+    response = httpx.post(
+        f"{site.url}/api/v1/auth/token", data={"username": username, "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def upload_as(
+    site: Site,
+    username: str,
+    filename: str,
+    content: bytes,
+    content_type: str | None = None,
+    **fields: str,
+) -> dict[str, Any]:
+    """A document uploaded through the API (new or duplicate), as the API answered it; without
+    a content type, the one its name suggests."""
+    response = httpx.post(
+        f"{site.url}/api/v1/documents",
+        headers=bearer(site, username),
+        files={"file": (filename, content, content_type)},
+        data=fields,
+    )
+    assert response.status_code in (200, 201), response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def wait_indexed(site: Site, username: str, document_ids: list[str]) -> None:
+    """Until the index worker has handled these documents (indexed or failed)."""
+    headers = bearer(site, username)
+    deadline = time.monotonic() + 60
+    waiting = set(document_ids)
+    while waiting and time.monotonic() < deadline:
+        for document_id in list(waiting):
+            response = httpx.get(f"{site.url}/api/v1/documents/{document_id}", headers=headers)
+            if response.json()["index_status"] != "pending":
+                waiting.discard(document_id)
+        time.sleep(0.1)
+    assert not waiting, f"not indexed in time: {waiting}"
 
 
 # Chromium logs every 4xx/5xx answer on the console too; those are checked as answers instead.

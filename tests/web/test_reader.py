@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from playwright.sync_api import Dialog, Page, expect
 
 from tests.conftest import PASSWORD, POVERTY
 from tests.samples import docx_bytes, pdf_bytes, pdf_from_objects, png_bytes
-from tests.web.conftest import Site, Visitor, screenshot
+from tests.web.conftest import Site, Visitor, bearer, screenshot, upload_as, wait_indexed
 
 PDF_NAME = "东镇2024年低保复核情况.pdf"
 PDF_TITLE = "东镇2024年低保复核情况"
@@ -37,40 +36,11 @@ class Seeded:
     photo: str
 
 
-def _token(site: Site, username: str) -> str:
-    response = httpx.post(
-        f"{site.url}/api/v1/auth/token", data={"username": username, "password": PASSWORD}
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
 def _upload(
     site: Site, username: str, filename: str, content: bytes, content_type: str, **fields: str
 ) -> str:
-    response = httpx.post(
-        f"{site.url}/api/v1/documents",
-        headers={"Authorization": f"Bearer {_token(site, username)}"},
-        files={"file": (filename, content, content_type)},
-        data=fields,
-    )
-    assert response.status_code == 201, response.text
-    document_id: str = response.json()["id"]
+    document_id: str = upload_as(site, username, filename, content, content_type, **fields)["id"]
     return document_id
-
-
-def _wait_indexed(site: Site, username: str, document_ids: list[str]) -> None:
-    headers = {"Authorization": f"Bearer {_token(site, username)}"}
-    deadline = time.monotonic() + 60
-    waiting = set(document_ids)
-    while waiting and time.monotonic() < deadline:
-        for document_id in list(waiting):
-            response = httpx.get(f"{site.url}/api/v1/documents/{document_id}", headers=headers)
-            if response.json()["index_status"] != "pending":
-                waiting.discard(document_id)
-        time.sleep(0.1)
-    assert not waiting, f"not indexed in time: {waiting}"
 
 
 def _photo_with_exif() -> bytes:
@@ -123,8 +93,8 @@ def seeded(site: Site) -> Seeded:
         category="工作总结",
         period="2023",
     )
-    _wait_indexed(site, "east", [pdf, png, east_photo])
-    _wait_indexed(site, "west", [docx])
+    wait_indexed(site, "east", [pdf, png, east_photo])
+    wait_indexed(site, "west", [docx])
     return Seeded(pdf=pdf, png=png, docx=docx, photo=east_photo)
 
 
@@ -320,7 +290,7 @@ def test_markup_in_titles_and_file_names_is_shown_as_text(visitor: Visitor, site
     document_id = _upload(
         site, "east", filename, pdf_bytes("alert notice"), "application/pdf", title=title
     )
-    _wait_indexed(site, "east", [document_id])
+    wait_indexed(site, "east", [document_id])
     dialogs: list[str] = []
 
     def record(dialog: Dialog) -> None:
@@ -345,7 +315,7 @@ def test_markup_in_titles_and_file_names_is_shown_as_text(visitor: Visitor, site
 
 
 def test_own_township_sees_usage_receipt_and_withdraw(visitor: Visitor, seeded: Seeded) -> None:
-    reader = {"Authorization": f"Bearer {_token(visitor.site, 'poverty')}"}
+    reader = bearer(visitor.site, "poverty")
     base = f"{visitor.site.url}/api/v1/documents/{seeded.pdf}"
     assert httpx.get(base, headers=reader).status_code == 200
     assert httpx.get(f"{base}/download", headers=reader).status_code == 200

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -26,9 +25,9 @@ from playwright.sync_api import (
 
 from services import orgs
 from services.models import Document
-from tests.conftest import PASSWORD, make_settings
+from tests.conftest import make_settings
 from tests.samples import docx_bytes, pdf_bytes, png_bytes, text_bytes
-from tests.web.conftest import Site, Visitor, open_visitor, screenshot, serve_site
+from tests.web.conftest import Site, Visitor, open_visitor, screenshot, serve_site, upload_as
 
 THREE = {
     "2026年第三季度工作总结.pdf": pdf_bytes("Third quarter work summary"),
@@ -83,20 +82,6 @@ def upload_page(visitor: Visitor, username: str = "east") -> Page:
     expect(page.get_by_role("heading", level=1)).to_have_text("上传材料")
     page.wait_for_load_state()  # upload.js (deferred) is running
     return page
-
-
-def api_upload(site: Site, user: str, name: str, content: bytes, **fields: str) -> dict[str, str]:
-    with httpx.Client(base_url=site.url) as client:
-        token = client.post("/api/v1/auth/token", data={"username": user, "password": PASSWORD})
-        response = client.post(
-            UPLOADS,
-            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
-            data=fields,
-            files={"file": (name, content)},
-        )
-        assert response.status_code in (200, 201), response.text
-        result: dict[str, str] = response.json()
-        return result
 
 
 def wait_until_indexed(site: Site, township: str) -> None:
@@ -212,9 +197,7 @@ def test_uploader_uploads_three_files_at_once_then_a_resent_one_is_not_sent(
 def test_materials_list_shows_sorts_and_filters(visitor: Visitor, three_files: list[Path]) -> None:
     site = visitor.site
     for path in three_files:  # already there when the test above ran; a duplicate changes nothing
-        api_upload(
-            site, "east", path.name, path.read_bytes(), period="2026-Q3", category="工作总结"
-        )
+        upload_as(site, "east", path.name, path.read_bytes(), period="2026-Q3", category="工作总结")
     wait_until_indexed(site, "东镇")
     page = visitor.login("east")
     assert page.url.endswith("/materials")
@@ -264,7 +247,7 @@ def test_receipt_page_shows_the_digest_and_a_qr_code_and_prints(
     visitor: Visitor, three_files: list[Path]
 ) -> None:
     pdf = three_files[0]
-    created = api_upload(visitor.site, "east", pdf.name, pdf.read_bytes())
+    created = upload_as(visitor.site, "east", pdf.name, pdf.read_bytes())
     page = visitor.login("east")
     page.goto(f"{visitor.site.url}/documents/{created['id']}/receipt")
     expect(page.get_by_role("heading", level=1)).to_have_text("报送回执")
