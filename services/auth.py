@@ -85,7 +85,7 @@ class Authenticator:
         ok = self._passwords.matches(user.password_hash if user else None, password)
         if not ok or user is None or not user.active:
             reason = "bad_password" if user else "unknown_user"
-            if user is not None and not user.active:
+            if ok and user is not None and not user.active:
                 reason = "inactive"
             self._audit.record(
                 actor=actor,
