@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import text
 
-from api.web.routes.audit import ACTION_LABELS
+from api.web.routes.audit import ACTION_LABELS, details_text
 from services.audit import AuditAction
 from tests.conftest import PASSWORD
 from tests.samples import text_bytes
@@ -171,5 +171,16 @@ def test_verify_says_intact_then_names_the_tampered_record(
     expect(page.locator(".verify-result")).to_have_class(re.compile("verify-bad"))
     # The filters stay as they were; the row shows what is stored now.
     assert _cells(page, "序号") == [str(download_seq)]
-    assert _cells(page, "详情") == ["reason: nothing to see"]
+    assert _cells(page, "详情") == ["原因: nothing to see"]
     visitor.problems.assert_none()
+
+
+def test_details_are_said_in_words() -> None:
+    assert details_text({"reason": "bad_password"}) == "原因: 密码错误"
+    assert details_text({"ok": True, "events": 3, "first_bad_seq": None}) == (
+        "记录数: 3; 首条异常记录: null; 完整: 是"
+    )
+    # What has no name yet is shown as recorded.
+    assert details_text({"reason": "something_new", "extra": [1]}) == (
+        "extra: [1]; 原因: something_new"
+    )
