@@ -51,6 +51,18 @@ def _orgs_by_kind(orgs: list[Org]) -> list[tuple[str, str, list[Org]]]:
 @router.get("/admin/users")
 def users_page(request: Request, web: SignedIn, backends: BackendsDep, ip: ClientIP) -> Response:
     """Every account with its role, organisation and state; create, disable, reset a password."""
+    return _users_page(request, web, backends, ip)
+
+
+def _users_page(
+    request: Request,
+    web: ActiveSession,
+    backends: Backends,
+    ip: str | None,
+    *,
+    create_error: str | None = None,
+    entered: dict[str, str] | None = None,
+) -> Response:
     users = administration.list_users(backends, principal=web.principal, ip=ip)
     orgs = administration.list_orgs(backends, kind=None)
     return render(
@@ -58,10 +70,13 @@ def users_page(request: Request, web: SignedIn, backends: BackendsDep, ip: Clien
         "admin_users.html",
         principal=web.principal,
         csrf_token=web.csrf_token,
+        status_code=422 if create_error else 200,
         users=users,
         org_groups=_orgs_by_kind(orgs),
         roles=[(role.value, ROLE_LABELS[role.value]) for role in Role],
         min_password_length=MIN_PASSWORD_LENGTH,
+        create_error=create_error,
+        entered=entered or {},
     )
 
 
@@ -81,7 +96,11 @@ def create_user(
             ip=ip,
         )
     except MaterialsError as exc:
-        return _back(request, backends, "/admin/users", exc)
+        if isinstance(exc, Forbidden):
+            raise
+        # The form comes back as it was typed (but the password), with the reason beside it.
+        entered = {name: _field(form, name) for name in ("username", "role", "org")}
+        return _users_page(request, web, backends, ip, create_error=exc.message, entered=entered)
     role = ROLE_LABELS.get(user.role, user.role)
     text = (
         f"已创建用户 {user.username}（{role}，{user.org.name}）"
