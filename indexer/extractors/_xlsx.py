@@ -5,9 +5,11 @@ Sheets past ``max_pages`` and rows past ``max_rows`` are not read (noted ``page_
 
 from __future__ import annotations
 
+from typing import Any
+
 import openpyxl
 
-from indexer.extractors import Extracted, ExtractionContext
+from indexer.extractors import Extracted, ExtractionContext, ExtractionLimits
 from indexer.extractors._cells import cell_text
 from indexer.extractors._zip import check_archive
 
@@ -22,9 +24,16 @@ class XlsxExtractor:
     def extract(self, context: ExtractionContext) -> Extracted:
         limits = context.limits
         check_archive(context.path, limits)
-        workbook = openpyxl.load_workbook(
-            context.path, read_only=True, data_only=True, keep_links=False
-        )
+        with context.path.open("rb") as source:
+            # An open file, not the path: openpyxl refuses a path without an .xlsx extension,
+            # and the worker's blob file has none.
+            return self._read(
+                openpyxl.load_workbook(source, read_only=True, data_only=True, keep_links=False),
+                limits,
+            )
+
+    @staticmethod
+    def _read(workbook: Any, limits: ExtractionLimits) -> Extracted:
         lines: list[str] = []
         notes: list[str] = []
         size = 0

@@ -5,8 +5,10 @@ Documents are indexed by draining the outbox explicitly, as a worker would.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import openpyxl
 import pytest
 from sqlalchemy import select
 
@@ -215,6 +217,24 @@ def test_the_year_facet_is_also_a_filter(api: Api, backends: Backends) -> None:
         "/api/v1/search", params={"year": "20x0"}, headers=api.headers("poverty")
     )
     assert refused.status_code == 422
+
+
+def test_a_word_only_in_a_spreadsheet_cell_is_found(api: Api, backends: Backends) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "监测户名单"
+    sheet.append(["户主", "帮扶措施"])
+    sheet.append(["张某", "雨露计划职业培训"])
+    content = io.BytesIO()
+    workbook.save(content)
+    created = api.upload("east", "监测户台账.xlsx", content.getvalue()).json()
+    _index(backends)
+    found = _search(api, "poverty", q="雨露计划")
+    assert [hit["document"]["id"] for hit in found["hits"]] == [created["id"]]
+    assert _search(api, "poverty", q="监测户名单")["total"] == 1  # the sheet's name
+    document = api.client.get(f"/api/v1/documents/{created['id']}", headers=api.headers("east"))
+    assert document.json()["index_status"] == "indexed"
 
 
 def test_pdf_text_layer_is_searchable(api: Api, backends: Backends) -> None:
