@@ -21,7 +21,7 @@ from services.backends import Backends
 from services.blobs import BlobWriter
 from services.errors import Conflict, Forbidden, InvalidField, MaterialsError, NotFound
 from services.filetypes import detect_file_type
-from services.metadata import SHA256_FIELD, check_period, parse_metadata, parse_sha256
+from services.metadata import SHA256_FIELD, parse_metadata, parse_sha256, periods_inside
 from services.models import (
     Document,
     DocumentDepartment,
@@ -420,21 +420,9 @@ LIST_SORTS = ("date", "title", "category")
 
 
 def _period_clause(period: str) -> ColumnElement[bool]:
-    """Documents of this period or of a shorter one inside it: 2026 also finds 2026-Q3 and
-    2026-09-15; 2026-Q3 also finds 2026-07 … 2026-09 and their days."""
-    canonical = check_period(period)
-    if "-Q" in canonical:
-        year, quarter = canonical.split("-Q")
-        last = 3 * int(quarter)
-        months = [f"{year}-{month:02d}" for month in range(last - 2, last + 1)]
-        return or_(
-            Document.period == canonical,
-            Document.period.in_(months),
-            *(Document.period.like(f"{month}-%") for month in months),
-        )
-    if len(canonical) == 10:  # one day
-        return Document.period == canonical
-    return or_(Document.period == canonical, Document.period.like(f"{canonical}-%"))
+    """Documents of this period or of a shorter one inside it (2026 also finds 2026-Q3)."""
+    exact, prefixes = periods_inside(period)
+    return or_(Document.period.in_(exact), *(Document.period.startswith(p) for p in prefixes))
 
 
 def list_visible(

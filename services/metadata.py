@@ -80,6 +80,18 @@ class _Period:
             return f"{self.year}-{self.month:02d}"
         return str(self.year)
 
+    def inside(self) -> tuple[list[str], list[str]]:
+        """The stored periods that lie inside this one: exact values, and prefixes of longer
+        ones (2026 → 2026 and 2026-…; 2026-Q3 → 2026-Q3, 2026-07 … 2026-09 and their days)."""
+        canonical = self.canonical()
+        if self.day is not None:
+            return [canonical], []
+        if self.quarter is not None:
+            last = 3 * self.quarter
+            months = [f"{self.year}-{month:02d}" for month in range(last - 2, last + 1)]
+            return [canonical, *months], [f"{month}-" for month in months]
+        return [canonical], [f"{canonical}-"]
+
     def label(self) -> str:
         """As people say it: 2024年第三季度, 2024年9月, 2024年9月15日, 2024年."""
         if self.quarter is not None:
@@ -184,6 +196,12 @@ def period_label(period: str | None) -> str:
         return _parse_period(period).label()
     except InvalidField:
         return period
+
+
+def periods_inside(period: str) -> tuple[list[str], list[str]]:
+    """For filtering stored periods by one people typed: exact values and prefixes that lie
+    inside it (a year finds its quarters, months and days)."""
+    return _parse_period(period).inside()
 
 
 def period_bounds(period: str) -> tuple[date, date]:
