@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
-from api.web.cookies import SESSION_COOKIE
 from api.web.render import render
-from services import sessions
+from api.web.session import current_session
 from services.errors import MaterialsError
 from services.sessions import ActiveSession
 
@@ -54,11 +53,9 @@ def error_page(request: Request, status: int, message: str) -> Response:
 
 
 def _signed_in(request: Request) -> ActiveSession | None:
-    """The session behind an error page, so the page keeps its header and menu."""
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
+    """The session behind an error page, so the page keeps its header and menu (none when
+    the database itself is what failed)."""
     try:
-        return sessions.resolve_session(request.app.state.backends, token=token)
+        return current_session(request)
     except MaterialsError:
         return None

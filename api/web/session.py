@@ -22,21 +22,36 @@ from services.audit import Actor, AuditAction, Outcome
 from services.errors import Forbidden, NotAuthenticated
 from services.sessions import ActiveSession
 
-__all__ = ["CheckedForm", "LoginRequired", "SignedIn", "install_login_redirect", "safe_next"]
+__all__ = [
+    "CheckedForm",
+    "LoginRequired",
+    "SignedIn",
+    "current_session",
+    "install_login_redirect",
+    "safe_next",
+]
 
 
 class LoginRequired(Exception):
     """A page was asked for without a live session."""
 
 
-async def _signed_in(request: Request, backends: BackendsDep) -> ActiveSession:
-    token = request.cookies.get(SESSION_COOKIE, "")
+def current_session(request: Request) -> ActiveSession | None:
+    """The live session the browser's cookie names, or None (no cookie, ended, expired)."""
+    token = request.cookies.get(SESSION_COOKIE)
     if not token:
-        raise LoginRequired
+        return None
     try:
-        return await run_in_threadpool(sessions.resolve_session, backends, token=token)
+        return sessions.resolve_session(request.app.state.backends, token=token)
     except NotAuthenticated:
-        raise LoginRequired from None
+        return None
+
+
+async def _signed_in(request: Request) -> ActiveSession:
+    active = await run_in_threadpool(current_session, request)
+    if active is None:
+        raise LoginRequired
+    return active
 
 
 SignedIn = Annotated[ActiveSession, Depends(_signed_in)]

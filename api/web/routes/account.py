@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import AuthenticatorDep, BackendsDep, ClientIP
 from api.web.cookies import LOGIN_CSRF_COOKIE, SESSION_COOKIE, clear_cookie, set_cookie
 from api.web.render import HOME, flash_redirect, render
-from api.web.session import CheckedForm, SignedIn, safe_next
+from api.web.session import CheckedForm, SignedIn, current_session, safe_next
 from services import orgs, sessions
 from services.audit import Actor, AuditAction, Outcome
 from services.errors import MaterialsError, NotFound, RateLimited
@@ -22,17 +22,11 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
-def start_page(request: Request, backends: BackendsDep) -> Response:
+def start_page(request: Request) -> Response:
     """Signed in: the role's own start page; otherwise the login page."""
-    token = request.cookies.get(SESSION_COOKIE, "")
-    if token:
-        try:
-            active = sessions.resolve_session(backends, token=token)
-        except MaterialsError:
-            pass
-        else:
-            return RedirectResponse(HOME[active.principal.role], status_code=303)
-    return RedirectResponse("/login", status_code=303)
+    active = current_session(request)
+    target = HOME[active.principal.role] if active is not None else "/login"
+    return RedirectResponse(target, status_code=303)
 
 
 def _has_users(backends: BackendsDep) -> bool:
