@@ -18,7 +18,18 @@ from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
 from api.headers import DOCS_PATH, apply_security_headers
-from api.routes import admin, audit, auth, documents, health, search
+from api.routes import (
+    admin,
+    audit,
+    auth,
+    catalog,
+    documents,
+    figures,
+    health,
+    notifications,
+    requests,
+    search,
+)
 from api.web.install import install_web
 from indexer.worker import BackgroundWorker, IndexWorker
 from services import orgs
@@ -71,7 +82,18 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     app.state.backends = opened
     app.state.authenticator = Authenticator(settings=settings, backends=opened)
     install_error_handlers(app)
-    for module in (auth, documents, search, audit, admin, health):
+    for module in (
+        auth,
+        documents,
+        search,
+        audit,
+        admin,
+        catalog,
+        requests,
+        notifications,
+        figures,
+        health,
+    ):
         app.include_router(module.router)
 
     install_web(app)

@@ -102,6 +102,7 @@ class DocumentOut(BaseModel):
     contains_personal_data: bool = False
     exif: dict[str, Any] | None = None
     similar_to: list[SimilarOut] = []
+    catalog_item: int | None = None
 
     @classmethod
     def of(
@@ -142,6 +143,7 @@ class DocumentOut(BaseModel):
                 SimilarOut(id=other.id, title=other.title, similarity=round(score, 3))
                 for other, score in similar
             ],
+            catalog_item=document.catalog_item_id,
         )
 
 

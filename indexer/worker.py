@@ -10,11 +10,13 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 
 from indexer import outbox
 from indexer.extractors import ExtractionLimits
 from indexer.indexing import index_document, mark_failed
+from services import requests
 from services.backends import Backends
 from services.errors import BackendUnavailable
 from services.search import SearchIndex
@@ -44,6 +46,7 @@ class IndexWorker:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._limits = limits or ExtractionLimits()
+        self._next_due_check = 0.0
 
     def run_once(self) -> int:
         """Process one batch of due events; how many were claimed."""
@@ -84,10 +87,25 @@ class IndexWorker:
             handled += claimed
         return handled
 
+    def check_due_dates(self) -> None:
+        """The periodic part of the loop: remind townships of requests nearing or past their due
+        date, every ``due_check_seconds`` (each reminder is sent once, whichever worker runs)."""
+        if time.monotonic() < self._next_due_check:
+            return
+        self._next_due_check = time.monotonic() + self._backends.settings.due_check_seconds
+        try:
+            sent = requests.run_due_dates(self._backends)
+        except Exception:  # a clash with another worker or a database error: try next time
+            log.exception("due-date reminders failed")
+            return
+        if sent:
+            log.info("sent %d due-date reminders", sent)
+
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set, polling when idle."""
         log.info("index worker %s started", self.owner)
         while not stop.is_set():
+            self.check_due_dates()
             try:
                 claimed = self.run_once()
             except Exception:  # the database itself failed: wait and try again

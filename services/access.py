@@ -9,7 +9,16 @@ Every permission decision in the system is one of these functions. Read top to b
 - admins manage organisations, users, categories and grants and may withdraw any document, but
   neither read documents nor the audit log (separation of duties, MLPS 2.0);
 - a withdrawn document is visible only to its own township and to auditors;
-- which departments used a document (its usage figures) is for its own township and auditors.
+- which departments used a document (its usage figures) is for its own township, coordinators
+  and auditors;
+- coordinators (the county's burden-reduction office) keep the material catalog, approve ad-hoc
+  requests and read every figure, but read no document, snippet or audit event;
+- requests: only departments ask; a draft is its own department's alone; a township sees the
+  requests sent to it (never drafts or those awaiting approval); coordinators and departments
+  see every request that left its draft (a department may join another's instead of asking
+  again), and only the department that created a request decides on it;
+- the catalog is read by everyone signed in; a township reads its own row of a coverage grid,
+  and its own line of the figures, as does a department.
 A document the caller may not see must answer "not found", so that its existence does not leak.
 """
 
@@ -20,7 +29,16 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, true
 
-from services.models import Document, DocumentDepartment, OrgKind, Role, User, Visibility
+from services.models import (
+    Document,
+    DocumentDepartment,
+    MaterialRequest,
+    OrgKind,
+    RequestStatus,
+    Role,
+    User,
+    Visibility,
+)
 from services.search import ReadScope
 
 # Which kind of organisation each role belongs to.
@@ -29,6 +47,7 @@ ROLE_ORG_KIND: dict[Role, OrgKind] = {
     Role.reader: OrgKind.department,
     Role.auditor: OrgKind.county,
     Role.admin: OrgKind.county,
+    Role.coordinator: OrgKind.county,
 }
 
 
@@ -92,7 +111,19 @@ def can_download(
 
 def can_see_usage(principal: Principal, document: Document) -> bool:
     """May the caller see which departments viewed and downloaded this document?"""
-    return _own_township(principal, document) or principal.role is Role.auditor
+    return _own_township(principal, document) or principal.role in (Role.auditor, Role.coordinator)
+
+
+def shared_with_department(document: Document, department_id: int) -> bool:
+    """Would staff of this department be allowed to read the document (answering a request)?"""
+    if document.withdrawn_at is not None:
+        return False
+    visibility = Visibility(document.visibility)
+    if visibility is Visibility.departments:
+        return True
+    if visibility is Visibility.restricted:
+        return department_id in {org.id for org in document.departments}
+    return False
 
 
 def can_upload(principal: Principal) -> bool:
@@ -110,6 +141,62 @@ def can_read_audit(principal: Principal) -> bool:
 
 def can_administer(principal: Principal) -> bool:
     return principal.role is Role.admin
+
+
+def can_keep_catalog(principal: Principal) -> bool:
+    """Creating and changing catalog items, and approving ad-hoc requests."""
+    return principal.role is Role.coordinator
+
+
+def can_see_coverage_row(principal: Principal, township_id: int) -> bool:
+    """A township sees its own row of a coverage grid; everyone else sees every row."""
+    return principal.role is not Role.uploader or principal.org_id == township_id
+
+
+def can_request(principal: Principal) -> bool:
+    """Only department staff ask townships for materials."""
+    return principal.role is Role.reader and principal.org_kind is OrgKind.department
+
+
+# A township is shown a request only once it has been sent to it.
+TOWNSHIP_STATUSES = (RequestStatus.sent.value, RequestStatus.answered.value)
+
+
+def _requests_for_department(principal: Principal, request: MaterialRequest) -> bool:
+    if principal.role is not Role.reader:
+        return False
+    return principal.org_id == request.department_id or principal.org_id in {
+        joined.org_id for joined in request.joined_departments
+    }
+
+
+def can_see_request(principal: Principal, request: MaterialRequest) -> bool:
+    """May the caller know this request exists? Drafts are their own department's alone."""
+    if _requests_for_department(principal, request):
+        return True
+    if request.status == RequestStatus.draft.value:
+        return False
+    if principal.role in (Role.coordinator, Role.reader):
+        return True
+    return (
+        principal.role is Role.uploader
+        and principal.org_id == request.township_id
+        and request.status in TOWNSHIP_STATUSES
+    )
+
+
+def can_decide_request(principal: Principal, request: MaterialRequest) -> bool:
+    """Accept a match, join another request or send: the request's own department only."""
+    return principal.role is Role.reader and principal.org_id == request.department_id
+
+
+def can_answer_request(principal: Principal, request: MaterialRequest) -> bool:
+    return principal.role is Role.uploader and principal.org_id == request.township_id
+
+
+def can_read_all_figures(principal: Principal) -> bool:
+    """Coordinators, auditors and admins read every row; others only their own organisation's."""
+    return principal.role in (Role.coordinator, Role.auditor, Role.admin)
 
 
 def read_scope(principal: Principal) -> ReadScope:

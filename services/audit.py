@@ -51,6 +51,22 @@ class AuditAction(StrEnum):
     category_create = "category_create"
     grant_create = "grant_create"
     admin = "admin"  # any other administrative request
+    catalog_create = "catalog_create"
+    catalog_update = "catalog_update"
+    coverage_read = "coverage_read"
+    # A request's life: every state change is one event, so the figures can be rebuilt from them.
+    request_create = "request_create"  # a draft, with the matches it was shown
+    request_accept = "request_accept"  # answered from the repository: the township is not asked
+    request_join = "request_join"
+    request_send = "request_send"  # sent to the township, or to the coordinator for approval
+    request_approve = "request_approve"
+    request_refuse = "request_refuse"
+    request_answer = "request_answer"
+    request_overdue = "request_overdue"  # found past its due date by the due-date job
+    request_read = "request_read"
+    notify = "notify"  # one in-app notification to one user
+    notification_read = "notification_read"
+    figures_read = "figures_read"
 
 
 class Outcome(StrEnum):
@@ -85,6 +101,21 @@ ACTION_NAMES: dict[str, str] = {
     AuditAction.category_create.value: "添加材料类别",
     AuditAction.grant_create.value: "授予下载权限",
     AuditAction.admin.value: "其他管理操作",
+    AuditAction.catalog_create.value: "新增目录材料",
+    AuditAction.catalog_update.value: "修改目录材料",
+    AuditAction.coverage_read.value: "查阅报送情况",
+    AuditAction.request_create.value: "起草材料需求",
+    AuditAction.request_accept.value: "采用已有材料",
+    AuditAction.request_join.value: "并入同类需求",
+    AuditAction.request_send.value: "发出材料需求",
+    AuditAction.request_approve.value: "准入材料需求",
+    AuditAction.request_refuse.value: "不予准入",
+    AuditAction.request_answer.value: "答复材料需求",
+    AuditAction.request_overdue.value: "需求逾期",
+    AuditAction.request_read.value: "查阅材料需求",
+    AuditAction.notify.value: "发送提醒",
+    AuditAction.notification_read.value: "阅读提醒",
+    AuditAction.figures_read.value: "查阅减负成效",
 }
 OUTCOME_NAMES: dict[str, str] = {
     Outcome.allowed.value: "允许",

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     # argon2id cost of password hashes (argon2-cffi's defaults, RFC 9106 low-memory profile).
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=64)
+    # The burden figures: hours a department saves for each request answered from the repository
+    # or joined to another, and for each reuse of a document (a department's first download).
+    hours_per_request: float = Field(default=2.0, ge=0)
+    hours_per_reuse: float = Field(default=0.5, ge=0)
+    # How often the worker looks for requests nearing or past their due date.
+    due_check_seconds: float = Field(default=60.0, gt=0)
     production: bool = False
     # Run an index worker thread inside the API process (embedded mode). Production runs
     # `materials worker` processes instead and sets this to false.

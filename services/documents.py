@@ -14,14 +14,20 @@ from urllib.parse import quote
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from services import access, orgs
+from services import access, orgs, slots
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
 from services.blobs import BlobWriter
 from services.errors import Conflict, Forbidden, InvalidField, MaterialsError, NotFound
 from services.filetypes import detect_file_type
-from services.metadata import SHA256_FIELD, parse_metadata, parse_sha256, periods_inside
+from services.metadata import (
+    CATALOG_ITEM_FIELD,
+    SHA256_FIELD,
+    parse_metadata,
+    parse_sha256,
+    periods_inside,
+)
 from services.models import (
     Document,
     DocumentDepartment,
@@ -110,9 +116,21 @@ def upload(
         with backends.db.session() as session:
             township = session.get(Org, principal.org_id)
             assert township is not None
+            catalog_item = None
+            if fields.get(CATALOG_ITEM_FIELD, "").strip():
+                catalog_item = slots.item_for_slot(
+                    session,
+                    ref=fields[CATALOG_ITEM_FIELD].strip(),
+                    township_id=township.id,
+                    period=fields.get("period", "").strip() or None,
+                    field=CATALOG_ITEM_FIELD,
+                )
+                if not fields.get("category", "").strip():
+                    fields = {**fields, "category": catalog_item.category}
             metadata = parse_metadata(
                 session, fields=fields, filename=incoming.filename, township=township
             )
+            catalog_item_id = catalog_item.id if catalog_item is not None else None
         if incoming.size == 0:
             raise InvalidField("file", "文件为空", code="empty_file")
         _check_declared_sha256(fields.get(SHA256_FIELD), incoming.sha256)
@@ -154,6 +172,7 @@ def upload(
                 visibility=metadata.visibility.value,
                 township_id=principal.org_id,
                 uploaded_by_id=principal.user_id,
+                catalog_item_id=catalog_item_id,
             )
             session.add(document)
             session.flush()
@@ -170,10 +189,13 @@ def upload(
                     "size": incoming.size,
                     "filename": metadata.filename,
                     "content_type": detected.mime,
+                    **({"catalog_item": catalog_item_id} if catalog_item_id else {}),
                 },
             )
             document.receipt_seq = event.seq
             document.receipt_hash = event.hash
+            # The upload happened when the log says it did (the figures count it from there).
+            document.created_at = event.at
             # Same transaction: the index cannot miss a committed document.
             session.add(OutboxEvent(document_id=document.id, action=IndexAction.upsert.value))
             session.flush()

@@ -25,6 +25,8 @@ MAX_TAG = 30
 DEFAULT_CATEGORY = "其他"
 # Optional upload field: the file's sha256, checked against the bytes that arrived.
 SHA256_FIELD = "sha256"
+# Optional upload field: the catalog item whose slot (township, period) the document fills.
+CATALOG_ITEM_FIELD = "catalog_item"
 KNOWN_FIELDS = frozenset(
     {
         "title",
@@ -34,6 +36,7 @@ KNOWN_FIELDS = frozenset(
         "description",
         "visibility",
         "departments",
+        CATALOG_ITEM_FIELD,
         SHA256_FIELD,
     }
 )
@@ -101,6 +104,28 @@ class _Period:
         if self.month is not None:
             return f"{self.year}年{self.month}月"
         return f"{self.year}年"
+
+    @property
+    def unit(self) -> str:
+        """What the period spans: ``year``, ``quarter``, ``month`` or ``day``."""
+        if self.quarter is not None:
+            return "quarter"
+        if self.day is not None:
+            return "day"
+        return "month" if self.month is not None else "year"
+
+    def following(self) -> _Period:
+        """The next period of the same span (2026-Q4 → 2027-Q1)."""
+        if self.quarter is not None:
+            year, quarter = divmod(self.year * 4 + self.quarter, 4)
+            return _Period(year=year, quarter=quarter + 1)
+        if self.month is not None and self.day is None:
+            year, month = divmod(self.year * 12 + self.month, 12)
+            return _Period(year=year, month=month + 1)
+        if self.day is not None:
+            after = self.bounds()[0] + timedelta(days=1)
+            return _Period(year=after.year, month=after.month, day=after.day)
+        return _Period(year=self.year + 1)
 
     def bounds(self) -> tuple[date, date]:
         if self.day is not None:
@@ -207,6 +232,34 @@ def periods_inside(period: str) -> tuple[list[str], list[str]]:
 def period_bounds(period: str) -> tuple[date, date]:
     """The first and last day a valid period covers: 2020-Q3 → 2020-07-01 … 2020-09-30."""
     return _parse_period(period).bounds()
+
+
+def period_unit(period: str) -> str:
+    """What a valid period spans: ``year``, ``quarter``, ``month`` or ``day``."""
+    return _parse_period(period).unit
+
+
+def period_containing(day: date, unit: str) -> str:
+    """The period of the given span that contains a day (2026-08-15, quarter → 2026-Q3)."""
+    if unit == "quarter":
+        return _Period(year=day.year, quarter=(day.month - 1) // 3 + 1).canonical()
+    if unit == "month":
+        return _Period(year=day.year, month=day.month).canonical()
+    if unit == "day":
+        return _Period(year=day.year, month=day.month, day=day.day).canonical()
+    return _Period(year=day.year).canonical()
+
+
+def periods_from_to(first: str, last: str, *, limit: int) -> list[str]:
+    """Consecutive periods of one span from ``first`` to ``last`` inclusive, at most ``limit``."""
+    period, end = _parse_period(first), _parse_period(last)
+    if period.unit != end.unit:
+        raise InvalidField("period_to", "起止期间的类型须一致", code="invalid_period")
+    found: list[str] = []
+    while period.bounds()[0] <= end.bounds()[0] and len(found) < limit:
+        found.append(period.canonical())
+        period = period.following()
+    return found
 
 
 def _split_list(value: str) -> list[str]:

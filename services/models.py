@@ -6,7 +6,7 @@ The schema itself is created only by the Alembic migrations beside ``db.py``.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -63,6 +64,9 @@ class Role(StrEnum):
     reader = "reader"
     auditor = "auditor"
     admin = "admin"
+    # The county's burden-reduction office (减负办): keeps the material catalog, approves ad-hoc
+    # requests, reads the figures; reads no document content and no audit log.
+    coordinator = "coordinator"
 
 
 # The county's clock: what people read and type is Beijing time; the database keeps UTC.
@@ -79,6 +83,7 @@ ROLE_NAMES: dict[str, str] = {
     Role.reader.value: "部门工作人员",
     Role.auditor.value: "审计人员",
     Role.admin.value: "系统管理员",
+    Role.coordinator.value: "减负办工作人员",
 }
 
 
@@ -197,6 +202,8 @@ class Document(Base):
     contains_personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
     exif: Mapped[dict[str, object] | None] = mapped_column(JSON)
     fingerprint: Mapped[list[int] | None] = mapped_column(JSON, deferred=True)
+    # The catalog slot (item, township, period) this document fills, when it was uploaded for one.
+    catalog_item_id: Mapped[int | None] = mapped_column(ForeignKey("catalog_items.id"), index=True)
 
     township: Mapped[Org] = relationship(lazy="joined")
     uploaded_by: Mapped[User] = relationship(lazy="joined", foreign_keys=[uploaded_by_id])
@@ -316,3 +323,205 @@ class AuditEvent(Base):
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Cycle(StrEnum):
+    """How often a catalog item is owed: once, or once per month, quarter or year."""
+
+    once = "once"
+    monthly = "monthly"
+    quarterly = "quarterly"
+    yearly = "yearly"
+
+
+class Sharing(StrEnum):
+    """The sharing class of a catalog item (无条件共享 / 有条件共享 / 不予共享)."""
+
+    unconditional = "unconditional"
+    conditional = "conditional"
+    none = "none"
+
+
+CYCLE_NAMES: dict[str, str] = {
+    Cycle.once.value: "一次性",
+    Cycle.monthly.value: "每月",
+    Cycle.quarterly.value: "每季度",
+    Cycle.yearly.value: "每年",
+}
+SHARING_NAMES: dict[str, str] = {
+    Sharing.unconditional.value: "无条件共享",
+    Sharing.conditional.value: "有条件共享",
+    Sharing.none.value: "不予共享",
+}
+
+
+class CatalogItem(Base):
+    """A recurring material the county's townships owe (材料目录), kept by coordinators."""
+
+    __tablename__ = "catalog_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    category: Mapped[str] = mapped_column(String(50))
+    cycle: Mapped[str] = mapped_column(String(20))
+    due_days: Mapped[int] = mapped_column(Integer)
+    # Owed by every township, or only by those in ``townships``.
+    all_townships: Mapped[bool] = mapped_column(Boolean, default=True)
+    sharing: Mapped[str] = mapped_column(String(20))
+    description: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    townships: Mapped[list[Org]] = relationship(
+        secondary="catalog_item_townships", lazy="selectin", order_by="Org.name"
+    )
+    departments: Mapped[list[Org]] = relationship(
+        secondary="catalog_item_departments", lazy="selectin", order_by="Org.name"
+    )
+
+
+class CatalogItemTownship(Base):
+    __tablename__ = "catalog_item_townships"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("catalog_items.id"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"), primary_key=True)
+
+
+class CatalogItemDepartment(Base):
+    __tablename__ = "catalog_item_departments"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("catalog_items.id"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"), primary_key=True)
+
+
+class RequestStatus(StrEnum):
+    draft = "draft"
+    answered_from_repository = "answered_from_repository"
+    joined = "joined"
+    pending_approval = "pending_approval"
+    sent = "sent"
+    refused = "refused"
+    answered = "answered"
+
+
+REQUEST_STATUS_NAMES: dict[str, str] = {
+    RequestStatus.draft.value: "草稿",
+    RequestStatus.answered_from_repository.value: "已从共享库获取",
+    RequestStatus.joined.value: "已并入同类需求",
+    RequestStatus.pending_approval.value: "待减负办审核",
+    RequestStatus.sent.value: "已发送乡镇",
+    RequestStatus.refused.value: "未予准入",
+    RequestStatus.answered.value: "乡镇已答复",
+}
+
+
+class MaterialRequest(Base):
+    """A department's request for a material from one township (材料需求), from draft to answer."""
+
+    __tablename__ = "material_requests"
+    __table_args__ = (
+        Index("ix_material_requests_township_status", "township_id", "status"),
+        Index("ix_material_requests_department", "department_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(50))
+    period: Mapped[str | None] = mapped_column(String(10))
+    due: Mapped[date] = mapped_column(Date)
+    township_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
+    catalog_item_id: Mapped[int | None] = mapped_column(ForeignKey("catalog_items.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(30), default=RequestStatus.draft.value)
+    repeated: Mapped[bool] = mapped_column(Boolean, default=False)
+    joined_to_id: Mapped[int | None] = mapped_column(ForeignKey("material_requests.id"))
+    # How many of the township's documents the draft showed: sending then needs a reason.
+    matches_shown: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(Text, default="")  # why it is sent despite the matches
+    refusal_reason: Mapped[str] = mapped_column(Text, default="")
+    refusal_document_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # left the draft state
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the due-date job found it sent and past due (it notified the township then).
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    township: Mapped[Org] = relationship(lazy="joined", foreign_keys=[township_id])
+    department: Mapped[Org] = relationship(lazy="joined", foreign_keys=[department_id])
+    created_by: Mapped[User] = relationship(lazy="joined", foreign_keys=[created_by_id])
+    catalog_item: Mapped[CatalogItem | None] = relationship(lazy="joined")
+    joined_departments: Mapped[list[RequestDepartment]] = relationship(
+        lazy="selectin",
+        order_by="RequestDepartment.joined_at",
+        cascade="all, delete-orphan",
+        foreign_keys="RequestDepartment.request_id",
+    )
+    answer_documents: Mapped[list[RequestDocument]] = relationship(
+        lazy="selectin", order_by="RequestDocument.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def document_ids(self) -> list[str]:
+        return [link.document_id for link in self.answer_documents]
+
+    @property
+    def department_names(self) -> list[str]:
+        """Every department the request answers, its creator's first."""
+        return [self.department.name, *(j.department.name for j in self.joined_departments)]
+
+
+class RequestDepartment(Base):
+    """A department that joined a request instead of asking again (through its own request)."""
+
+    __tablename__ = "request_departments"
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("material_requests.id"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"), primary_key=True)
+    via_request_id: Mapped[int] = mapped_column(ForeignKey("material_requests.id"))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    department: Mapped[Org] = relationship(lazy="joined")
+
+
+class RequestDocument(Base):
+    """A document that answers a request (by the township, or accepted from the repository)."""
+
+    __tablename__ = "request_documents"
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("material_requests.id"), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class NotificationKind(StrEnum):
+    request_sent = "request_sent"
+    request_due = "request_due"
+    request_overdue = "request_overdue"
+    request_answered = "request_answered"
+    request_refused = "request_refused"
+    request_joined = "request_joined"
+
+
+class Notification(Base):
+    """A message in one user's in-app list; ``key`` makes each one be sent only once."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("uq_notifications_user_key", "user_id", "key", unique=True),
+        Index("ix_notifications_user_read", "user_id", "read_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    key: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    text: Mapped[str] = mapped_column(String(500))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("material_requests.id"))
+    document_id: Mapped[str | None] = mapped_column(String(36))
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

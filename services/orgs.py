@@ -31,7 +31,7 @@ MAX_CATEGORY_LENGTH = 50
 MAX_USERNAME_LENGTH = 64
 
 
-def _clean_name(value: str, *, field: str, limit: int) -> str:
+def clean_name(value: str, *, field: str, limit: int) -> str:
     name = value.strip()
     if not name:
         raise InvalidField(field, "名称不能为空")
@@ -55,7 +55,7 @@ def create_org(
     session: Session, *, name: str, kind: OrgKind, parent: str | None = None
 ) -> tuple[Org, bool]:
     """Create an organisation, or return the identical existing one; True when created."""
-    name = _clean_name(name, field="name", limit=MAX_NAME_LENGTH)
+    name = clean_name(name, field="name", limit=MAX_NAME_LENGTH)
     parent_org = None
     if parent:
         parent_org = find_org(session, parent)
@@ -129,7 +129,7 @@ def has_users(session: Session) -> bool:
 
 def create_category(session: Session, *, name: str) -> tuple[Category, bool]:
     """Add a category to the admin-defined list; True when created."""
-    name = _clean_name(name, field="name", limit=MAX_CATEGORY_LENGTH)
+    name = clean_name(name, field="name", limit=MAX_CATEGORY_LENGTH)
     existing = session.scalar(select(Category).where(Category.name == name))
     if existing is not None:
         return existing, False

@@ -14,6 +14,7 @@ from api.uploads import read_upload
 from services import documents, usage
 from services.documents import IncomingFile, content_disposition
 from services.metadata import (
+    CATALOG_ITEM_FIELD,
     DEFAULT_CATEGORY,
     MAX_CATEGORY,
     MAX_DESCRIPTION,
@@ -84,6 +85,13 @@ UPLOAD_FORM: dict[str, Any] = {
             "description": "visibility=restricted 时可读的部门名称或编号，逗号分隔 / With "
             "visibility=restricted: the departments that may read it, names or ids, comma "
             "separated",
+        },
+        CATALOG_ITEM_FIELD: {
+            "type": "string",
+            "description": "可选：材料目录中的编号；材料即填报该目录项本乡镇该期间的报送，"
+            "期间须符合报送周期（如季度材料填 2026-Q3） / Optional: a catalog item's id; "
+            "the document fills that item's slot for the township and period, which must "
+            "fit the item's cycle",
         },
         SHA256_FIELD: {
             "type": "string",
