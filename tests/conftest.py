@@ -45,6 +45,7 @@ USERS: dict[str, tuple[Role, str]] = {
     "west": (Role.uploader, WEST),
     "poverty": (Role.reader, POVERTY),
     "stats": (Role.reader, STATS),
+    "coord": (Role.coordinator, COUNTY),
 }
 
 
