@@ -125,8 +125,7 @@ def upload(
                     period=fields.get("period", "").strip() or None,
                     field=CATALOG_ITEM_FIELD,
                 )
-                if not fields.get("category", "").strip():
-                    fields = {**fields, "category": catalog_item.category}
+                fields = slots.defaults_for(catalog_item, fields)
             metadata = parse_metadata(
                 session, fields=fields, filename=incoming.filename, township=township
             )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from services.access import Principal
@@ -149,8 +150,8 @@ def mark_read(
             if owned is None:
                 raise NotFound("提醒不存在", code="notification_not_found")
             query = query.where(Notification.id == notification_id)
-        result = session.execute(query.values(read_at=moment))
-        changed = int(getattr(result, "rowcount", 0))
+        result = cast(CursorResult[Any], session.execute(query.values(read_at=moment)))
+        changed = result.rowcount
         backends.audit.append(
             session,
             actor=actor_of(principal, ip),

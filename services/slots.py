@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from services.errors import InvalidField, NotFound
 from services.metadata import check_period, period_bounds, period_unit
-from services.models import CatalogItem, Cycle
+from services.models import CatalogItem, Cycle, Sharing, Visibility
 
 # The span of a period that fits each cycle.
 CYCLE_UNITS = {Cycle.monthly: "month", Cycle.quarterly: "quarter", Cycle.yearly: "year"}
@@ -71,3 +71,20 @@ def item_for_slot(
 def due_date(item: CatalogItem, period: str) -> date:
     """When a slot is due: ``due_days`` after its period ends."""
     return period_bounds(period)[1] + timedelta(days=item.due_days)
+
+
+def defaults_for(item: CatalogItem, fields: dict[str, str]) -> dict[str, str]:
+    """An upload's fields with what the catalog item implies where the clerk left them empty:
+    its category, and who may read it by its sharing class (无条件共享: every department;
+    有条件共享: the departments that use it; 不予共享: the township only)."""
+    filled = dict(fields)
+    if not filled.get("category", "").strip():
+        filled["category"] = item.category
+    if not filled.get("visibility", "").strip() and not filled.get("departments", "").strip():
+        sharing = Sharing(item.sharing)
+        if sharing is Sharing.none:
+            filled["visibility"] = Visibility.private.value
+        elif sharing is Sharing.conditional and item.departments:
+            filled["visibility"] = Visibility.restricted.value
+            filled["departments"] = ",".join(str(org.id) for org in item.departments)
+    return filled
