@@ -147,6 +147,7 @@ class RequestOut(BaseModel):
     reason: str
     refusal_document_id: str | None
     catalog_item: int | None
+    matches_shown: int  # how many repository documents the draft showed its department
     created_at: datetime
     sent_at: datetime | None
     answered_at: datetime | None
@@ -172,6 +173,7 @@ class RequestOut(BaseModel):
             reason=request.refusal_reason if refused else request.reason,
             refusal_document_id=request.refusal_document_id,
             catalog_item=request.catalog_item_id,
+            matches_shown=request.matches_shown,
             created_at=request.created_at,
             sent_at=request.sent_at,
             answered_at=request.answered_at,

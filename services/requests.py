@@ -350,6 +350,35 @@ def find_matches(
     ][:MAX_MATCHES]
 
 
+def documents_that_may_answer(
+    backends: Backends, *, principal: Principal, request_id: int | str, ip: str | None
+) -> list[Document]:
+    """For a coordinator deciding on a request: the township's live documents of the same
+    category and an overlapping period that every requesting department may read, newest first
+    (their titles only: a coordinator reads no content). A refusal may point to one of them."""
+    request = get(backends, principal=principal, request_id=request_id, ip=ip)
+    if not access.can_keep_catalog(principal):
+        return []
+    asking = [request.department_id, *(j.org_id for j in request.joined_departments)]
+    with backends.db.session() as session:
+        candidates = session.scalars(
+            select(Document)
+            .where(
+                Document.township_id == request.township_id,
+                Document.withdrawn_at.is_(None),
+                Document.category == request.category,
+            )
+            .order_by(Document.created_at.desc())
+            .limit(200)
+        ).all()
+    return [
+        document
+        for document in candidates
+        if _overlaps(request.period, document.period)
+        and all(access.shared_with_department(document, org) for org in asking)
+    ][:MAX_MATCHES]
+
+
 def get(
     backends: Backends, *, principal: Principal, request_id: int | str, ip: str | None
 ) -> MaterialRequest:
