@@ -13,6 +13,7 @@ the burden figures can be rebuilt from the log alone; every refusal is audited t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from services.errors import (
 )
 from services.metadata import DEFAULT_CATEGORY, check_period, period_bounds, period_label
 from services.models import (
+    AuditEvent,
     Document,
     MaterialRequest,
     NotificationKind,
@@ -398,20 +400,85 @@ def get(
         raise
 
 
-def _step(
+@dataclass(frozen=True)
+class _Step:
+    """One state change of one request, inside its transaction."""
+
+    backends: Backends
+    principal: Principal
+    ip: str | None
+    action: AuditAction
+    session: Session
+    request: MaterialRequest
+
+    @property
+    def actor(self) -> Actor:
+        return actor_of(self.principal, self.ip)
+
+    def record(self, *, document_id: str | None = None, **extra: Any) -> AuditEvent:
+        """The change's audit event, with the request's facts and ``extra`` details."""
+        return self.backends.audit.append(
+            self.session,
+            actor=self.actor,
+            action=self.action,
+            outcome=Outcome.allowed,
+            document_id=document_id,
+            details=_facts(self.request, **extra),
+        )
+
+    def notify(
+        self,
+        org_id: int,
+        kind: NotificationKind,
+        text: str,
+        *,
+        request: MaterialRequest | None = None,
+        document_id: str | None = None,
+    ) -> None:
+        notify_org(
+            self.session,
+            self.backends.audit,
+            actor=self.actor,
+            org_id=org_id,
+            kind=kind,
+            text=text,
+            request_id=(request or self.request).id,
+            document_id=document_id,
+        )
+
+    def tell_township(self) -> None:
+        """The township is told of a request sent to it."""
+        request = self.request
+        period = f"（{period_label(request.period)}）" if request.period else ""
+        self.notify(
+            request.township_id,
+            NotificationKind.request_sent,
+            f"{request.department.name}请报送：{request.title}{period}，"
+            f"截止 {request.due.isoformat()}",
+        )
+
+    def tell_departments(
+        self, kind: NotificationKind, text: str, *, document_id: str | None = None
+    ) -> None:
+        """Every department asking (its creator and those that joined) is told."""
+        request = self.request
+        for org_id in [request.department_id, *(j.org_id for j in request.joined_departments)]:
+            self.notify(org_id, kind, text, document_id=document_id)
+
+
+def _run(
     backends: Backends,
-    *,
     principal: Principal,
     ip: str | None,
     action: AuditAction,
     request_id: int | str,
-    change: Any,
+    change: Callable[[_Step], None],
 ) -> MaterialRequest:
     """Run one state change in a transaction; a refusal is audited in its own, then raised."""
     try:
         with backends.db.session() as session:
             request = _visible(session, principal, request_id)
-            change(session, request)
+            change(_Step(backends, principal, ip, action, session, request))
             session.flush()
             return request
     except MaterialsError as exc:
@@ -443,7 +510,8 @@ def accept(
 ) -> MaterialRequest:
     """The draft is answered by a document already in the repository; the township is not asked."""
 
-    def change(session: Session, request: MaterialRequest) -> None:
+    def change(step: _Step) -> None:
+        session, request = step.session, step.request
         _require_draft_of(principal, request)
         document = session.get(Document, document_id[:64])
         if (
@@ -456,26 +524,12 @@ def accept(
             raise InvalidField(
                 "document_id", "所选材料不是该乡镇的材料", code="document_other_township"
             )
-        event = backends.audit.append(
-            session,
-            actor=actor_of(principal, ip),
-            action=AuditAction.request_accept,
-            outcome=Outcome.allowed,
-            document_id=document.id,
-            details=_facts(request, document_ids=[document.id]),
-        )
+        event = step.record(document_id=document.id, document_ids=[document.id])
         request.status = RequestStatus.answered_from_repository.value
         request.decided_at = request.answered_at = event.at
         request.answer_documents = [RequestDocument(document_id=document.id, position=0)]
 
-    return _step(
-        backends,
-        principal=principal,
-        ip=ip,
-        action=AuditAction.request_accept,
-        request_id=request_id,
-        change=change,
-    )
+    return _run(backends, principal, ip, AuditAction.request_accept, request_id, change)
 
 
 def join(
@@ -488,7 +542,8 @@ def join(
 ) -> MaterialRequest:
     """The draft joins an open request to the same township: one answer reaches both."""
 
-    def change(session: Session, request: MaterialRequest) -> None:
+    def change(step: _Step) -> None:
+        session, request = step.session, step.request
         _require_draft_of(principal, request)
         other = _load(session, other_id)
         if other is None or not access.can_see_request(principal, other) or other is request:
@@ -500,13 +555,7 @@ def join(
         if other.status not in OPEN_STATUSES:
             raise Conflict("要并入的需求已结束，不能再并入", code="request_not_open")
         asking = {other.department_id, *(joined.org_id for joined in other.joined_departments)}
-        event = backends.audit.append(
-            session,
-            actor=actor_of(principal, ip),
-            action=AuditAction.request_join,
-            outcome=Outcome.allowed,
-            details=_facts(request, joined_to=other.id),
-        )
+        event = step.record(joined_to=other.id)
         if principal.org_id not in asking:
             other.joined_departments.append(
                 RequestDepartment(org_id=principal.org_id, via_request_id=request.id)
@@ -516,25 +565,15 @@ def join(
         request.decided_at = event.at
         session.flush()
         for org_id in sorted(asking - {principal.org_id}):
-            notify_org(
-                session,
-                backends.audit,
-                actor=actor_of(principal, ip),
-                org_id=org_id,
-                kind=NotificationKind.request_joined,
-                text=f"{principal.org_name}也需要“{other.title}”，已并入您向"
+            step.notify(
+                org_id,
+                NotificationKind.request_joined,
+                f"{principal.org_name}也需要“{other.title}”，已并入您向"
                 f"{other.township.name}提出的需求，答复将同时送达",
-                request_id=other.id,
+                request=other,
             )
 
-    return _step(
-        backends,
-        principal=principal,
-        ip=ip,
-        action=AuditAction.request_join,
-        request_id=request_id,
-        change=change,
-    )
+    return _run(backends, principal, ip, AuditAction.request_join, request_id, change)
 
 
 def send(
@@ -548,72 +587,21 @@ def send(
     """Send the draft: to the township for a catalog item, else to a coordinator for approval.
     When the draft showed matches, the reason they do not answer it is required."""
 
-    def change(session: Session, request: MaterialRequest) -> None:
+    def change(step: _Step) -> None:
+        request = step.request
         _require_draft_of(principal, request)
         why = _text("reason", reason, limit=MAX_REASON, required=request.matches_shown > 0)
         approved = request.catalog_item_id is not None
         status = RequestStatus.sent if approved else RequestStatus.pending_approval
-        event = backends.audit.append(
-            session,
-            actor=actor_of(principal, ip),
-            action=AuditAction.request_send,
-            outcome=Outcome.allowed,
-            details=_facts(request, status=status.value, due=request.due.isoformat(), reason=why),
-        )
+        event = step.record(status=status.value, due=request.due.isoformat(), reason=why)
         request.status = status.value
         request.reason = why
         request.decided_at = event.at
         if approved:
             request.sent_at = event.at
-            _tell_township(session, backends, actor=actor_of(principal, ip), request=request)
+            step.tell_township()
 
-    return _step(
-        backends,
-        principal=principal,
-        ip=ip,
-        action=AuditAction.request_send,
-        request_id=request_id,
-        change=change,
-    )
-
-
-def _tell_township(
-    session: Session, backends: Backends, *, actor: Actor, request: MaterialRequest
-) -> None:
-    period = f"（{period_label(request.period)}）" if request.period else ""
-    notify_org(
-        session,
-        backends.audit,
-        actor=actor,
-        org_id=request.township_id,
-        kind=NotificationKind.request_sent,
-        text=f"{request.department.name}请报送：{request.title}{period}，"
-        f"截止 {request.due.isoformat()}",
-        request_id=request.id,
-    )
-
-
-def _tell_departments(
-    session: Session,
-    backends: Backends,
-    *,
-    actor: Actor,
-    request: MaterialRequest,
-    kind: NotificationKind,
-    text: str,
-    document_id: str | None = None,
-) -> None:
-    for org_id in [request.department_id, *(j.org_id for j in request.joined_departments)]:
-        notify_org(
-            session,
-            backends.audit,
-            actor=actor,
-            org_id=org_id,
-            kind=kind,
-            text=text,
-            request_id=request.id,
-            document_id=document_id,
-        )
+    return _run(backends, principal, ip, AuditAction.request_send, request_id, change)
 
 
 def _require_pending(principal: Principal, request: MaterialRequest) -> None:
@@ -628,27 +616,15 @@ def approve(
 ) -> MaterialRequest:
     """A coordinator lets an ad-hoc request through to the township (准入)."""
 
-    def change(session: Session, request: MaterialRequest) -> None:
+    def change(step: _Step) -> None:
+        request = step.request
         _require_pending(principal, request)
-        event = backends.audit.append(
-            session,
-            actor=actor_of(principal, ip),
-            action=AuditAction.request_approve,
-            outcome=Outcome.allowed,
-            details=_facts(request),
-        )
+        event = step.record()
         request.status = RequestStatus.sent.value
         request.sent_at = event.at
-        _tell_township(session, backends, actor=actor_of(principal, ip), request=request)
+        step.tell_township()
 
-    return _step(
-        backends,
-        principal=principal,
-        ip=ip,
-        action=AuditAction.request_approve,
-        request_id=request_id,
-        change=change,
-    )
+    return _run(backends, principal, ip, AuditAction.request_approve, request_id, change)
 
 
 def refuse(
@@ -663,7 +639,8 @@ def refuse(
     """A coordinator refuses an ad-hoc request, with the reason and perhaps the document that
     already answers it; every requesting department is told."""
 
-    def change(session: Session, request: MaterialRequest) -> None:
+    def change(step: _Step) -> None:
+        session, request = step.session, step.request
         _require_pending(principal, request)
         why = _text("reason", reason, limit=MAX_REASON, required=True)
         pointer = None
@@ -676,37 +653,21 @@ def refuse(
             ):
                 raise InvalidField("document_id", "该乡镇没有这份材料", code="unknown_document")
             pointer = document.id
-        event = backends.audit.append(
-            session,
-            actor=actor_of(principal, ip),
-            action=AuditAction.request_refuse,
-            outcome=Outcome.allowed,
-            document_id=pointer,
-            details=_facts(request, reason=why, document_ids=[pointer] if pointer else []),
+        event = step.record(
+            document_id=pointer, reason=why, document_ids=[pointer] if pointer else []
         )
         request.status = RequestStatus.refused.value
         request.refusal_reason = why
         request.refusal_document_id = pointer
         request.refused_at = event.at
         session.flush()
-        _tell_departments(
-            session,
-            backends,
-            actor=actor_of(principal, ip),
-            request=request,
-            kind=NotificationKind.request_refused,
-            text=f"减负办未准入需求“{request.title}”：{why}",
+        step.tell_departments(
+            NotificationKind.request_refused,
+            f"减负办未准入需求“{request.title}”：{why}",
             document_id=pointer,
         )
 
-    return _step(
-        backends,
-        principal=principal,
-        ip=ip,
-        action=AuditAction.request_refuse,
-        request_id=request_id,
-        change=change,
-    )
+    return _run(backends, principal, ip, AuditAction.request_refuse, request_id, change)
 
 
 def answer(
@@ -720,7 +681,8 @@ def answer(
     """The township answers a request sent to it with its own documents; every requesting
     department is told at once. Only documents older than the request: ``repeated``."""
 
-    def change(session: Session, request: MaterialRequest) -> None:
+    def change(step: _Step) -> None:
+        session, request = step.session, step.request
         if not access.can_answer_request(principal, request):
             raise _not_found()
         if request.status == RequestStatus.answered.value:
@@ -752,17 +714,8 @@ def answer(
                 )
             documents.append(document)
         repeated = all(document.created_at < request.created_at for document in documents)
-        event = backends.audit.append(
-            session,
-            actor=actor_of(principal, ip),
-            action=AuditAction.request_answer,
-            outcome=Outcome.allowed,
-            details=_facts(
-                request,
-                document_ids=ids,
-                repeated=repeated,
-                departments=request.department_names,
-            ),
+        event = step.record(
+            document_ids=ids, repeated=repeated, departments=request.department_names
         )
         request.status = RequestStatus.answered.value
         request.repeated = repeated
@@ -772,24 +725,13 @@ def answer(
             for position, document_id in enumerate(ids)
         ]
         session.flush()
-        _tell_departments(
-            session,
-            backends,
-            actor=actor_of(principal, ip),
-            request=request,
-            kind=NotificationKind.request_answered,
-            text=f"{request.township.name}已答复“{request.title}”（{len(ids)} 份材料）",
+        step.tell_departments(
+            NotificationKind.request_answered,
+            f"{request.township.name}已答复“{request.title}”（{len(ids)} 份材料）",
             document_id=ids[0],
         )
 
-    return _step(
-        backends,
-        principal=principal,
-        ip=ip,
-        action=AuditAction.request_answer,
-        request_id=request_id,
-        change=change,
-    )
+    return _run(backends, principal, ip, AuditAction.request_answer, request_id, change)
 
 
 def _box_clause(principal: Principal, box: str) -> ColumnElement[bool]:
@@ -921,3 +863,29 @@ def run_due_dates(backends: Backends, *, now: datetime | None = None) -> int:
                     request_id=request.id,
                 )
     return sent
+
+
+def reopen_draft(
+    backends: Backends, *, principal: Principal, request_id: int | str, ip: str | None
+) -> Draft:
+    """A draft of the caller's department shown again (on a page after it was created), with
+    its matches and the open requests it could join found afresh."""
+    request = get(backends, principal=principal, request_id=request_id, ip=ip)
+    if not access.can_decide_request(principal, request):
+        raise Forbidden("只有提出需求的部门可以处理此需求", code="not_request_owner")
+    if request.status != RequestStatus.draft.value:
+        raise Conflict("此需求已处理，不再是草稿", code="request_not_draft")
+    matches = find_matches(
+        backends,
+        principal=principal,
+        township_id=request.township_id,
+        title=request.title,
+        category=request.category,
+        period=request.period,
+        catalog_item_id=request.catalog_item_id,
+    )
+    with backends.db.session() as session:
+        open_requests = _open_requests(
+            session, township_id=request.township_id, category=request.category, period=request.period
+        )
+    return Draft(request=request, matches=matches, open_requests=open_requests)
