@@ -1,4 +1,5 @@
-"""The ``materials`` command: serve the API, bootstrap organisations and users, verify and check.
+"""The ``materials`` command: serve the API, bootstrap organisations and users, verify and check,
+and print the burden figures.
 
 Administrative commands print one JSON line and are idempotent, so scripts can run them twice.
 """
@@ -8,13 +9,14 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 import click
 
 from api.upload_client import upload_command
-from services import administration, maintenance
+from services import administration, figures, maintenance
 from services.audit import Actor
 from services.backends import Backends, open_backends
 from services.config import Settings
@@ -104,14 +106,15 @@ def _load_demo(settings: Settings) -> None:
     )
     for login in logins:
         click.echo(
-            f"  {login.username:<12} {login.password:<16} {login.role:<9} {login.org}", err=True
+            f"  {login.username:<12} {login.password:<16} {login.role:<12} {login.org}", err=True
         )
 
 
 @main.command()
 @data_dir_option
 def demo(data_dir: Path | None) -> None:
-    """Load a small sample county (two townships, two departments, an auditor, an admin)."""
+    """Load a small sample county: two townships, two departments, an auditor, an admin and a
+    coordinator, a material catalog, submissions, requests and notifications (idempotent)."""
     _load_demo(_settings(data_dir))
 
 
@@ -299,6 +302,73 @@ def sweep(data_dir: Path | None) -> None:
     finally:
         backends.close()
     _emit({"removed": removed})
+
+
+_GROUPING_NAMES = {"township": "按乡镇", "department": "按部门", "county": "全县合计"}
+
+
+@main.command("figures")
+@click.option("--from", "period_from", default=None, help="First period, e.g. 2026-01.")
+@click.option("--to", "period_to", default=None, help="Last period, e.g. 2026-06.")
+@click.option("--by", type=click.Choice(figures.GROUPINGS), default="township", show_default=True)
+@click.option(
+    "--csv", "as_csv", is_flag=True, help="CSV as GET /api/v1/figures.csv (UTF-8 with BOM)."
+)
+@data_dir_option
+def figures_command(
+    period_from: str | None, period_to: str | None, by: str, as_csv: bool, data_dir: Path | None
+) -> None:
+    """Print the burden figures (减负成效), every row and the county's totals."""
+    backends = _with_backends(data_dir)
+    try:
+        table = figures.for_console(
+            backends, actor=_cli_actor(), period_from=period_from, period_to=period_to, by=by
+        )
+    finally:
+        backends.close()
+    if as_csv:
+        click.echo(b"".join(figures.to_csv(table)), nl=False)
+        return
+    span = (
+        f"{period_from or '最早'} 至 {period_to or '今'}"
+        if period_from or period_to
+        else "全部期间"
+    )
+    click.echo(f"减负成效（{_GROUPING_NAMES[by]}，{span}）")
+    click.echo(_text_table(table))
+
+
+def _width(text: str) -> int:
+    """Columns a text takes in a terminal: Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _text_table(table: figures.FigureTable) -> str:
+    """The figures as an aligned text table with Chinese headings, the totals last."""
+
+    def cells(row: figures.FigureRow) -> list[str]:
+        values = row.as_dict()
+        return [
+            f"{values[column]:g}" if isinstance(values[column], float) else str(values[column])
+            for column in figures.COLUMNS
+        ]
+
+    headings = [figures.COLUMN_NAMES[column] for column in figures.COLUMNS]
+    lines = [cells(row) for row in table.lines()]
+    widths = [max(_width(line[i]) for line in [headings, *lines]) for i in range(len(headings))]
+
+    def render(line: list[str]) -> str:
+        padded = [
+            text + " " * (width - _width(text)) if i == 0 else " " * (width - _width(text)) + text
+            for i, (text, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        return "  ".join(padded).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    body = [render(line) for line in lines]
+    if len(lines) > 1:
+        body.insert(-1, rule)  # the county's totals below a line
+    return "\n".join([render(headings), rule, *body])
 
 
 main.add_command(upload_command)

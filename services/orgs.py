@@ -44,8 +44,10 @@ def clean_name(value: str, *, field: str, limit: int) -> str:
 
 def find_org(session: Session, ref: str | int) -> Org | None:
     """An organisation by id (an int or a string of digits) or by exact name."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        org = session.get(Org, int(ref))
+    number = ref if isinstance(ref, int) else int(ref) if ref.isdecimal() else None
+    # An id beyond the database's integer range names no organisation (and must not reach it).
+    if number is not None and 0 < number < 2**31:
+        org = session.get(Org, number)
         if org is not None:
             return org
     return session.scalar(select(Org).where(Org.name == str(ref).strip()))

@@ -8,7 +8,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -16,11 +19,23 @@ from sqlalchemy import select
 from indexer import outbox
 from indexer.indexing import index_document
 from indexer.worker import IndexWorker
-from services.backends import Backends
+from services import requests
+from services.access import Principal
+from services.backends import Backends, open_backends
+from services.catalog import county_today
 from services.errors import BackendUnavailable
-from services.models import Document, OutboxEvent
+from services.models import (
+    COUNTY_TIME,
+    Document,
+    MaterialRequest,
+    Notification,
+    NotificationKind,
+    OutboxEvent,
+    User,
+)
+from services.requests import RequestFields
 from services.search import IndexedDocument, ReadScope, SearchIndex, SearchQuery, SearchResult
-from tests.conftest import Api
+from tests.conftest import EAST, Api, make_settings, seed_county
 from tests.samples import docx_bytes, text_bytes
 
 
@@ -213,3 +228,78 @@ def test_gbk_text_is_indexed_as_chinese(api: Api, backends: Backends) -> None:
     assert response.status_code == 201
     IndexWorker(backends, backends.index).drain()
     assert [hit.document_id for hit in _find(backends, "低保复核").hits] == [response.json()["id"]]
+
+
+def _overdue_request(backends: Backends, title: str) -> int:
+    """A request sent to 东镇 ten days ago, due five days ago; nobody has run the due-date job."""
+    with backends.db.session() as session:
+        users = {
+            user.username: Principal.of(user)
+            for user in session.scalars(select(User).where(User.username.in_(["poverty", "coord"])))
+        }
+    asked_on = county_today() - timedelta(days=10)
+    draft = requests.create(
+        backends,
+        principal=users["poverty"],
+        fields=RequestFields(EAST, title, category="工作总结", due=asked_on + timedelta(days=5)),
+        ip=None,
+        now=datetime.combine(asked_on, clock_time(9), tzinfo=COUNTY_TIME),
+    )
+    request_id = draft.request.id
+    requests.send(
+        backends, principal=users["poverty"], request_id=request_id, reason="需要", ip=None
+    )
+    requests.approve(backends, principal=users["coord"], request_id=request_id, ip=None)
+    return request_id
+
+
+def _overdue_notified(backends: Backends, request_id: int) -> bool:
+    with backends.db.session() as session:
+        return (
+            session.scalar(
+                select(Notification.id)
+                .join(User, User.id == Notification.user_id)
+                .where(
+                    User.username == "east",
+                    Notification.request_id == request_id,
+                    Notification.kind == NotificationKind.request_overdue.value,
+                )
+            )
+            is not None
+        )
+
+
+def _wait_for(condition: Callable[[], bool], *, seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_the_worker_loop_runs_the_due_date_job_without_page_views(tmp_path: Path) -> None:
+    backends = open_backends(make_settings(tmp_path / "data", due_check_seconds=0.1))
+    stop = threading.Event()
+    worker = IndexWorker(backends, backends.index, poll_seconds=0.01)
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    try:
+        seed_county(backends)
+        first = _overdue_request(backends, "东镇逾期材料一")
+        assert not _overdue_notified(backends, first)
+        thread.start()
+        assert _wait_for(lambda: _overdue_notified(backends, first))
+        # The job keeps running on its period, not only when the worker starts.
+        second = _overdue_request(backends, "东镇逾期材料二")
+        assert _wait_for(lambda: _overdue_notified(backends, second))
+        with backends.db.session() as session:
+            overdue = session.scalars(
+                select(MaterialRequest.overdue_at).where(MaterialRequest.id.in_([first, second]))
+            ).all()
+        assert len(overdue) == 2
+        assert all(moment is not None for moment in overdue)
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join(10)
+        backends.close()
