@@ -74,6 +74,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        # A body that is not JSON at all is malformed (400), not a field with a bad value.
+        if is_page_request(request):
+            return error_page(request, 400, "请求格式不正确")
+        return error_response(400, "malformed_json", "请求体不是有效的 JSON")
     problems = [
         {
             "field": ".".join(str(part) for part in error.get("loc", ()) if part != "body"),

@@ -349,3 +349,24 @@ def _cell(
     else:
         status = "not_due"
     return CoverageCell(period=period, status=status, document_id=document_id, due=due)
+
+
+def items_owed(backends: Backends, *, township_id: int) -> list[CatalogItem]:
+    """The active catalog items a township owes, by name (what its upload form offers)."""
+    with backends.db.session() as session:
+        items = session.scalars(
+            select(CatalogItem).where(CatalogItem.active.is_(True)).order_by(CatalogItem.name)
+        )
+        return [item for item in items if slots.owes(item, township_id)]
+
+
+def current_slot(item: CatalogItem, *, today: date) -> tuple[str, date] | None:
+    """The slot a township most likely fills now, and its due date: the last period of the
+    item's cycle that has ended (None for a ``once`` item, which has no period)."""
+    cycle = Cycle(item.cycle)
+    if cycle is Cycle.once:
+        return None
+    unit = slots.CYCLE_UNITS[cycle]
+    running = period_containing(today, unit)
+    ended = period_containing(period_bounds(running)[0] - timedelta(days=1), unit)
+    return ended, slots.due_date(item, ended)

@@ -22,7 +22,7 @@ import io
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, select, true
@@ -30,11 +30,11 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from services import access
 from services.access import Principal
-from services.audit import AuditAction, Outcome
+from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
 from services.documents import actor_of
 from services.errors import Forbidden, InvalidField
-from services.metadata import period_bounds
+from services.metadata import period_bounds, period_containing, periods_from_to
 from services.models import (
     COUNTY_TIME,
     AuditEvent,
@@ -129,6 +129,13 @@ class FigureTable:
     rows: list[FigureRow]
     totals: FigureRow
 
+    def lines(self) -> list[FigureRow]:
+        """The rows, then the totals, unless the totals are a row already (by county, or an
+        organisation's own row)."""
+        if any(row is self.totals for row in self.rows):
+            return list(self.rows)
+        return [*self.rows, self.totals]
+
 
 def figures(
     backends: Backends,
@@ -153,25 +160,55 @@ def figures(
             details={"reason": "not_own_figures", "by": grouping},
         )
         raise Forbidden("只能查看本单位的减负成效", code="figures_not_allowed")
-    span = window(period_from, period_to)
-    with backends.db.session() as session:
-        table = compute(session, span=span, by=grouping)
+    table = _table(backends, period_from=period_from, period_to=period_to, by=grouping)
     if not everything:
         own = [row for row in table.rows if row.key == principal.org_name]
         own_row = own[0] if own else FigureRow(principal.org_name)
         table = FigureTable(by=grouping, rows=[own_row], totals=own_row)
-    for row in (*table.rows, table.totals):
-        row.hours_saved = hours_saved(
-            row.counts,
-            per_request=backends.settings.hours_per_request,
-            per_reuse=backends.settings.hours_per_reuse,
-        )
     backends.audit.record(
         actor=actor_of(principal, ip),
         action=AuditAction.figures_read,
         outcome=Outcome.allowed,
         details={"by": grouping, "period_from": period_from, "period_to": period_to},
     )
+    return table
+
+
+def for_console(
+    backends: Backends,
+    *,
+    actor: Actor,
+    period_from: str | None,
+    period_to: str | None,
+    by: str,
+) -> FigureTable:
+    """Every row, for an operator on the server console (``materials figures``), audited as
+    them: the same table the API gives a coordinator."""
+    if by not in GROUPINGS:
+        raise InvalidField("by", "by 须为 township、department 或 county", code="invalid_by")
+    table = _table(backends, period_from=period_from, period_to=period_to, by=by)
+    backends.audit.record(
+        actor=actor,
+        action=AuditAction.figures_read,
+        outcome=Outcome.allowed,
+        details={"by": by, "period_from": period_from, "period_to": period_to},
+    )
+    return table
+
+
+def _table(
+    backends: Backends, *, period_from: str | None, period_to: str | None, by: str
+) -> FigureTable:
+    """Every row of one grouping and the totals, with the hours saved."""
+    span = window(period_from, period_to)
+    with backends.db.session() as session:
+        table = compute(session, span=span, by=by)
+    for row in (*table.rows, table.totals):
+        row.hours_saved = hours_saved(
+            row.counts,
+            per_request=backends.settings.hours_per_request,
+            per_reuse=backends.settings.hours_per_reuse,
+        )
     return table
 
 
@@ -287,8 +324,58 @@ def to_csv(table: FigureTable, *, for_people: bool = False) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([COLUMN_NAMES[c] for c in COLUMNS] if for_people else COLUMNS)
-    for row in (*table.rows, table.totals):
+    for row in table.lines():
         values = row.as_dict()
         writer.writerow([values[column] for column in COLUMNS])
     yield "\ufeff".encode()
     yield buffer.getvalue().encode()
+
+
+MAX_MONTHS = 36
+
+
+def by_month(
+    backends: Backends,
+    *,
+    principal: Principal,
+    period_from: str | None,
+    period_to: str | None,
+    ip: str | None,
+    today: date | None = None,
+) -> list[tuple[str, FigureRow]]:
+    """Month by month over the span (by default the last twelve months): the county's totals for
+    those who read every row, the caller's own township or department otherwise."""
+    everything = access.can_read_all_figures(principal)
+    grouping = _OWN_GROUPING.get(principal.role)
+    if not everything and grouping is None:
+        raise Forbidden("只能查看本单位的减负成效", code="figures_not_allowed")
+    now = today or datetime.now(COUNTY_TIME).date()
+    last = period_containing(period_bounds(period_to)[1] if period_to else now, "month")
+    if period_from:
+        first = period_containing(period_bounds(period_from)[0], "month")
+    else:
+        first = period_containing(period_bounds(last)[0] - timedelta(days=330), "month")
+    window(first, last)  # refuses a span that ends before it starts
+    months = periods_from_to(first, last, limit=MAX_MONTHS)
+    found: list[tuple[str, FigureRow]] = []
+    with backends.db.session() as session:
+        for month in months:
+            table = compute(session, span=window(month, month), by=grouping or "county")
+            if everything:
+                row = table.totals
+            else:
+                own = [r for r in table.rows if r.key == principal.org_name]
+                row = own[0] if own else FigureRow(principal.org_name)
+            row.hours_saved = hours_saved(
+                row.counts,
+                per_request=backends.settings.hours_per_request,
+                per_reuse=backends.settings.hours_per_reuse,
+            )
+            found.append((month, row))
+    backends.audit.record(
+        actor=actor_of(principal, ip),
+        action=AuditAction.figures_read,
+        outcome=Outcome.allowed,
+        details={"by": "month", "period_from": first, "period_to": last},
+    )
+    return found

@@ -136,19 +136,20 @@ def mark_read(
     """Mark one of the caller's notifications read (or all of them, with no id); how many
     changed. Someone else's notification is NotFound."""
     moment = now or utcnow()
+    if notification_id is not None and not _owns(backends, principal, notification_id):
+        # A refusal is audited like any other, in a transaction of its own.
+        backends.audit.record(
+            actor=actor_of(principal, ip),
+            action=AuditAction.notification_read,
+            outcome=Outcome.denied,
+            details={"reason": "notification_not_found", "notification_id": notification_id},
+        )
+        raise NotFound("提醒不存在", code="notification_not_found")
     with backends.db.session() as session:
         query = update(Notification).where(
             Notification.user_id == principal.user_id, Notification.read_at.is_(None)
         )
         if notification_id is not None:
-            owned = session.scalar(
-                select(Notification.id).where(
-                    Notification.id == notification_id,
-                    Notification.user_id == principal.user_id,
-                )
-            )
-            if owned is None:
-                raise NotFound("提醒不存在", code="notification_not_found")
             query = query.where(Notification.id == notification_id)
         result = cast(CursorResult[Any], session.execute(query.values(read_at=moment)))
         changed = result.rowcount
@@ -160,3 +161,13 @@ def mark_read(
             details={"notification_id": notification_id, "changed": changed},
         )
         return int(changed)
+
+
+def _owns(backends: Backends, principal: Principal, notification_id: int) -> bool:
+    with backends.db.session() as session:
+        owned = session.scalar(
+            select(Notification.id).where(
+                Notification.id == notification_id, Notification.user_id == principal.user_id
+            )
+        )
+    return owned is not None

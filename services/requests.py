@@ -886,6 +886,9 @@ def reopen_draft(
     )
     with backends.db.session() as session:
         open_requests = _open_requests(
-            session, township_id=request.township_id, category=request.category, period=request.period
+            session,
+            township_id=request.township_id,
+            category=request.category,
+            period=request.period,
         )
     return Draft(request=request, matches=matches, open_requests=open_requests)

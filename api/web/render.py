@@ -18,8 +18,10 @@ from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from api.web.cookies import FLASH_COOKIE, clear_cookie, set_cookie
+from services import notifications
 from services.access import Principal
 from services.config import Settings
+from services.errors import MaterialsError
 from services.models import COUNTY_TIME, ORG_KIND_NAMES, ROLE_NAMES, Role
 
 WEB_DIR = Path(__file__).parent
@@ -38,35 +40,50 @@ class NavItem:
     href: str
     # Features of a later release: the place is kept in the menu, the page says so.
     planned: bool = False
+    # Shows how many notifications are unread beside the label.
+    unread_badge: bool = False
 
 
-_ASK_ONCE = (
-    NavItem("材料需求", "/planned/requests", planned=True),
-    NavItem("通知", "/planned/notifications", planned=True),
-)
+_NOTIFICATIONS = NavItem("提醒", "/notifications", unread_badge=True)
+_FIGURES = NavItem("减负成效", "/figures")
 NAVIGATION: dict[Role, tuple[NavItem, ...]] = {
     Role.uploader: (
         NavItem("上传材料", "/upload"),
         NavItem("本乡镇材料", "/materials"),
-        *_ASK_ONCE,
+        NavItem("待办需求", "/requests"),
+        _NOTIFICATIONS,
+        _FIGURES,
     ),
-    Role.reader: (NavItem("检索材料", "/search"), *_ASK_ONCE),
+    Role.reader: (
+        NavItem("检索材料", "/search"),
+        NavItem("材料需求", "/requests"),
+        _NOTIFICATIONS,
+        _FIGURES,
+    ),
+    Role.coordinator: (
+        NavItem("审核", "/requests"),
+        NavItem("材料目录", "/catalog"),
+        NavItem("报送情况", "/coverage"),
+        _FIGURES,
+    ),
     Role.auditor: (
         NavItem("访问日志", "/audit"),
-        NavItem("减负成效", "/planned/figures", planned=True),
+        _FIGURES,
     ),
     Role.admin: (
         NavItem("用户", "/admin/users"),
         NavItem("组织机构", "/admin/orgs"),
         NavItem("材料类别", "/admin/categories"),
         NavItem("下载授权", "/admin/grants"),
-        NavItem("材料目录", "/planned/catalog", planned=True),
+        NavItem("材料目录", "/catalog"),
+        _FIGURES,
     ),
 }
 
 HOME: dict[Role, str] = {
     Role.uploader: "/materials",
     Role.reader: "/search",
+    Role.coordinator: "/requests",
     Role.auditor: "/audit",
     Role.admin: "/admin/users",
 }
@@ -137,6 +154,14 @@ def _read_flash(request: Request) -> Flash | None:
         return None
 
 
+def _unread(request: Request, principal: Principal) -> int:
+    """The menu's badge; a page still renders (without it) when the database cannot answer."""
+    try:
+        return notifications.unread_count(request.app.state.backends, principal=principal)
+    except MaterialsError:
+        return 0
+
+
 def render(
     request: Request,
     template: str,
@@ -150,6 +175,11 @@ def render(
     settings: Settings = request.app.state.backends.settings
     flash = _read_flash(request)
     nav = NAVIGATION.get(principal.role, ()) if principal is not None else ()
+    unread = (
+        _unread(request, principal)
+        if principal is not None and any(item.unread_badge for item in nav)
+        else 0
+    )
     response = templates.TemplateResponse(
         request,
         template,
@@ -157,6 +187,7 @@ def render(
             "user": principal,
             "csrf_token": csrf_token,
             "nav": nav,
+            "unread": unread,
             "current_path": request.url.path,
             "flash": flash,
             **context,

@@ -6,19 +6,21 @@ script past the pages' Content-Security-Policy; the pages themselves are unchang
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.samples import pdf_bytes, png_bytes
-from tests.web.conftest import Site, Visitor, open_visitor, upload_as, wait_indexed
+from tests.web.conftest import Site, Visitor, bearer, open_visitor, upload_as, wait_indexed
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-ROLES = ("east", "poverty", "auditor", "admin")
+ROLES = ("east", "poverty", "coord", "auditor", "admin")
 
 
 @pytest.fixture(params=[(1366, 768), (390, 844)], ids=["desktop", "phone"])
@@ -95,4 +97,75 @@ def test_pages_with_materials_pass_wcag_aa(checker: Visitor) -> None:
     checker.go("/search?q=Meeting")
     if found := violations(page):
         problems["/search"] = found
+    assert problems == {}
+
+
+def test_ask_once_pages_with_data_pass_wcag_aa(checker: Visitor) -> None:
+    """A draft showing a match, the approval page, the township's answer form, the catalog
+    editor, the coverage grid, the reminders and the figures with their charts."""
+    site = checker.site
+    suffix = os.urandom(3).hex()
+    item = httpx.post(
+        f"{site.url}/api/v1/catalog",
+        headers=bearer(site, "coord"),
+        json={
+            "name": f"季度台账{suffix}",
+            "category": "台账",
+            "cycle": "quarterly",
+            "due_days": 10,
+        },
+    ).json()
+    shared = upload_as(
+        site,
+        "east",
+        f"台账{suffix}.pdf",
+        pdf_bytes(f"ledger {suffix}"),
+        title=f"东镇台账{suffix}",
+        category="台账",
+        period="2026-Q3",
+    )
+    wait_indexed(site, "east", [shared["id"]])
+    poverty = bearer(site, "poverty")
+    ask = {"township": "东镇", "category": "台账", "period": "2026-Q3", "due": "2099-01-01"}
+    draft = httpx.post(
+        f"{site.url}/api/v1/requests", headers=poverty, json={**ask, "title": f"东镇台账{suffix}"}
+    ).json()
+    assert draft["matches"], draft
+    pending = httpx.post(
+        f"{site.url}/api/v1/requests", headers=poverty, json={**ask, "title": f"另一份{suffix}"}
+    ).json()
+    httpx.post(
+        f"{site.url}/api/v1/requests/{pending['id']}/send",
+        headers=poverty,
+        json={"reason": "已有材料不含明细"},
+    )
+    sent = httpx.post(
+        f"{site.url}/api/v1/requests",
+        headers=poverty,
+        json={**ask, "title": f"目录台账{suffix}", "catalog_item": item["id"]},
+    ).json()
+    httpx.post(
+        f"{site.url}/api/v1/requests/{sent['id']}/send",
+        headers=poverty,
+        json={"reason": "需要本期"},
+    )
+    pages = {
+        "poverty": [f"/requests/{draft['id']}", "/requests/new", "/requests", "/notifications"],
+        "coord": [
+            f"/requests/{pending['id']}",
+            "/catalog/new",
+            f"/catalog/{item['id']}/edit",
+            f"/coverage?item={item['id']}",
+            "/figures?by=department",
+        ],
+        "east": [f"/requests/{sent['id']}", "/notifications", f"/upload?request={sent['id']}"],
+    }
+    problems = {}
+    for username, paths in pages.items():
+        checker.context.clear_cookies()
+        page = checker.login(username)
+        for path in paths:
+            checker.go(path)
+            if found := violations(page):
+                problems[f"{username} {path}"] = found
     assert problems == {}

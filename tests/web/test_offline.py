@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from tests.web.conftest import Visitor
 
-ROLES = ("east", "poverty", "auditor", "admin")
+ROLES = ("east", "poverty", "coord", "auditor", "admin")
 
 
 @pytest.mark.parametrize("username", ROLES)

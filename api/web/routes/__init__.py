@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web.routes import account, admin, audit, documents, search, township
+from api.web.routes import (
+    account,
+    admin,
+    audit,
+    catalog,
+    documents,
+    figures,
+    notifications,
+    requests,
+    search,
+    township,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     account.router,
@@ -13,4 +24,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     documents.router,
     audit.router,
     admin.router,
+    requests.router,
+    catalog.router,
+    notifications.router,
+    figures.router,
 )

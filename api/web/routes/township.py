@@ -6,6 +6,7 @@ only offer the form, list what the township holds and print the receipt of one s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -16,10 +17,11 @@ from markupsafe import Markup
 from api.deps import BackendsDep, ClientIP, PageNumber
 from api.web.render import render
 from api.web.session import SignedIn
-from services import administration, documents
+from services import administration, catalog, documents, requests
 from services.documents import Receipt
 from services.errors import InvalidField
 from services.metadata import DEFAULT_CATEGORY, PERIOD_EXAMPLES, period_label
+from services.models import CYCLE_NAMES, CatalogItem
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,6 +39,7 @@ COMMON_CATEGORIES = (
     DEFAULT_CATEGORY,
 )
 STATUS_LABELS = {"pending": "处理中", "indexed": "可检索", "failed": "文字提取失败"}
+CYCLE_EXAMPLES = {"monthly": "2026-09", "quarterly": "2026-Q3", "yearly": "2026"}
 SORT_LABELS = {"date": "上传时间", "title": "标题", "category": "类别"}
 
 
@@ -48,11 +51,49 @@ def _category_choices(backends: BackendsDep) -> list[str]:
     return [category.name for category in administration.list_categories(backends)]
 
 
+@dataclass(frozen=True)
+class OwedItem:
+    """A catalog item the township owes, as the upload form offers it."""
+
+    item: CatalogItem
+    period: str  # the slot most likely being filled now ("" for a once-only item)
+    due: str
+    example: str
+
+
+def _owed_items(backends: BackendsDep, township_id: int) -> list[OwedItem]:
+    today = catalog.county_today()
+    owed = []
+    for item in catalog.items_owed(backends, township_id=township_id):
+        slot = catalog.current_slot(item, today=today)
+        owed.append(
+            OwedItem(
+                item=item,
+                period=slot[0] if slot else "",
+                due=slot[1].isoformat() if slot else "",
+                example=CYCLE_EXAMPLES.get(item.cycle, ""),
+            )
+        )
+    return owed
+
+
 @router.get("/upload")
-def upload_page(request: Request, web: SignedIn, backends: BackendsDep, ip: ClientIP) -> Response:
-    """The upload form: one or many files, their description, who may read them."""
+def upload_page(
+    request: Request,
+    web: SignedIn,
+    backends: BackendsDep,
+    ip: ClientIP,
+    for_request: Annotated[str, Query(alias="request", max_length=20)] = "",
+) -> Response:
+    """The upload form: one or many files, their description, who may read them, and the
+    catalog slot they fill; from a request's page, the request to answer afterwards."""
     documents.ensure_can_upload(backends, principal=web.principal, ip=ip)
     max_bytes = backends.settings.max_upload_bytes
+    asked = (
+        requests.get(backends, principal=web.principal, request_id=for_request, ip=ip)
+        if for_request
+        else None
+    )
     return render(
         request,
         "upload.html",
@@ -65,6 +106,10 @@ def upload_page(request: Request, web: SignedIn, backends: BackendsDep, ip: Clie
         period_examples=PERIOD_EXAMPLES,
         max_upload_bytes=max_bytes,
         max_upload_mb=_megabytes(max_bytes),
+        owed_items=_owed_items(backends, web.principal.org_id),
+        asked=asked,
+        CYCLE_NAMES=CYCLE_NAMES,
+        period_label=period_label,
     )
 
 

@@ -23,6 +23,7 @@
     departments: "指定部门",
     file: "文件",
     sha256: "文件校验值",
+    catalog_item: "目录材料",
   };
 
   const input = document.getElementById("files");
@@ -200,6 +201,43 @@
   });
   showDepartments();
 
+  // A catalog item fills its slot: its period, category and sharing class are offered as the
+  // fields' values (the clerk may still change them).
+  const catalogSelect = document.getElementById("catalog_item");
+  const catalogHint = document.getElementById("catalog-hint");
+  const SHARING_VISIBILITY = { unconditional: "departments", conditional: "restricted", none: "private" };
+  function chooseCatalogItem() {
+    const option = catalogSelect.selectedOptions[0];
+    if (!option || !option.value) {
+      return;
+    }
+    catalogHint.textContent = option.dataset.hint || "";
+    const period = form.elements.namedItem("period");
+    if (period && !period.value.trim() && option.dataset.period) {
+      period.value = option.dataset.period;
+    }
+    const category = form.elements.namedItem("category");
+    if (category && !category.value.trim() && option.dataset.category) {
+      category.value = option.dataset.category;
+    }
+    const visibility = SHARING_VISIBILITY[option.dataset.sharing];
+    const departments = (option.dataset.departments || "").split(",").filter(Boolean);
+    if (visibility && !(visibility === "restricted" && !departments.length)) {
+      const radio = form.querySelector(`input[name="visibility"][value="${visibility}"]`);
+      if (radio) {
+        radio.checked = true;
+      }
+      for (const box of form.querySelectorAll('input[name="department"]')) {
+        box.checked = departments.includes(box.value);
+      }
+      showDepartments();
+    }
+  }
+  if (catalogSelect && catalogHint) {
+    catalogSelect.addEventListener("change", chooseCatalogItem);
+    chooseCatalogItem();
+  }
+
   // The fields in the order the server wants them: sha256 first (added when sending), file last.
   function snapshotFields(batchSize) {
     const value = (name) => {
@@ -215,6 +253,9 @@
       ["description", value("description")],
       ["visibility", visibility],
     ];
+    if (value("catalog_item")) {
+      fields.push(["catalog_item", value("catalog_item")]);
+    }
     if (visibility === "restricted") {
       const ids = Array.from(form.querySelectorAll('input[name="department"]:checked'), (box) => box.value);
       fields.push(["departments", ids.join(",")]);
@@ -417,6 +458,15 @@
     finish(item, "duplicate", "已提交过，无需重复上传", "duplicate");
     addLink(item, `/documents/${encodeURIComponent(document.id)}`, "查看已提交的材料");
     addLink(item, `/documents/${encodeURIComponent(document.id)}/receipt`, "报送回执");
+    addAnswerLink(item, document.id);
+  }
+
+  // Uploading for a request: back to its page with the new document ticked.
+  function addAnswerLink(item, documentId) {
+    if (form.dataset.request) {
+      const back = `/requests/${encodeURIComponent(form.dataset.request)}`;
+      addLink(item, `${back}?pick=${encodeURIComponent(documentId)}#answer`, "用此材料答复");
+    }
   }
 
   function showFailure(item, text, retry) {
@@ -466,6 +516,7 @@
       finish(item, "done", "上传成功", "done");
       addLink(item, `/documents/${encodeURIComponent(body.id)}`, "查看材料");
       addLink(item, `/documents/${encodeURIComponent(body.id)}/receipt`, "报送回执");
+      addAnswerLink(item, body.id);
     } else if (status === 200 && body && body.duplicate) {
       showDuplicate(item, body);
     } else {

@@ -1,0 +1,389 @@
+"""Ask once in the browser: the coordinators keep the catalog and approve requests; a department
+finds what the repository holds before asking, joins or sends; the township answers from its
+inbox; everyone is told, and the figures and the coverage grid say what happened.
+
+Tests share one site (module scope) and run in file order, each building on the last.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect
+
+from tests.conftest import PASSWORD
+from tests.samples import pdf_bytes, text_bytes
+from tests.web.conftest import (
+    Site,
+    Visitor,
+    bearer,
+    open_visitor,
+    screenshot,
+    upload_as,
+    wait_indexed,
+)
+
+LOOKUP_MISS = (404, "GET", "/api/v1/documents/lookup")
+MATCH_TITLE = "东镇2026年第三季度低保复核情况"
+
+
+@dataclass(frozen=True)
+class Seeded:
+    catalog_item: int
+    match: str
+
+
+@pytest.fixture(scope="module")
+def seeded(site: Site) -> Seeded:
+    """A catalog item every township owes quarterly, and one material 东镇 already shared."""
+    response = httpx.post(
+        f"{site.url}/api/v1/catalog",
+        headers=bearer(site, "coord"),
+        json={
+            "name": "低保对象季度台账",
+            "category": "社会救助",
+            "cycle": "quarterly",
+            "due_days": 15,
+            "townships": "all",
+            "departments": ["扶贫办"],
+            "sharing": "unconditional",
+        },
+    )
+    assert response.status_code == 201, response.text
+    match = upload_as(
+        site,
+        "east",
+        "低保复核.pdf",
+        pdf_bytes("Subsistence allowance review third quarter"),
+        "application/pdf",
+        title=MATCH_TITLE,
+        category="社会救助",
+        period="2026-Q3",
+    )["id"]
+    wait_indexed(site, "east", [match])
+    return Seeded(catalog_item=response.json()["id"], match=match)
+
+
+def login_to(visitor: Visitor, username: str, path: str) -> Page:
+    page = visitor.go(f"/login?next={path}")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_selector("[data-testid=current-user]")
+    return page
+
+
+def flash(page: Page) -> Locator:
+    return page.locator(".flash").first
+
+
+def draft(page: Page, *, township: str, title: str, category: str, period: str = "") -> None:
+    """From the menu, fill and save the new-request form."""
+    page.locator("nav.mainnav").get_by_role("link", name="材料需求").click()
+    page.get_by_role("link", name="提出新需求").first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("提出材料需求")
+    page.get_by_label("乡镇").select_option(township)
+    page.get_by_label("需求名称").fill(title)
+    page.get_by_label("类别").fill(category)
+    if period:
+        page.get_by_label("所属期间").fill(period)
+    page.get_by_role("button", name="保存草稿并查找已有材料").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(title)
+
+
+# ---- The coordinators (减负办) -------------------------------------------------------------
+
+
+def test_coordinator_starts_at_the_approval_queue_and_keeps_the_catalog(
+    visitor: Visitor, seeded: Seeded
+) -> None:
+    page = visitor.login("coord")
+    expect(page.get_by_role("heading", level=1)).to_have_text("需求审核")
+    menu = page.locator("nav.mainnav a")
+    expect(menu).to_have_text(["审核", "材料目录", "报送情况", "减负成效"])
+
+    page.get_by_role("link", name="材料目录").click()
+    expect(page.get_by_role("cell", name="低保对象季度台账", exact=True)).to_be_visible()
+    page.get_by_role("link", name="新增目录材料").click()
+    page.get_by_label("材料名称").fill("村级防汛物资清单")
+    page.get_by_label("类别").fill("防汛")
+    page.get_by_label("报送周期").select_option("yearly")
+    page.get_by_label("报送期限（天）").fill("30")
+    page.get_by_label("指定乡镇：").check()
+    page.get_by_label("西乡").check()
+    page.get_by_label("统计局").check()
+    page.get_by_label("有条件共享").check()
+    page.get_by_role("button", name="保存").click()
+    expect(flash(page)).to_have_text("已将“村级防汛物资清单”加入材料目录")
+    row = page.locator("tr", has_text="村级防汛物资清单")
+    expect(row.locator("td[data-label='报送周期']")).to_have_text("每年")
+    expect(row.locator("td[data-label='报送乡镇']")).to_have_text("西乡")
+    expect(row.locator("td[data-label='共享属性']")).to_have_text("有条件共享")
+
+    # A mistake brings the form back as typed, with the reason in words.
+    row.get_by_role("link", name="编辑").click()
+    page.get_by_label("材料名称").fill("低保对象季度台账")
+    page.get_by_role("button", name="保存").click()
+    expect(page.get_by_role("alert")).to_have_text("材料名称：目录中已有同名材料")
+    expect(page.get_by_label("材料名称")).to_have_value("低保对象季度台账")
+    page.get_by_label("材料名称").fill("村级防汛物资清单")
+    page.get_by_label("报送期限（天）").fill("20")
+    page.get_by_role("button", name="保存").click()
+    expect(flash(page)).to_have_text("已保存“村级防汛物资清单”")
+    expect(row.locator("td[data-label='报送期限']")).to_have_text("期满后 20 天内")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="停用").click()
+    expect(row.locator("td[data-label='状态']")).to_have_text("已停用")
+    row.get_by_role("button", name="恢复").click()
+    expect(row.locator("td[data-label='状态']")).to_have_text("在用")
+    screenshot(page, "coordinator-catalog")
+    visitor.problems.allow((422, "POST", "/catalog/"))
+    visitor.problems.assert_none()
+
+
+# ---- A department asks, after the repository was searched ---------------------------------
+
+
+def test_department_finds_the_material_already_shared_and_takes_it(
+    visitor: Visitor, seeded: Seeded
+) -> None:
+    page = login_to(visitor, "poverty", "/requests")
+    expect(page.get_by_role("heading", level=1)).to_have_text("材料需求")
+    draft(page, township="东镇", title="东镇低保复核情况", category="社会救助", period="2026-Q3")
+    expect(page.get_by_text("需求已保存为草稿")).to_be_visible()
+    matches = page.locator(".match")
+    expect(matches.first).to_contain_text(MATCH_TITLE)
+    expect(matches.first.get_by_role("link", name=MATCH_TITLE)).to_have_attribute(
+        "href", f"/documents/{seeded.match}"
+    )
+    # Matches were shown: sending needs the reason they do not answer it.
+    expect(page.get_by_label("理由（必填）")).to_have_attribute("required", "")
+    screenshot(page, "request-draft-matches")
+
+    matches.first.get_by_role("button", name=re.compile("采用此材料")).click()
+    expect(flash(page)).to_have_text("已采用共享库中的材料，无需再向乡镇索要。")
+    expect(page.locator(".request-head .badge").first).to_have_text("已从共享库获取")
+    expect(page.get_by_role("heading", name="采用的共享库材料")).to_be_visible()
+    page.get_by_role("link", name=MATCH_TITLE).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(MATCH_TITLE)
+    visitor.problems.assert_none()
+
+
+def test_departments_send_join_and_the_coordinator_approves_or_refuses(
+    browser_visitors: tuple[Visitor, Visitor, Visitor],
+) -> None:
+    stats, poverty, coord = browser_visitors
+    page = login_to(stats, "stats", "/requests")
+    draft(page, township="东镇", title="东镇防汛物资储备清单", category="防汛")
+    expect(page.get_by_text("共享库中没有找到东镇符合这项需求的材料")).to_be_visible()
+    expect(page.get_by_label("理由（可不填）")).not_to_have_attribute("required", "")
+    page.get_by_role("button", name="仍需发送").click()
+    expect(flash(page)).to_have_text("已提交减负办审核，准入后将发送给乡镇。")
+    expect(page.locator(".request-head .badge").first).to_have_text("待减负办审核")
+
+    draft(page, township="西乡", title="西乡人口普查汇总表", category="统计报表")
+    page.get_by_label("理由（可不填）").fill("年度统计需要")
+    page.get_by_role("button", name="仍需发送").click()
+    page.get_by_role("link", name="← 返回材料需求").click()
+    rows = page.locator("table.requests-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.locator("td[data-label='状态']")).to_have_text(["待减负办审核"] * 2)
+
+    # Another department needs the same: it joins instead of asking again.
+    page = login_to(poverty, "poverty", "/requests")
+    draft(page, township="东镇", title="防汛物资", category="防汛")
+    other = page.locator(".match", has_text="东镇防汛物资储备清单")
+    expect(other).to_contain_text("统计局")
+    other.get_by_role("button", name=re.compile("并入此需求")).click()
+    expect(flash(page)).to_have_text("已并入同类需求，乡镇答复后将同时送达本部门。")
+    expect(page.locator(".request-head .badge").first).to_have_text("已并入同类需求")
+
+    # The coordinator lets one through and refuses the other, with a reason.
+    page = coord.login("coord")
+    queue = page.locator("table.requests-table tbody tr")
+    expect(queue).to_have_count(2)
+    queue.filter(has_text="东镇防汛物资储备清单").get_by_role("link", name="审核").click()
+    expect(page.get_by_text("统计局、扶贫办")).to_be_visible()
+    page.get_by_role("button", name="准入并发送给乡镇").click()
+    expect(flash(page)).to_have_text("已准入“东镇防汛物资储备清单”，已通知东镇。")
+    queue.filter(has_text="西乡人口普查汇总表").get_by_role("link", name="审核").click()
+    screenshot(page, "coordinator-approval")
+    page.get_by_role("button", name="退回").click()  # the reason is required
+    expect(page.get_by_label("退回理由（必填）")).to_be_focused()
+    page.get_by_label("退回理由（必填）").fill("统计局已有普查数据，无需乡镇报送")
+    page.get_by_role("button", name="退回").click()
+    expect(flash(page)).to_have_text("已退回“西乡人口普查汇总表”，提出需求的部门已收到理由。")
+    expect(
+        queue.filter(has_text="西乡人口普查汇总表").locator("td[data-label='状态']")
+    ).to_have_text("未予准入")
+    for visitor in browser_visitors:
+        visitor.problems.assert_none()
+
+
+# ---- The township answers -------------------------------------------------------------------
+
+
+def test_township_sees_its_inbox_and_reminder_and_answers_by_picking_a_document(
+    visitor: Visitor, seeded: Seeded
+) -> None:
+    page = visitor.login("east")
+    badge = page.get_by_test_id("unread-count")
+    expect(badge).to_have_text("1条未读")
+    page.get_by_role("link", name=re.compile("^提醒")).click()
+    note = page.locator(".notification").first
+    expect(note).to_contain_text("新需求")
+    expect(note).to_contain_text("统计局请报送：东镇防汛物资储备清单")
+    expect(note.locator(".badge")).to_have_text("未读")
+
+    page.get_by_role("link", name="待办需求").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("待办需求")
+    row = page.locator("table.requests-table tbody tr", has_text="东镇防汛物资储备清单")
+    expect(row.locator("td[data-label='提出部门']")).to_have_text("统计局、扶贫办")
+    expect(row.locator("td[data-label='截止日期']")).to_contain_text("还剩")
+    screenshot(page, "township-inbox")
+    row.get_by_role("link", name="答复").click()
+    answer = page.locator("#answer")
+    answer.get_by_label(re.compile(MATCH_TITLE)).check()
+    answer.get_by_role("button", name="提交答复").click()
+    expect(flash(page)).to_have_text("已答复“东镇防汛物资储备清单”，统计局、扶贫办已收到通知。")
+    expect(row.locator("td[data-label='状态']")).to_contain_text("乡镇已答复")
+    expect(row.locator("td[data-label='状态']")).to_contain_text("重复索要")
+
+    page.get_by_role("link", name=re.compile("^提醒")).click()
+    page.get_by_role("button", name="全部标为已读").click()
+    expect(flash(page)).to_have_text("已将 1 条提醒标为已读")
+    expect(page.get_by_test_id("unread-count")).to_have_count(0)
+    visitor.problems.assert_none()
+
+
+def test_both_departments_are_told_of_the_answer_and_the_refusal(
+    visitor: Visitor, seeded: Seeded
+) -> None:
+    page = login_to(visitor, "stats", "/notifications")
+    expect(page.get_by_test_id("unread-count")).to_have_text("3条未读")
+    notes = page.locator(".notification")
+    expect(notes.filter(has_text="扶贫办也需要“东镇防汛物资储备清单”")).to_contain_text(
+        "有部门并入"
+    )
+    expect(notes.filter(has_text="东镇已答复“东镇防汛物资储备清单”（1 份材料）")).to_have_count(1)
+    refused = notes.filter(has_text="减负办未准入需求“西乡人口普查汇总表”")
+    expect(refused).to_contain_text("统计局已有普查数据")
+    screenshot(page, "notifications")
+    refused.get_by_role("button", name=re.compile("标为已读")).click()
+    expect(flash(page)).to_have_text("已标为已读")
+    expect(page.get_by_test_id("unread-count")).to_have_text("2条未读")
+    notes.filter(has_text="东镇已答复").get_by_role("link", name=re.compile("查看需求")).click()
+    expect(page.get_by_role("heading", name="乡镇答复的材料")).to_be_visible()
+    expect(page.get_by_role("link", name=MATCH_TITLE)).to_be_visible()
+
+    visitor.context.clear_cookies()
+    page = login_to(visitor, "poverty", "/notifications")
+    expect(page.locator(".notification").first).to_contain_text("东镇已答复")
+    visitor.problems.assert_none()
+
+
+def test_township_uploads_a_new_file_for_a_catalog_request_and_answers_with_it(
+    visitor: Visitor, seeded: Seeded, tmp_path: Path
+) -> None:
+    # A request for a catalog item goes to the township at once.
+    page = login_to(visitor, "poverty", "/requests")
+    page.get_by_role("link", name="提出新需求").first.click()
+    page.get_by_label("乡镇").select_option("西乡")
+    page.get_by_label("需求名称").fill("西乡第三季度低保台账")
+    page.get_by_label("所属期间").fill("2026-Q3")
+    page.get_by_label("目录材料").select_option(label="低保对象季度台账")
+    page.get_by_role("button", name="保存草稿并查找已有材料").click()
+    page.get_by_role("button", name="仍需发送").click()
+    expect(flash(page)).to_have_text("已发送给西乡。")
+
+    visitor.context.clear_cookies()
+    page = login_to(visitor, "west", "/requests")
+    page.get_by_role("link", name="答复").click()
+    page.locator("#answer").get_by_role("link", name="上传新材料").click()
+    expect(page.get_by_test_id("answering")).to_contain_text("西乡第三季度低保台账")
+    page.wait_for_load_state()
+    catalog = page.get_by_label("目录材料")
+    expect(catalog.locator("option:checked")).to_have_text("低保对象季度台账（每季度）")
+    expect(page.locator("#catalog-hint")).to_contain_text("期间填写如 2026-Q3")
+    expect(page.get_by_label("所属期间")).to_have_value("2026-Q3")
+    file = tmp_path / "西乡低保台账.txt"
+    file.write_bytes(text_bytes("西乡低保对象台账 第三季度"))
+    page.get_by_label("点击选择文件").set_input_files(str(file))
+    page.get_by_role("button", name="开始上传").click()
+    expect(page.locator(".upload-item .upload-status")).to_have_text("上传成功")
+    page.get_by_role("link", name="用此材料答复").click()
+    picked = page.locator("#answer").get_by_label(re.compile("西乡第三季度低保台账"))
+    expect(picked).to_be_checked()
+    page.get_by_role("button", name="提交答复").click()
+    expect(flash(page)).to_contain_text("已答复“西乡第三季度低保台账”")
+    visitor.problems.allow(LOOKUP_MISS)
+    visitor.problems.assert_none()
+
+
+# ---- What came of it --------------------------------------------------------------------------
+
+
+def test_coverage_grid_says_who_submitted_in_words(visitor: Visitor, seeded: Seeded) -> None:
+    page = login_to(visitor, "coord", "/coverage")
+    expect(page.get_by_label("目录材料").locator("option:checked")).to_have_text("低保对象季度台账")
+    page.get_by_label("开始期间").fill("2026-Q3")
+    page.get_by_label("结束期间").fill("2026-Q4")
+    page.get_by_role("button", name="查看").click()
+    grid = page.locator("table.coverage-grid")
+    expect(grid.locator("thead th")).to_have_text(["乡镇", "2026年第三季度", "2026年第四季度"])
+    west = grid.locator("tr", has=page.get_by_role("rowheader", name="西乡"))
+    east = grid.locator("tr", has=page.get_by_role("rowheader", name="东镇"))
+    expect(west.locator("td").first).to_have_text("✓ 已报送")
+    expect(east.locator("td").first).to_contain_text("逾期未报")
+    expect(east.locator("td").last).to_contain_text("未到期")
+    expect(page.locator(".legend")).to_contain_text("已报送")
+    screenshot(page, "coverage")
+    visitor.problems.assert_none()
+
+
+def test_figures_page_draws_its_charts_and_offers_the_csv(visitor: Visitor, seeded: Seeded) -> None:
+    page = login_to(visitor, "coord", "/figures")
+    expect(page.get_by_role("heading", level=1)).to_have_text("减负成效")
+    table = page.locator("table.figures-table")
+    expect(table.locator("thead th").first).to_have_text("单位")
+    east = table.locator("tbody tr", has=page.get_by_role("rowheader", name="东镇"))
+    # 扶贫办 took one from the repository and joined another: 2 × 2 hours.
+    expect(east.locator("td").last).to_have_text("4")
+    chart = page.locator("svg#chart-rows")
+    expect(chart).to_have_attribute("role", "img")
+    expect(chart.locator("title")).to_have_text("节省工时（小时），按乡镇")
+    expect(chart.locator("desc")).to_contain_text("东镇 4 小时")
+    expect(page.locator("svg#chart-months desc")).to_contain_text("2026年11月 4 小时")
+    screenshot(page, "figures")
+    href = page.get_by_role("link", name="下载表格（CSV）").get_attribute("href")
+    assert href is not None
+    answer = page.request.get(visitor.site.url + href)
+    assert answer.status == 200
+    assert answer.body().startswith("\ufeff单位,上传材料".encode())
+
+    # A township sees its own line.
+    visitor.context.clear_cookies()
+    page = login_to(visitor, "east", "/figures")
+    expect(page.locator("table.figures-table tbody tr")).to_have_count(1)
+    expect(page.get_by_label("分组", exact=True)).to_have_count(0)
+    visitor.problems.assert_none()
+
+
+# ---- Fixtures of this module ------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser_visitors(
+    visitor: Visitor, phone: Visitor, browser: Browser, site: Site
+) -> Iterator[tuple[Visitor, Visitor, Visitor]]:
+    """Three people at once: a department clerk at a desk, another on a phone, the
+    coordinator."""
+    third = open_visitor(browser, site, viewport={"width": 1366, "height": 768})
+    yield visitor, phone, third
+    third.context.close()
