@@ -93,8 +93,10 @@ class RequestPage:
 
 
 def is_overdue(request: MaterialRequest, *, today: date | None = None) -> bool:
-    """A sent request past its due date (Beijing dates)."""
-    return request.status == RequestStatus.sent.value and (today or county_today()) > request.due
+    """A sent request past its due date (Beijing dates), or found so by the due-date job."""
+    if request.status != RequestStatus.sent.value:
+        return False
+    return request.overdue_at is not None or (today or county_today()) > request.due
 
 
 def _facts(request: MaterialRequest, **extra: Any) -> dict[str, Any]:
@@ -780,10 +782,10 @@ def list_box(
 ) -> RequestPage:
     """One page of the caller's side of the requests: open ones first (soonest due), then the
     rest newest first."""
-    chosen = box or default_box(principal)
-    if chosen not in BOXES:
+    if box is not None and box not in BOXES:
         raise InvalidField("box", "box 须为 outbox、inbox 或 approval", code="invalid_box")
-    if BOXES[chosen] is not principal.role:
+    chosen = box or default_box(principal)
+    if chosen is None or BOXES[chosen] is not principal.role:
         _record_denial(
             backends,
             principal=principal,
