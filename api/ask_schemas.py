@@ -22,6 +22,7 @@ class CatalogItemIn(BaseModel):
     category: str = Field(max_length=100)
     cycle: str = Field(max_length=20)
     due_days: int
+    owed_from: date | None = None  # default: today; earlier periods are not owed
     townships: Literal["all"] | list[str] = "all"
     departments: list[str] = []
     sharing: str = Field(default="unconditional", max_length=20)
@@ -34,6 +35,7 @@ class CatalogItemPatch(BaseModel):
     category: str | None = Field(default=None, max_length=100)
     cycle: str | None = Field(default=None, max_length=20)
     due_days: int | None = None
+    owed_from: date | None = None
     townships: Literal["all"] | list[str] | None = None
     departments: list[str] | None = None
     sharing: str | None = Field(default=None, max_length=20)
@@ -47,6 +49,7 @@ class CatalogItemOut(BaseModel):
     category: str
     cycle: str
     due_days: int
+    owed_from: date
     townships: Literal["all"] | list[str]
     departments: list[str]
     sharing: str

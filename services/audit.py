@@ -59,6 +59,7 @@ class AuditAction(StrEnum):
     request_accept = "request_accept"  # answered from the repository: the township is not asked
     request_join = "request_join"
     request_send = "request_send"  # sent to the township, or to the coordinator for approval
+    request_discard = "request_discard"  # a draft deleted by its department
     request_approve = "request_approve"
     request_refuse = "request_refuse"
     request_answer = "request_answer"
@@ -108,6 +109,7 @@ ACTION_NAMES: dict[str, str] = {
     AuditAction.request_accept.value: "采用已有材料",
     AuditAction.request_join.value: "并入同类需求",
     AuditAction.request_send.value: "发出材料需求",
+    AuditAction.request_discard.value: "删除需求草稿",
     AuditAction.request_approve.value: "准入材料需求",
     AuditAction.request_refuse.value: "不予准入",
     AuditAction.request_answer.value: "答复材料需求",

@@ -51,6 +51,7 @@ class ItemFields:
     category: str | None = None
     cycle: str | None = None
     due_days: int | None = None
+    owed_from: date | None = None
     townships: str | list[str] | None = None  # "all" or names (or ids)
     departments: list[str] | None = None
     sharing: str | None = None
@@ -108,7 +109,9 @@ def create_item(
     if missing:
         raise InvalidField(missing[0], f"缺少字段：{missing[0]}", code="missing_field")
     with backends.db.session() as session:
-        item = CatalogItem(active=True, all_townships=True, description="")
+        item = CatalogItem(
+            active=True, all_townships=True, description="", owed_from=county_today()
+        )
         _apply(session, item, fields, creating=True)
         session.add(item)
         session.flush()
@@ -149,6 +152,7 @@ def describe(item: CatalogItem) -> dict[str, Any]:
         "category": item.category,
         "cycle": item.cycle,
         "due_days": item.due_days,
+        "owed_from": item.owed_from.isoformat(),
         "townships": "all" if item.all_townships else [org.name for org in item.townships],
         "departments": [org.name for org in item.departments],
         "sharing": item.sharing,
@@ -185,6 +189,10 @@ def _apply(session: Session, item: CatalogItem, fields: ItemFields, *, creating:
                 "due_days", f"报送期限须为 0 到 {MAX_DUE_DAYS} 天", code="invalid_due_days"
             )
         item.due_days = fields.due_days
+    if fields.owed_from is not None:
+        if not date(1949, 1, 1) <= fields.owed_from <= date(2100, 12, 31):
+            raise InvalidField("owed_from", "起始日期超出范围", code="invalid_owed_from")
+        item.owed_from = fields.owed_from
     if fields.townships is not None:
         if fields.townships == "all":
             item.all_townships, item.townships = True, []
@@ -201,6 +209,12 @@ def _apply(session: Session, item: CatalogItem, fields: ItemFields, *, creating:
         item.sharing = _choice(
             Sharing, "sharing", fields.sharing or Sharing.unconditional.value
         ).value
+    if item.sharing == Sharing.conditional.value and not item.departments:
+        raise InvalidField(
+            "departments",
+            "有条件共享的材料须指定使用部门，否则任何部门都看不到",
+            code="departments_required",
+        )
     if fields.description is not None:
         if len(fields.description) > 2000:
             raise InvalidField("description", "说明不能超过 2000 个字符", code="too_long")
@@ -238,7 +252,7 @@ def _has_submissions(session: Session, item: CatalogItem) -> bool:
 @dataclass(frozen=True)
 class CoverageCell:
     period: str
-    status: str  # submitted | missing | overdue | not_due
+    status: str  # submitted | missing | overdue | not_due | not_owed (before the item was owed)
     document_id: str | None
     due: date | None
 
@@ -260,7 +274,7 @@ def coverage_periods(
     item: CatalogItem, *, period_from: str | None, period_to: str | None, today: date
 ) -> list[str]:
     """The grid's columns: the item's periods from ``period_from`` to ``period_to`` (by default
-    the last year's worth up to the current period)."""
+    up to the current period, from the first owed one but at most about a year back)."""
     cycle = Cycle(item.cycle)
     if cycle is Cycle.once:
         return [ONCE]
@@ -274,7 +288,8 @@ def coverage_periods(
         first = period_containing(period_bounds(period_from)[0], unit)
     else:
         back = {"month": 330, "quarter": 270, "year": 365 * 2}[unit]
-        first = period_containing(period_bounds(last)[0] - timedelta(days=back), unit)
+        start = max(period_bounds(last)[0] - timedelta(days=back), item.owed_from)
+        first = period_containing(min(start, period_bounds(last)[0]), unit)
     if period_bounds(first)[0] > period_bounds(last)[0]:
         raise InvalidField("period_from", "开始期间不能晚于结束期间", code="invalid_period")
     return periods_from_to(first, last, limit=MAX_COVERAGE_PERIODS)
@@ -335,13 +350,16 @@ def _cell(
 ) -> CoverageCell:
     document_id = filled.get((township_id, period))
     if period == ONCE:
-        due = (item.created_at.astimezone(COUNTY_TIME).date()) + timedelta(days=item.due_days)
-        ended = True
+        due = item.owed_from + timedelta(days=item.due_days)
+        ended, owed = True, True
     else:
         due = slots.due_date(item, period)
         ended = period_bounds(period)[1] < today
+        owed = slots.owed(item, period)
     if document_id is not None:
         status = "submitted"
+    elif not owed:
+        status = "not_owed"
     elif today > due:
         status = "overdue"
     elif ended:
@@ -360,13 +378,25 @@ def items_owed(backends: Backends, *, township_id: int) -> list[CatalogItem]:
         return [item for item in items if slots.owes(item, township_id)]
 
 
-def current_slot(item: CatalogItem, *, today: date) -> tuple[str, date] | None:
-    """The slot a township most likely fills now, and its due date: the last period of the
-    item's cycle that has ended (None for a ``once`` item, which has no period)."""
-    cycle = Cycle(item.cycle)
-    if cycle is Cycle.once:
-        return None
-    unit = slots.CYCLE_UNITS[cycle]
-    running = period_containing(today, unit)
-    ended = period_containing(period_bounds(running)[0] - timedelta(days=1), unit)
-    return ended, slots.due_date(item, ended)
+def next_slot(
+    backends: Backends, *, item: CatalogItem, township_id: int, today: date
+) -> CoverageCell | None:
+    """The slot a township should fill next: the oldest owed period (at most about a year back)
+    it has not submitted, with its due date and status; when all are in, the running period.
+    None for a ``once`` item already submitted."""
+    periods = coverage_periods(item, period_from=None, period_to=None, today=today)
+    with backends.db.session() as session:
+        submitted = {
+            ONCE if item.cycle == Cycle.once.value else (period or ""): document_id
+            for period, document_id in session.execute(
+                select(Document.period, Document.id).where(
+                    Document.catalog_item_id == item.id,
+                    Document.township_id == township_id,
+                    Document.withdrawn_at.is_(None),
+                )
+            )
+        }
+    filled = {(township_id, period): document_id for period, document_id in submitted.items()}
+    cells = [_cell(item, township_id, period, filled, today) for period in periods]
+    waiting = [cell for cell in cells if cell.status in ("overdue", "missing", "not_due")]
+    return waiting[0] if waiting else None

@@ -75,6 +75,7 @@ COLUMN_NAMES: dict[str, str] = {
     "hours_saved": "节省工时（小时）",
 }
 GROUPINGS = ("township", "department", "county")
+GROUPING_NAMES = {"township": "按乡镇", "department": "按部门", "county": "全县合计"}
 COUNTY_KEY = "全县"
 # Which grouping each role may read, when it may read only its own row.
 _OWN_GROUPING = {Role.uploader: "township", Role.reader: "department"}

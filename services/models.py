@@ -375,6 +375,8 @@ class CatalogItem(Base):
 
     townships: Mapped[list[Org]] = relationship(
         secondary="catalog_item_townships", lazy="selectin", order_by="Org.name"
+    # Owed for the periods that end on or after this day (by default the day it was added).
+    owed_from: Mapped[date] = mapped_column(Date)
     )
     departments: Mapped[list[Org]] = relationship(
         secondary="catalog_item_departments", lazy="selectin", order_by="Org.name"

@@ -171,3 +171,18 @@ def _owns(backends: Backends, principal: Principal, notification_id: int) -> boo
             )
         )
     return owned is not None
+
+
+def mark_request_done(session: Session, *, request_id: int, org_id: int) -> None:
+    """An answered request's reminders to the organisation that answered it need no more
+    attention: mark them read (in the answer's transaction)."""
+    recipients = select(User.id).where(User.org_id == org_id)
+    session.execute(
+        update(Notification)
+        .where(
+            Notification.request_id == request_id,
+            Notification.user_id.in_(recipients),
+            Notification.read_at.is_(None),
+        )
+        .values(read_at=utcnow())
+    )

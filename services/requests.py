@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from services import access, orgs, slots
+from services import access, notifications, orgs, slots
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
@@ -62,6 +62,13 @@ DUE_SOON_DAYS = 2
 OPEN_STATUSES = (RequestStatus.pending_approval.value, RequestStatus.sent.value)
 # Which requests a box lists, for whom.
 BOXES = {"outbox": Role.reader, "inbox": Role.uploader, "approval": Role.coordinator}
+# What waits for each box's owner, listed first (soonest due first): a department's unsent and
+# unanswered requests, a township's unanswered ones, the coordinators' undecided ones.
+_WAITING = {
+    "outbox": (RequestStatus.draft.value, *OPEN_STATUSES),
+    "inbox": (RequestStatus.sent.value,),
+    "approval": (RequestStatus.pending_approval.value,),
+}
 # Who starts the due-date job, as the audit log names it.
 DUE_JOB_ACTOR = Actor(username="system:due-dates", role="system")
 
@@ -265,12 +272,21 @@ def create(
 
 
 def _overlaps(period: str | None, other: str | None) -> bool:
-    """Do two periods share a day? A missing period overlaps everything."""
+    """Do two periods share a day? Two requests without a period count as the same need."""
     if not period or not other:
-        return True
+        return not period and not other
     start, end = period_bounds(period)
     other_start, other_end = period_bounds(other)
     return start <= other_end and other_start <= end
+
+
+def _inside(period: str | None, outer: str | None) -> bool:
+    """Does a document's period lie within the period a request asks for?"""
+    if not period or not outer:
+        return False
+    start, end = period_bounds(period)
+    outer_start, outer_end = period_bounds(outer)
+    return outer_start <= start and end <= outer_end
 
 
 def _open_requests(
@@ -334,10 +350,11 @@ def find_matches(
         ranked.extend(hit.document_id for hit in result.hits)
     except BackendUnavailable:
         pass  # the search index is down: the catalog slot and the category still match
+    # Same category alone is weak evidence: only for a document of (a part of) the asked period.
     ranked.extend(
         document_id
         for document_id, document_period in same_category
-        if period is None or (document_period and _overlaps(period, document_period))
+        if _inside(document_period, period)
     )
     ordered = list(dict.fromkeys(ranked))
     with backends.db.session() as session:
@@ -378,7 +395,7 @@ def documents_that_may_answer(
     return [
         document
         for document in candidates
-        if _overlaps(request.period, document.period)
+        if (_inside(document.period, request.period) or not request.period)
         and all(access.shared_with_department(document, org) for org in asking)
     ][:MAX_MATCHES]
 
@@ -557,11 +574,12 @@ def join(
         if other.status not in OPEN_STATUSES:
             raise Conflict("要并入的需求已结束，不能再并入", code="request_not_open")
         asking = {other.department_id, *(joined.org_id for joined in other.joined_departments)}
+        if principal.org_id in asking:
+            raise Conflict("本部门已在这项需求之中，无需再次并入", code="already_requesting")
         event = step.record(joined_to=other.id)
-        if principal.org_id not in asking:
-            other.joined_departments.append(
-                RequestDepartment(org_id=principal.org_id, via_request_id=request.id)
-            )
+        other.joined_departments.append(
+            RequestDepartment(org_id=principal.org_id, via_request_id=request.id)
+        )
         request.status = RequestStatus.joined.value
         request.joined_to_id = other.id
         request.decided_at = event.at
@@ -721,6 +739,7 @@ def answer(
         )
         request.status = RequestStatus.answered.value
         request.repeated = repeated
+        notifications.mark_request_done(session, request_id=request.id, org_id=request.township_id)
         request.answered_at = event.at
         request.answer_documents = [
             RequestDocument(document_id=document_id, position=position)
@@ -734,6 +753,19 @@ def answer(
         )
 
     return _run(backends, principal, ip, AuditAction.request_answer, request_id, change)
+
+
+def discard(
+    backends: Backends, *, principal: Principal, request_id: int | str, ip: str | None
+) -> None:
+    """Delete a draft its department no longer needs (nothing was sent; the log keeps it)."""
+
+    def change(step: _Step) -> None:
+        _require_draft_of(principal, step.request)
+        step.record()
+        step.session.delete(step.request)
+
+    _run(backends, principal, ip, AuditAction.request_discard, request_id, change)
 
 
 def _box_clause(principal: Principal, box: str) -> ColumnElement[bool]:
@@ -799,14 +831,15 @@ def list_box(
     query = select(MaterialRequest).where(_box_clause(principal, chosen))
     if status:
         query = query.where(MaterialRequest.status == status)
-    open_first = case((MaterialRequest.status.in_(OPEN_STATUSES), 0), else_=1)
+    waiting = MaterialRequest.status.in_(_WAITING[chosen])
+    open_first = case((waiting, 0), else_=1)
     with backends.db.session() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         found = list(
             session.scalars(
                 query.order_by(
                     open_first,
-                    case((MaterialRequest.status.in_(OPEN_STATUSES), MaterialRequest.due)),
+                    case((waiting, MaterialRequest.due)),
                     MaterialRequest.created_at.desc(),
                     MaterialRequest.id.desc(),
                 )
@@ -893,4 +926,8 @@ def reopen_draft(
             category=request.category,
             period=request.period,
         )
+        # Sending needs a reason when the page the clerk sees shows matches.
+        stored = session.get(MaterialRequest, request.id)
+        if stored is not None and stored.matches_shown != len(matches):
+            stored.matches_shown = request.matches_shown = len(matches)
     return Draft(request=request, matches=matches, open_requests=open_requests)

@@ -13,7 +13,12 @@ from services.models import CatalogItem, Cycle, Sharing, Visibility
 
 # The span of a period that fits each cycle.
 CYCLE_UNITS = {Cycle.monthly: "month", Cycle.quarterly: "quarter", Cycle.yearly: "year"}
-_CYCLE_EXAMPLES = {Cycle.monthly: "2026-09", Cycle.quarterly: "2026-Q3", Cycle.yearly: "2026"}
+# How a period of each cycle is written, as people write it.
+CYCLE_EXAMPLES = {
+    Cycle.monthly: "2026年9月",
+    Cycle.quarterly: "2026年第三季度",
+    Cycle.yearly: "2026年",
+}
 
 
 def find_item(session: Session, item_id: int | str) -> CatalogItem:
@@ -38,7 +43,7 @@ def slot_period(item: CatalogItem, period: str | None, *, field: str = "period")
     cycle = Cycle(item.cycle)
     if cycle is Cycle.once:
         return check_period(period) if period else None
-    example = _CYCLE_EXAMPLES[cycle]
+    example = CYCLE_EXAMPLES[cycle]
     if not period:
         raise InvalidField(field, f"此目录材料须填写期间，如 {example}", code="period_required")
     canonical = check_period(period)
@@ -66,6 +71,12 @@ def item_for_slot(
         raise InvalidField(field, "该乡镇无需报送这项目录材料", code="catalog_item_not_owed")
     slot_period(item, period)
     return item
+
+
+def owed(item: CatalogItem, period: str) -> bool:
+    """Is the slot of this period owed at all? Periods that ended before the item was owed are
+    not (a new item does not make every township late for last year)."""
+    return period_bounds(period)[1] >= item.owed_from
 
 
 def due_date(item: CatalogItem, period: str) -> date:

@@ -49,7 +49,8 @@ def get_figures_csv(
     table = figures.figures(
         backends, principal=user, period_from=period_from, period_to=period_to, by=by, ip=ip
     )
-    name = f"减负成效-{table.by}-{period_from or '全部'}-{period_to or '至今'}.csv"
+    span = f"{period_from or '起'}-{period_to or '今'}"
+    name = f"减负成效-{figures.GROUPING_NAMES[table.by]}-{span}.csv"
     return StreamingResponse(
         figures.to_csv(table, for_people=labels == "zh"),
         media_type="text/csv; charset=utf-8",

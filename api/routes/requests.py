@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from api.ask_schemas import (
     AcceptIn,
@@ -76,6 +76,15 @@ def get_request(
     request_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
     return RequestOut.of(requests.get(backends, principal=user, request_id=request_id, ip=ip))
+
+
+@router.delete("/{request_id}", status_code=204)
+def discard_draft(
+    request_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Delete a draft the department no longer needs (only drafts; the log keeps it)."""
+    requests.discard(backends, principal=user, request_id=request_id, ip=ip)
+    return Response(status_code=204)
 
 
 @router.post("/{request_id}/accept", response_model=RequestOut)

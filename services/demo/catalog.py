@@ -194,8 +194,11 @@ class Catalog:
         return str(self.items[demo_item.name].id)
 
 
-def create_catalog(backends: Backends, *, coordinator: Principal) -> dict[str, CatalogItem]:
-    """The coordinator's catalog items, created when missing; all of them by name."""
+def create_catalog(
+    backends: Backends, *, coordinator: Principal, today: date
+) -> dict[str, CatalogItem]:
+    """The coordinator's catalog items, created when missing and owed for about a year back;
+    all of them by name."""
     existing = {item.name: item for item in catalog.list_items(backends)}
     for item in ITEMS:
         if item.name in existing:
@@ -208,6 +211,7 @@ def create_catalog(backends: Backends, *, coordinator: Principal) -> dict[str, C
                 category=item.category,
                 cycle=item.cycle.value,
                 due_days=item.due_days,
+                owed_from=date(today.year - 1, today.month, 1),
                 townships=list(item.townships) if item.townships else "all",
                 departments=list(item.departments),
                 sharing=item.sharing.value,
@@ -244,5 +248,5 @@ def submit(
 
 def load_catalog(backends: Backends, *, users: dict[str, Principal], today: date) -> Catalog:
     """The catalog and its submissions (idempotent: items by name, uploads by their bytes)."""
-    items = create_catalog(backends, coordinator=users["jianfu"])
+    items = create_catalog(backends, coordinator=users["jianfu"], today=today)
     return Catalog(items=items, filled=submit(backends, users=users, items=items, today=today))

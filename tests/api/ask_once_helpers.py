@@ -143,8 +143,15 @@ def download(api: Api, user: str, document_id: str) -> None:
 
 
 def create_item(api: Api, **fields: Any) -> dict[str, Any]:
-    """A catalog item created by the coordinator (quarterly, due 15 days after, by default)."""
-    body = {"category": "统计报表", "cycle": "quarterly", "due_days": 15, **fields}
+    """A catalog item created by the coordinator (quarterly, due 15 days after, owed since 2020,
+    by default)."""
+    body = {
+        "category": "统计报表",
+        "cycle": "quarterly",
+        "due_days": 15,
+        "owed_from": "2020-01-01",
+        **fields,
+    }
     response = api.client.post(CATALOG, json=body, headers=api.headers("coord"))
     assert response.status_code == 201, response.text
     item: dict[str, Any] = response.json()

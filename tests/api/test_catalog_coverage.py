@@ -191,7 +191,7 @@ def test_a_township_reads_only_its_own_row(
 
 
 def test_a_once_item_has_one_column(api: Api) -> None:
-    once = create_item(api, name="村级组织名册", cycle="once", due_days=30)
+    once = create_item(api, name="村级组织名册", cycle="once", due_days=30, owed_from=None)
     document = upload(api, "west", "西乡村级组织名册", catalog_item=str(once["id"]))
 
     grid = _coverage(api, "coord", once["id"])
@@ -199,3 +199,18 @@ def test_a_once_item_has_one_column(api: Api) -> None:
     assert grid["periods"] == ["once"]
     # Owed from the day the item was added: missing until it is due, overdue afterwards.
     assert _cells(grid) == {EAST: [("missing", None)], WEST: [("submitted", document)]}
+
+
+def test_periods_before_an_item_was_owed_are_not_owed(api: Api) -> None:
+    """A new item does not make every township late for the year before it existed."""
+    today = county_today()
+    item = create_item(api, name="新增月报", cycle="monthly", due_days=10, owed_from=None)
+    assert item["owed_from"] == today.isoformat()
+
+    grid = _coverage(api, "coord", item["id"], period_from=f"{today.year - 1}-01")
+    default = _coverage(api, "coord", item["id"])
+
+    statuses = {status for cells in _cells(grid).values() for status, _ in cells}
+    assert statuses == {"not_owed", "not_due"}
+    # Unasked, the grid starts at the first owed period: the current month.
+    assert default["periods"] == [f"{today.year}-{today.month:02d}"]

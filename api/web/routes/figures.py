@@ -20,7 +20,7 @@ from services.metadata import period_label
 
 router = APIRouter(include_in_schema=False)
 
-GROUPING_NAMES = {"township": "按乡镇", "department": "按部门", "county": "全县合计"}
+GROUPING_NAMES = figures.GROUPING_NAMES
 # The figures the table shows, in its order (the key column first).
 TABLE_COLUMNS = figures.COLUMNS
 

@@ -17,11 +17,11 @@ from markupsafe import Markup
 from api.deps import BackendsDep, ClientIP, PageNumber
 from api.web.render import render
 from api.web.session import SignedIn
-from services import administration, catalog, documents, requests
+from services import administration, catalog, documents, requests, slots
 from services.documents import Receipt
 from services.errors import InvalidField
 from services.metadata import DEFAULT_CATEGORY, PERIOD_EXAMPLES, period_label
-from services.models import CYCLE_NAMES, CatalogItem
+from services.models import CYCLE_NAMES, CatalogItem, Cycle
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,7 +39,6 @@ COMMON_CATEGORIES = (
     DEFAULT_CATEGORY,
 )
 STATUS_LABELS = {"pending": "处理中", "indexed": "可检索", "failed": "文字提取失败"}
-CYCLE_EXAMPLES = {"monthly": "2026-09", "quarterly": "2026-Q3", "yearly": "2026"}
 SORT_LABELS = {"date": "上传时间", "title": "标题", "category": "类别"}
 
 
@@ -56,8 +55,9 @@ class OwedItem:
     """A catalog item the township owes, as the upload form offers it."""
 
     item: CatalogItem
-    period: str  # the slot most likely being filled now ("" for a once-only item)
+    period: str  # the oldest slot not yet submitted ("" for a once-only item)
     due: str
+    late: bool  # that slot is past its due date
     example: str
 
 
@@ -65,13 +65,15 @@ def _owed_items(backends: BackendsDep, township_id: int) -> list[OwedItem]:
     today = catalog.county_today()
     owed = []
     for item in catalog.items_owed(backends, township_id=township_id):
-        slot = catalog.current_slot(item, today=today)
+        slot = catalog.next_slot(backends, item=item, township_id=township_id, today=today)
+        period = slot.period if slot and slot.period != catalog.ONCE else ""
         owed.append(
             OwedItem(
                 item=item,
-                period=slot[0] if slot else "",
-                due=slot[1].isoformat() if slot else "",
-                example=CYCLE_EXAMPLES.get(item.cycle, ""),
+                period=period,
+                due=slot.due.isoformat() if slot and slot.due else "",
+                late=slot is not None and slot.status == "overdue",
+                example=slots.CYCLE_EXAMPLES.get(Cycle(item.cycle), ""),
             )
         )
     return owed

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("category", sa.String(length=50), nullable=False),
         sa.Column("cycle", sa.String(length=20), nullable=False),
         sa.Column("due_days", sa.Integer(), nullable=False),
+        sa.Column("owed_from", sa.Date(), nullable=False),
         sa.Column("all_townships", sa.Boolean(), nullable=False),
         sa.Column("sharing", sa.String(length=20), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
