@@ -69,6 +69,17 @@ _WAITING = {
     "inbox": (RequestStatus.sent.value,),
     "approval": (RequestStatus.pending_approval.value,),
 }
+# The statuses a box can hold (what its status filter offers).
+BOX_STATUSES: dict[str, tuple[str, ...]] = {
+    "outbox": tuple(status.value for status in RequestStatus),
+    "inbox": access.TOWNSHIP_STATUSES,
+    "approval": (
+        RequestStatus.pending_approval.value,
+        RequestStatus.sent.value,
+        RequestStatus.refused.value,
+        RequestStatus.answered.value,
+    ),
+}
 # Who starts the due-date job, as the audit log names it.
 DUE_JOB_ACTOR = Actor(username="system:due-dates", role="system")
 
@@ -347,14 +358,17 @@ def find_matches(
                 highlight=False,
             )
         )
-        ranked.extend(hit.document_id for hit in result.hits)
+        # A relaxed search (no document held every word) is no evidence of an answer.
+        if not result.relaxed:
+            ranked.extend(hit.document_id for hit in result.hits)
     except BackendUnavailable:
         pass  # the search index is down: the catalog slot and the category still match
-    # Same category alone is weak evidence: only for a document of (a part of) the asked period.
+    # Same category alone is weak evidence: only for a document of (a part of) the asked period,
+    # or an undated one when the request names no period either.
     ranked.extend(
         document_id
         for document_id, document_period in same_category
-        if _inside(document_period, period)
+        if _inside(document_period, period) or not (period or document_period)
     )
     ordered = list(dict.fromkeys(ranked))
     with backends.db.session() as session:
@@ -380,7 +394,7 @@ def documents_that_may_answer(
     request = get(backends, principal=principal, request_id=request_id, ip=ip)
     if not access.can_keep_catalog(principal):
         return []
-    asking = [request.department_id, *(j.org_id for j in request.joined_departments)]
+    asking = access.asking_departments(request)
     with backends.db.session() as session:
         candidates = session.scalars(
             select(Document)
@@ -573,7 +587,7 @@ def join(
             )
         if other.status not in OPEN_STATUSES:
             raise Conflict("要并入的需求已结束，不能再并入", code="request_not_open")
-        asking = {other.department_id, *(joined.org_id for joined in other.joined_departments)}
+        asking = set(access.asking_departments(other))
         if principal.org_id in asking:
             raise Conflict("本部门已在这项需求之中，无需再次并入", code="already_requesting")
         event = step.record(joined_to=other.id)
@@ -717,7 +731,7 @@ def answer(
                 "document_ids", f"最多 {MAX_ANSWER_DOCUMENTS} 份材料", code="too_many"
             )
         documents = []
-        asking = [request.department_id, *(j.org_id for j in request.joined_departments)]
+        asking = access.asking_departments(request)
         for document_id in ids:
             document = session.get(Document, document_id[:64])
             if (
@@ -727,9 +741,12 @@ def answer(
             ):
                 raise NotFound("文档不存在", code="document_not_found")
             if not all(access.shared_with_department(document, org) for org in asking):
+                # A document's readers cannot be changed once it is filed: say how to widen them.
                 raise InvalidField(
                     "document_ids",
-                    f"“{document.title}”未向提出需求的部门共享，请调整其可见范围后再答复",
+                    f"“{document.title}”的公开范围不含提出需求的{'、'.join(request.department_names)}，"
+                    "不能用于答复。请先撤回这份材料，再以“所有县直部门”（或指定部门中勾选"
+                    "这些部门）为公开范围重新上传，然后用新上传的材料答复",
                     code="document_not_shared",
                 )
             documents.append(document)
@@ -779,19 +796,12 @@ def _box_clause(principal: Principal, box: str) -> ColumnElement[bool]:
     if box == "inbox":
         return and_(
             MaterialRequest.township_id == principal.org_id,
-            MaterialRequest.status.in_(access.TOWNSHIP_STATUSES),
+            MaterialRequest.status.in_(BOX_STATUSES[box]),
         )
     if box == "approval":
         return and_(
             MaterialRequest.catalog_item_id.is_(None),
-            MaterialRequest.status.in_(
-                [
-                    RequestStatus.pending_approval.value,
-                    RequestStatus.sent.value,
-                    RequestStatus.refused.value,
-                    RequestStatus.answered.value,
-                ]
-            ),
+            MaterialRequest.status.in_(BOX_STATUSES[box]),
         )
     return false()
 
