@@ -365,6 +365,8 @@ class CatalogItem(Base):
     category: Mapped[str] = mapped_column(String(50))
     cycle: Mapped[str] = mapped_column(String(20))
     due_days: Mapped[int] = mapped_column(Integer)
+    # Owed for the periods that end on or after this day (by default the day it was added).
+    owed_from: Mapped[date] = mapped_column(Date)
     # Owed by every township, or only by those in ``townships``.
     all_townships: Mapped[bool] = mapped_column(Boolean, default=True)
     sharing: Mapped[str] = mapped_column(String(20))
@@ -375,8 +377,6 @@ class CatalogItem(Base):
 
     townships: Mapped[list[Org]] = relationship(
         secondary="catalog_item_townships", lazy="selectin", order_by="Org.name"
-    # Owed for the periods that end on or after this day (by default the day it was added).
-    owed_from: Mapped[date] = mapped_column(Date)
     )
     departments: Mapped[list[Org]] = relationship(
         secondary="catalog_item_departments", lazy="selectin", order_by="Org.name"
