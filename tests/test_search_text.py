@@ -12,15 +12,20 @@ import unicodedata
 
 import pytest
 
-from services.search import text
-from services.search.text import (
+from services.search import TextAnalyzer
+from services.search.highlighting import (
     _STABLE_TEXT,
+    _STABLE_VARIANTS,
     _marks,
     _normalize_for_marks,
     _normalize_with_offsets,
     _watched_variants,
     _windows,
 )
+from services.search.planning import QueryPlan
+from services.search.segmentation import normalize
+
+ANALYZER = TextAnalyzer()
 
 PINNED = [
     ("２０２０年第三季度", "２０２０年第三季度，全镇完成扶贫台账整理。",
@@ -46,7 +51,7 @@ PINNED = [
 def test_highlights_mark_text_as_normalisation_reads_it(
     query: str, body: str, expected: list[str]
 ) -> None:
-    assert text.highlight(text.parse_query(query), ["", body]) == expected
+    assert ANALYZER.highlight(ANALYZER.plan(query), ["", body]) == expected
 
 
 # Characters of every kind the shortcut has to tell apart: stable CJK and punctuation, full-width
@@ -73,7 +78,7 @@ QUERIES = [
 
 def test_the_shortcut_marks_exactly_what_full_normalisation_marks() -> None:
     rng = random.Random(20240601)
-    plans = [text.parse_query(query) for query in QUERIES]
+    plans = [ANALYZER.plan(query) for query in QUERIES]
     shortcuts = 0
     for _ in range(3000):
         body = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 80)))
@@ -95,12 +100,12 @@ def test_stable_characters_normalise_one_to_one_and_never_compose() -> None:
     assert {"扶", "，", "Ａ", "a"} <= set(stable)
     images = set()
     for char in stable:
-        image = text.normalize(char)
+        image = normalize(char)
         assert len(image) == 1, char
         assert unicodedata.combining(char) == 0 == unicodedata.combining(image), char
         images.add(image)
         if image != char:
-            assert char in text._STABLE_VARIANTS[image], char
+            assert char in _STABLE_VARIANTS[image], char
     # NFKC recomposes only a pair in some canonical decomposition; none is made of these images.
     for code in range(sys.maxunicode + 1):
         decomposition = unicodedata.decomposition(chr(code)).split()
@@ -110,7 +115,7 @@ def test_stable_characters_normalise_one_to_one_and_never_compose() -> None:
 
 
 def _highlight_normalising_everything(
-    plan: text.QueryPlan, texts: list[str], *, limit: int = 3, width: int = 60
+    plan: QueryPlan, texts: list[str], *, limit: int = 3, width: int = 60
 ) -> list[str]:
     snippets: list[str] = []
     for body in texts:
@@ -124,7 +129,7 @@ def test_long_bodies_are_searched_only_as_far_as_their_snippets_need() -> None:
     rng = random.Random(7)
     words = ["扶贫", "台账", "2020年第三季度", "2021年9月", "二〇二〇年", "Q3", "ＰＤＦ", "。"]
     filler = "县里组织干部走访群众核实情况整改问题建立制度"
-    plans = [text.parse_query(query) for query in QUERIES]
+    plans = [ANALYZER.plan(query) for query in QUERIES]
     for _ in range(25):
         pieces = []
         for _ in range(rng.randint(1, 40)):
@@ -133,21 +138,21 @@ def test_long_bodies_are_searched_only_as_far_as_their_snippets_need() -> None:
         body = "".join(pieces)
         for plan in plans:
             expected = _highlight_normalising_everything(plan, ["标题", body])
-            assert text.highlight(plan, ["标题", body]) == expected, plan
+            assert ANALYZER.highlight(plan, ["标题", body]) == expected, plan
 
 
 def test_marks_at_the_edge_of_the_part_searched_first_are_not_missed() -> None:
-    plan = text.parse_query("扶贫 2020年")
+    plan = ANALYZER.plan("扶贫 2020年")
     for first in range(3980, 4120, 3):
         for gap in (1, 20, 45, 70):
             body = "核" * first + "扶贫" + "实" * gap + "2020年" + "查" * 9000
             for limit in (1, 2, 3):
                 expected = _highlight_normalising_everything(plan, [body], limit=limit)
-                assert text.highlight(plan, [body], limit=limit) == expected, (first, gap)
+                assert ANALYZER.highlight(plan, [body], limit=limit) == expected, (first, gap)
 
 
 def test_a_text_full_of_one_term_marks_the_same_occurrences_either_way() -> None:
-    plan = text.parse_query("扶贫 台账")
+    plan = ANALYZER.plan("扶贫 台账")
     filler = "核实" * 3000
     for body in (
         ("扶贫，" * 1200) + "台账" + filler,
@@ -155,4 +160,4 @@ def test_a_text_full_of_one_term_marks_the_same_occurrences_either_way() -> None
         "台账" + ("扶贫。" * 999) + filler + "扶贫台账" + filler,
     ):
         expected = _highlight_normalising_everything(plan, [body])
-        assert text.highlight(plan, [body]) == expected
+        assert ANALYZER.highlight(plan, [body]) == expected

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from services.config import Settings
+from services.search.analysis import TextAnalyzer
 
 __all__ = [
     "FACETS",
@@ -24,6 +25,7 @@ __all__ = [
     "SearchQuery",
     "SearchResult",
     "SearchSort",
+    "TextAnalyzer",
     "open_search_index",
 ]
 
@@ -143,17 +145,20 @@ class SearchIndex(Protocol):
 
 
 def open_search_index(settings: Settings) -> SearchIndex:
-    """The index the settings choose: SQLite FTS5 in the data dir unless Elasticsearch is set."""
+    """The index the settings choose: SQLite FTS5 in the data dir unless Elasticsearch is set.
+
+    The text analyzer is built here, once, from the same settings, and handed to the backend.
+    """
+    analyzer = TextAnalyzer.from_settings(settings)
     if settings.elasticsearch_url:
-        from services.search import text
         from services.search._elasticsearch import ElasticsearchIndex
 
-        text.configure(cache_dir=settings.data_dir)
         return ElasticsearchIndex(
             settings.elasticsearch_url,
+            analyzer=analyzer,
             alias=settings.elasticsearch_index,
             timeout_seconds=settings.elasticsearch_timeout_seconds,
         )
     from services.search._sqlite import SqliteSearchIndex
 
-    return SqliteSearchIndex(settings.data_dir / "search.sqlite3")
+    return SqliteSearchIndex(settings.data_dir / "search.sqlite3", analyzer=analyzer)

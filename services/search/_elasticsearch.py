@@ -1,6 +1,6 @@
 """The production search backend: Elasticsearch through the official client.
 
-Words are segmented in Python (``services.search.text``) and stored space-separated in fields
+Words are segmented in Python (the ``TextAnalyzer``) and stored space-separated in fields
 analysed by the built-in ``whitespace`` analyzer, so a plain node without plugins serves the same
 matching and ranking as the embedded backend: character phrases decide what matches, word phrases
 rank, a match in the title or tags ranks first. Highlights are cut in Python from the stored text.
@@ -33,23 +33,19 @@ from services.search import (
     SearchQuery,
     SearchResult,
     SearchSort,
-    text,
+    analysis,
 )
+from services.search.analysis import CHAR_FIELDS, AnalysedDocument, TextAnalyzer
+from services.search.planning import QueryPlan
 
 __all__ = ["SCHEMA_VERSION", "ElasticsearchIndex", "index_body"]
 
 BACKEND = "search index"
 SCHEMA_VERSION = 1  # bump with the mapping; `materials reindex` then builds an index with it
 
-# Word-level fields and their weights, as in the embedded backend; character fields only match.
-WORD_FIELDS = {
-    "title_words": 10.0,
-    "tags_words": 12.0,
-    "filename_words": 4.0,
-    "description_words": 2.0,
-    "body_words": 1.0,
-}
-CHAR_FIELDS = ("title_chars", "body_chars")
+# The analyzer's word-level fields (named ``<field>_words`` here) with their weights; its
+# character fields only match.
+WORD_FIELDS = {f"{name}_words": weight for name, weight in analysis.WORD_FIELDS.items()}
 # A match in the title or tags adds HEAD per query group; word relevance is scaled below it, so
 # the score orders by title matches first and relevance second, as one float.
 HEAD = 100.0
@@ -107,6 +103,7 @@ class ElasticsearchIndex:
         self,
         url: str,
         *,
+        analyzer: TextAnalyzer,
         alias: str = "materials",
         target: str | None = None,
         timeout_seconds: float = 10.0,
@@ -116,6 +113,7 @@ class ElasticsearchIndex:
             url, request_timeout=timeout_seconds, max_retries=1, retry_on_timeout=False
         )
         self._owns_client = client is None
+        self._analyzer = analyzer
         self._url = url
         self._alias = alias
         self._building = f"{alias}-building"
@@ -132,7 +130,10 @@ class ElasticsearchIndex:
         """Add or replace documents (by id) in one bulk request; searchable when it returns."""
         if not documents:
             return
-        sources = [(document.id, _source(document)) for document in documents]
+        sources = [
+            (document.id, _source(document, self._analyzer.analyse(document)))
+            for document in documents
+        ]
         with self._errors():
             for index in self._write_targets():
                 operations: list[dict[str, Any]] = []
@@ -176,9 +177,9 @@ class ElasticsearchIndex:
                 for name, field in FACET_FIELDS.items()
             },
         }
-        plan: text.QueryPlan | None = None
+        plan: QueryPlan | None = None
         if query.text.strip():
-            plan = text.parse_query(query.text)
+            plan = self._analyzer.plan(query.text)
             if not plan.groups:  # only punctuation or spaces: nothing can match
                 return SearchResult(total=0, facets={name: [] for name in FACETS})
             request["query"] = {
@@ -211,7 +212,7 @@ class ElasticsearchIndex:
                     source.get("body", ""),
                     source.get("description", ""),
                 )
-                highlights = tuple(text.highlight(plan, texts))
+                highlights = tuple(self._analyzer.highlight(plan, texts))
             score = _score(hit.get("_score"), plan)
             hits.append(SearchHit(document_id=source["id"], score=score, highlights=highlights))
         return SearchResult(
@@ -287,7 +288,13 @@ class ElasticsearchIndex:
     # -- helpers --------------------------------------------------------------------------------
 
     def _bound_to(self, index: str) -> ElasticsearchIndex:
-        return ElasticsearchIndex(self._url, alias=self._alias, target=index, client=self._client)
+        return ElasticsearchIndex(
+            self._url,
+            analyzer=self._analyzer,
+            alias=self._alias,
+            target=index,
+            client=self._client,
+        )
 
     def _read_target(self) -> str:
         return self._target or self._alias
@@ -354,7 +361,7 @@ class ElasticsearchIndex:
             raise BackendUnavailable(BACKEND) from exc
 
 
-def match_clause(plan: text.QueryPlan) -> dict[str, Any]:
+def match_clause(plan: QueryPlan) -> dict[str, Any]:
     """Every group must match: each of its words as a phrase of characters, or its numbers."""
     groups: list[dict[str, Any]] = []
     for group in plan.groups:
@@ -369,7 +376,7 @@ def match_clause(plan: text.QueryPlan) -> dict[str, Any]:
     return {"bool": {"filter": groups}}
 
 
-def head_clauses(plan: text.QueryPlan) -> list[dict[str, Any]]:
+def head_clauses(plan: QueryPlan) -> list[dict[str, Any]]:
     """One constant score of HEAD per group found in the title or a tag (and for the phrase)."""
     clauses = []
     for group in plan.groups:
@@ -392,7 +399,7 @@ def head_clauses(plan: text.QueryPlan) -> list[dict[str, Any]]:
     return clauses
 
 
-def rank_clauses(plan: text.QueryPlan) -> list[dict[str, Any]]:
+def rank_clauses(plan: QueryPlan) -> list[dict[str, Any]]:
     """BM25 over the word-level fields, weighted like the embedded backend: any word or number."""
     phrases = [unit.words for group in plan.groups for unit in group.units]
     phrases.extend((number,) for number in sorted(plan.numbers))
@@ -473,7 +480,7 @@ def _scope(scope: ReadScope) -> dict[str, Any]:
     return {"bool": {"should": allowed, "minimum_should_match": 1}}
 
 
-def _score(raw: float | None, plan: text.QueryPlan | None) -> float:
+def _score(raw: float | None, plan: QueryPlan | None) -> float:
     """The embedded backend's scale: title/tag groups matched, plus relevance in [0, 1)."""
     if plan is None or raw is None:
         return 0.0
@@ -483,11 +490,11 @@ def _score(raw: float | None, plan: text.QueryPlan | None) -> float:
     return in_head + relevance / (1.0 + relevance)
 
 
-def _source(document: IndexedDocument) -> dict[str, Any]:
+def _source(document: IndexedDocument, analysed: AnalysedDocument) -> dict[str, Any]:
     created_at = document.created_at
     if created_at.tzinfo is None:
         created_at = created_at.replace(tzinfo=UTC)
-    head = [document.title, *document.tags]
+    title, body, description = analysed.texts  # only what highlighting reads
     return {
         "id": document.id,
         "township_id": document.township_id,
@@ -499,21 +506,13 @@ def _source(document: IndexedDocument) -> dict[str, Any]:
         "period_end": _iso(document.period_end or document.period_start),
         "created_at": int(created_at.timestamp() * 1000),
         "year": str((document.period_start or created_at).year),
-        "title": document.title,
-        "description": document.description,
-        # Only what highlighting reads: a snippet never comes from further in.
-        "body": document.body[: text.MAX_HIGHLIGHT_SOURCE],
-        "title_words": text.word_field([document.title]),
-        "tags_words": text.word_field(document.tags),
-        "filename_words": text.word_field([document.filename]),
-        "description_words": text.word_field([document.description]),
-        "body_words": text.word_field([document.body]),
-        "title_chars": text.char_field(head),
-        "body_chars": text.char_field([document.filename, document.description, document.body]),
-        "head_chars": [text.char_field([part]) for part in head],
-        "head_numbers": " ".join(
-            token for part in head for token, _, _ in text.number_tokens(text.normalize(part))
-        ),
+        "title": title,
+        "description": description,
+        "body": body,
+        **{f"{name}_words": tokens for name, tokens in analysed.words.items()},
+        **analysed.chars,
+        "head_chars": [" ".join(tokens) for tokens in analysed.head],
+        "head_numbers": " ".join(analysed.head_numbers),
     }
 
 

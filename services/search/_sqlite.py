@@ -1,6 +1,7 @@
 """The embedded search backend: SQLite FTS5 in its own database file (derived data, rebuildable).
 
-Token strings come from ``services.search.text``; filters live in a plain table joined by rowid.
+Token strings and query plans come from the ``TextAnalyzer``; this module only writes them into
+FTS5 columns and translates plans into MATCH strings. Filters live in a plain table joined by rowid.
 """
 
 from __future__ import annotations
@@ -26,28 +27,19 @@ from services.search import (
     SearchQuery,
     SearchResult,
     SearchSort,
-    text,
 )
+from services.search.analysis import CHAR_FIELDS, WORD_FIELDS, AnalysedDocument, TextAnalyzer
+from services.search.planning import QueryPlan
 
 __all__ = ["SqliteSearchIndex"]
 
 BACKEND = "search index"
 SCHEMA_VERSION = 1  # bump when tokenisation or tables change: the index is then rebuilt empty
 
-# FTS5 columns and their bm25 weights. Character columns decide what matches (recall) and weigh
-# nothing in the ranking: a document holding the query's word ranks above one that only holds
-# its characters in sequence (扶贫办 above 扶贫办公室 for the query 扶贫办).
-COLUMNS = {
-    "title": 10.0,
-    "tags": 12.0,
-    "filename": 4.0,
-    "description": 2.0,
-    "body": 1.0,
-    "title_chars": 0.0,  # characters of title and tags
-    "body_chars": 0.0,  # characters of filename, description and body
-}
-WORD_COLUMNS = "{title tags filename description body}"
-CHAR_COLUMNS = "{title_chars body_chars}"
+# FTS5 columns and their bm25 weights: the analyzer's fields, character fields weighing nothing.
+COLUMNS = {**WORD_FIELDS, **dict.fromkeys(CHAR_FIELDS, 0.0)}
+WORD_COLUMNS = "{" + " ".join(WORD_FIELDS) + "}"
+CHAR_COLUMNS = "{" + " ".join(CHAR_FIELDS) + "}"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS documents (
@@ -92,9 +84,9 @@ class SqliteSearchIndex:
 
     name = "sqlite"
 
-    def __init__(self, path: Path, *, cache_dir: Path | None = None) -> None:
+    def __init__(self, path: Path, *, analyzer: TextAnalyzer) -> None:
         self._path = Path(path)
-        text.configure(cache_dir=cache_dir or self._path.parent)
+        self._analyzer = analyzer
         self._pool_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
@@ -111,7 +103,7 @@ class SqliteSearchIndex:
     def upsert(self, documents: Sequence[IndexedDocument]) -> None:
         """Add or replace documents (by id), as one transaction."""
         # Segmenting is the slow part: do it before taking the write lock.
-        rows = [_Row.of(document) for document in documents]
+        rows = [_Row.of(document, self._analyzer.analyse(document)) for document in documents]
         with self._errors(), self._connection() as conn, self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -204,7 +196,7 @@ class SqliteSearchIndex:
         )
 
     def _search(self, conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
-        plan = text.parse_query(query.text)
+        plan = self._analyzer.plan(query.text)
         if not plan.groups:  # only punctuation or spaces: nothing can match
             return SearchResult(total=0, facets={name: [] for name in FACETS})
         where, params = _filters(query)
@@ -250,7 +242,9 @@ class SqliteSearchIndex:
             SearchHit(
                 document_id=document_id,
                 score=score,
-                highlights=tuple(text.highlight(plan, texts[rowid])) if rowid in texts else (),
+                highlights=(
+                    tuple(self._analyzer.highlight(plan, texts[rowid])) if rowid in texts else ()
+                ),
             )
             for score, _, rowid, document_id in chosen
         ]
@@ -384,25 +378,11 @@ class _Row:
         self.terms = terms
 
     @classmethod
-    def of(cls, document: IndexedDocument) -> _Row:
+    def of(cls, document: IndexedDocument, analysed: AnalysedDocument) -> _Row:
         created_at = document.created_at
         if created_at.tzinfo is None:
             created_at = created_at.replace(tzinfo=UTC)
         year = (document.period_start or created_at).year
-        head = "\n".join(text.normalize(part) for part in (document.title, *document.tags))
-        # Title and tags as letters and digits only, to test query words against cheaply.
-        compact_head = "\n".join(
-            "".join(text.char_tokens(part)) for part in (document.title, *document.tags)
-        )
-        terms = (
-            text.word_field([document.title]),
-            text.word_field(document.tags),
-            text.word_field([document.filename]),
-            text.word_field([document.description]),
-            text.word_field([document.body]),
-            text.char_field([document.title, *document.tags]),
-            text.char_field([document.filename, document.description, document.body]),
-        )
         return cls(
             document={
                 "id": document.id,
@@ -414,16 +394,16 @@ class _Row:
                 "period_end": _iso(document.period_end or document.period_start),
                 "created_at": created_at.timestamp(),
                 "year": year,
-                "head": compact_head,
-                "head_numbers": "".join(f" {token} " for token, _, _ in text.number_tokens(head)),
+                "head": analysed.compact_head,
+                "head_numbers": "".join(f" {token} " for token in analysed.head_numbers),
             },
             department_ids=tuple(dict.fromkeys(document.department_ids)),
-            texts=(document.title, document.description, document.body),
-            terms=terms,
+            texts=(analysed.texts[0], analysed.texts[2], analysed.texts[1]),
+            terms=tuple({**analysed.words, **analysed.chars}[column] for column in COLUMNS),
         )
 
 
-def match_expression(plan: text.QueryPlan) -> str:
+def match_expression(plan: QueryPlan) -> str:
     """The FTS5 MATCH string selecting a plan's documents, built only from quoted phrases.
 
     A unit matches as a phrase of single characters: wherever jieba found the word, its characters
@@ -440,7 +420,7 @@ def match_expression(plan: text.QueryPlan) -> str:
     return " AND ".join(groups)
 
 
-def rank_expression(plan: text.QueryPlan) -> str:
+def rank_expression(plan: QueryPlan) -> str:
     """The FTS5 MATCH string whose bm25 ranks a plan's documents: any of its words or numbers.
 
     Documents that hold a query word rank above those holding only its characters in sequence.
@@ -459,7 +439,7 @@ def _phrase(tokens: Sequence[str]) -> str:
     return '"' + " ".join(token.replace('"', '""') for token in tokens) + '"'
 
 
-def _head_matches(plan: text.QueryPlan) -> tuple[str, list[str]]:
+def _head_matches(plan: QueryPlan) -> tuple[str, list[str]]:
     """SQL counting the query's groups found in the title or tags of ``documents AS d``.
 
     Such matches rank first, whatever bm25 says: its column weights saturate, so a body saying a

@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from services.search import IndexedDocument, ReadScope, SearchQuery
+from services.search import IndexedDocument, ReadScope, SearchQuery, TextAnalyzer
 from services.search._sqlite import SqliteSearchIndex
 
 TOWNSHIPS = [
@@ -173,7 +173,9 @@ def main() -> None:
     documents = corpus(args.docs, args.chars)
     total_chars = sum(len(document.body) for document in documents)
     with tempfile.TemporaryDirectory(dir=Path.cwd(), prefix=".bench-search-") as directory:
-        index = SqliteSearchIndex(Path(directory) / "search.sqlite3")
+        index = SqliteSearchIndex(
+            Path(directory) / "search.sqlite3", analyzer=TextAnalyzer(cache_dir=Path(directory))
+        )
         began = time.perf_counter()
         for offset in range(0, len(documents), args.batch):
             index.upsert(documents[offset : offset + args.batch])

@@ -44,7 +44,7 @@ from services.backends import Backends, open_backends
 from services.config import Settings
 from services.metadata import period_bounds
 from services.models import Document, DocumentDepartment, IndexStatus, OrgKind, Role
-from services.search import FACETS, IndexedDocument, SearchQuery, text
+from services.search import FACETS, IndexedDocument, SearchQuery, TextAnalyzer
 from services.search._elasticsearch import ElasticsearchIndex
 from tests.bench._stack import Stack, load, machine, percentile, summary
 from tests.bench.search_latency import (
@@ -202,8 +202,8 @@ _worker_index: ElasticsearchIndex | None = None
 
 def _start_loader(url: str, cache_dir: str) -> None:
     global _worker_index
-    text.configure(cache_dir=Path(cache_dir))
-    _worker_index = ElasticsearchIndex(url, alias=ALIAS, timeout_seconds=120)
+    analyzer = TextAnalyzer(cache_dir=Path(cache_dir))
+    _worker_index = ElasticsearchIndex(url, analyzer=analyzer, alias=ALIAS, timeout_seconds=120)
 
 
 def _upsert(batch: Sequence[IndexedDocument]) -> int:
@@ -260,7 +260,11 @@ def direct_requests(searches: Sequence[Search], orgs: Orgs) -> list[DirectReques
     """What ``ElasticsearchIndex.search`` sends for each search, as the API would call it."""
     recorder = _Recorder()
     backend = ElasticsearchIndex(
-        "http://unused", alias=ALIAS, target=ALIAS, client=cast(Elasticsearch, recorder)
+        "http://unused",
+        analyzer=TextAnalyzer(),
+        alias=ALIAS,
+        target=ALIAS,
+        client=cast(Elasticsearch, recorder),
     )
     scope = access.read_scope(orgs.reader)
     built = []

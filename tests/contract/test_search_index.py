@@ -29,7 +29,7 @@ from services.search import (
     SearchQuery,
     SearchResult,
     SearchSort,
-    text,
+    TextAnalyzer,
 )
 from services.search._elasticsearch import ElasticsearchIndex
 from services.search._sqlite import SqliteSearchIndex
@@ -46,13 +46,16 @@ EAST_TOWNSHIP = ReadScope(township_id=EAST)
 START = datetime(2021, 3, 1, 9, 0, tzinfo=UTC)
 
 
+# One analyzer for every index of the suite, as ``open_search_index`` builds one per process.
+ANALYZER = TextAnalyzer()
+
+
 def sqlite_index(request: pytest.FixtureRequest, directory: Path) -> SearchIndex:
-    return SqliteSearchIndex(directory / "search.sqlite3", cache_dir=directory / "cache")
+    return SqliteSearchIndex(directory / "search.sqlite3", analyzer=ANALYZER)
 
 
 def elasticsearch_index(request: pytest.FixtureRequest, directory: Path) -> SearchIndex:
     server: ElasticsearchServer = request.getfixturevalue("elasticsearch")
-    text.configure(cache_dir=directory / "cache")
     alias = f"test-{uuid.uuid4().hex[:16]}"
 
     def drop() -> None:
@@ -62,7 +65,7 @@ def elasticsearch_index(request: pytest.FixtureRequest, directory: Path) -> Sear
                 client.indices.delete(index=names)
 
     request.addfinalizer(drop)
-    return ElasticsearchIndex(server.url, alias=alias)
+    return ElasticsearchIndex(server.url, analyzer=ANALYZER, alias=alias)
 
 
 INDEX_FACTORIES: list[Any] = [
@@ -721,7 +724,7 @@ def test_elasticsearch_mapping_is_explicit_and_segmentation_survives_the_whitesp
     index.upsert([material("a", title="扶贫")])
     name = index.physical_index()
     sample = "县扶贫办２０２０年第三季度 COVID-19 工作留痕 Q3 𠀀字 café ｶﾀｶﾅ 한국"
-    tokens = text.word_tokens(sample) + text.char_tokens(sample)
+    tokens = ANALYZER.word_tokens(sample) + ANALYZER.char_tokens(sample)
     with Elasticsearch(index_url(request)) as client:
         mapping = client.indices.get_mapping(index=name).body[name]["mappings"]
         assert mapping["dynamic"] == "strict"
@@ -736,7 +739,9 @@ def test_elasticsearch_down_is_backend_unavailable(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    index = ElasticsearchIndex(f"http://127.0.0.1:{port}", alias="nowhere", timeout_seconds=2)
+    index = ElasticsearchIndex(
+        f"http://127.0.0.1:{port}", analyzer=ANALYZER, alias="nowhere", timeout_seconds=2
+    )
     for call in (
         index.ping,
         index.count,
@@ -758,9 +763,8 @@ def index_url(request: pytest.FixtureRequest) -> str:
 
 
 def test_tokens_survive_the_fts5_unicode61_tokenizer_unchanged(tmp_path: Path) -> None:
-    text.configure(cache_dir=tmp_path)
     sample = "县扶贫办２０２０年第三季度 COVID-19 工作留痕 Q3 𠀀字 café ｶﾀｶﾅ 한국"
-    tokens = text.word_tokens(sample) + text.char_tokens(sample)
+    tokens = ANALYZER.word_tokens(sample) + ANALYZER.char_tokens(sample)
     assert all(token and not any(char.isspace() for char in token) for token in tokens)
     conn = sqlite3.connect(":memory:")
     conn.execute('CREATE VIRTUAL TABLE t USING fts5(x, tokenize = "unicode61 remove_diacritics 0")')
@@ -774,10 +778,10 @@ def test_tokens_survive_the_fts5_unicode61_tokenizer_unchanged(tmp_path: Path) -
 
 def test_sqlite_index_lives_in_its_own_file_and_survives_reopening(tmp_path: Path) -> None:
     path = tmp_path / "index" / "search.sqlite3"
-    first = SqliteSearchIndex(path)
+    first = SqliteSearchIndex(path, analyzer=ANALYZER)
     first.upsert([material("a", title="扶贫")])
     first.close()
-    second = SqliteSearchIndex(path)
+    second = SqliteSearchIndex(path, analyzer=ANALYZER)
     assert ids(search(second, "扶贫")) == ["a"]
     second.close()
 
@@ -786,11 +790,11 @@ def test_sqlite_index_reports_an_unusable_file_as_unavailable(tmp_path: Path) ->
     path = tmp_path / "search.sqlite3"
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(BackendUnavailable):
-        SqliteSearchIndex(path)
+        SqliteSearchIndex(path, analyzer=ANALYZER)
 
 
 def test_sqlite_index_is_unavailable_after_close(tmp_path: Path) -> None:
-    opened = SqliteSearchIndex(tmp_path / "search.sqlite3")
+    opened = SqliteSearchIndex(tmp_path / "search.sqlite3", analyzer=ANALYZER)
     opened.close()
     with pytest.raises(BackendUnavailable):
         opened.ping()

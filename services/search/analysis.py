@@ -1,0 +1,133 @@
+"""The text analyzer: what every search backend stores of a document and asks of a query.
+
+Built once from settings by ``open_search_index`` and handed to the backend, which only translates
+its output (token strings per field, query plans) into SQL or Elasticsearch requests. The fields
+and their ranking weights are defined here, once, for every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from services.search.highlighting import MAX_HIGHLIGHT_SOURCE, highlight
+from services.search.numbers import number_tokens
+from services.search.planning import QueryPlan, plan_query
+from services.search.segmentation import ALNUM_RUN, DOMAIN_WORDS, Segmenter, char_tokens, normalize
+
+if TYPE_CHECKING:
+    from services.config import Settings
+    from services.search import IndexedDocument
+
+__all__ = ["CHAR_FIELDS", "WORD_FIELDS", "AnalysedDocument", "TextAnalyzer"]
+
+# Word-level fields (jieba words and number tokens) and their ranking weights. Character-level
+# fields decide what matches (recall) and weigh nothing in the ranking: a document holding the
+# query's word ranks above one that only holds its characters in sequence.
+WORD_FIELDS: Mapping[str, float] = {
+    "title": 10.0,
+    "tags": 12.0,
+    "filename": 4.0,
+    "description": 2.0,
+    "body": 1.0,
+}
+CHAR_FIELDS = (
+    "title_chars",  # characters of title and tags
+    "body_chars",  # characters of file name, description and body
+)
+
+
+@dataclass(frozen=True)
+class AnalysedDocument:
+    """One document as every backend indexes it: space-separated tokens per field."""
+
+    words: Mapping[str, str]  # WORD_FIELDS → tokens
+    chars: Mapping[str, str]  # CHAR_FIELDS → tokens
+    head: tuple[tuple[str, ...], ...]  # the title and each tag as character tokens, separately
+    head_numbers: tuple[str, ...]  # canonical number tokens of the title and tags
+    texts: tuple[str, str, str]  # title, body, description as highlighting reads them
+
+    @property
+    def compact_head(self) -> str:
+        """Title and tags as letters and digits only, one a line: cheap to test words against."""
+        return "\n".join("".join(tokens) for tokens in self.head)
+
+
+class TextAnalyzer:
+    """Normalisation, segmentation, query plans and highlights for one configuration."""
+
+    def __init__(self, *, cache_dir: Path | None = None, words: Iterable[str] = DOMAIN_WORDS):
+        self.segmenter = Segmenter(cache_dir=cache_dir, words=words)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TextAnalyzer:
+        """The analyzer the settings describe (jieba's cache lives in the data dir)."""
+        return cls(cache_dir=settings.data_dir)
+
+    # -- documents -------------------------------------------------------------------------------
+
+    def analyse(self, document: IndexedDocument) -> AnalysedDocument:
+        """The token strings of every field of a document."""
+        head = (document.title, *document.tags)
+        return AnalysedDocument(
+            words={
+                "title": self.word_field([document.title]),
+                "tags": self.word_field(document.tags),
+                "filename": self.word_field([document.filename]),
+                "description": self.word_field([document.description]),
+                "body": self.word_field([document.body]),
+            },
+            chars={
+                "title_chars": char_field(head),
+                "body_chars": char_field([document.filename, document.description, document.body]),
+            },
+            head=tuple(tuple(char_tokens(part)) for part in head),
+            head_numbers=tuple(
+                token for part in head for token, _, _ in number_tokens(normalize(part))
+            ),
+            texts=(
+                document.title,
+                document.body[:MAX_HIGHLIGHT_SOURCE],
+                document.description,
+            ),
+        )
+
+    def word_tokens(self, text: str) -> list[str]:
+        """jieba search-mode words (with their dictionary sub-words), then canonical numbers."""
+        normalized = normalize(text)
+        tokens: list[str] = []
+        for word in self.segmenter.cut(normalized):
+            if word.isalnum():  # the usual case, checked fast
+                tokens.append(word)
+            elif not word.isspace():
+                tokens.extend(ALNUM_RUN.findall(word))
+        tokens.extend(token for token, _, _ in number_tokens(normalized))
+        return tokens
+
+    def word_field(self, texts: Iterable[str]) -> str:
+        """The word-level field value: tokens of every text, joined by single spaces."""
+        return " ".join(token for text in texts for token in self.word_tokens(text))
+
+    @staticmethod
+    def char_tokens(text: str) -> list[str]:
+        """Each CJK character, latin run and digit run of ``text``."""
+        return char_tokens(text)
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def plan(self, text: str) -> QueryPlan:
+        """What a search text asks for."""
+        return plan_query(text, self.segmenter)
+
+    def highlight(
+        self, plan: QueryPlan, texts: Sequence[str], *, limit: int = 3, width: int = 60
+    ) -> list[str]:
+        """Up to ``limit`` escaped snippets of ``texts`` with the plan's terms in ``<em>``."""
+        return highlight(plan, texts, limit=limit, width=width)
+
+
+def char_field(texts: Iterable[str]) -> str:
+    """The character-level field value: tokens of every text, joined by single spaces."""
+    return " ".join(token for text in texts for token in char_tokens(text))
