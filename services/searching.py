@@ -37,6 +37,8 @@ class SearchPage:
     total: int
     hits: list[FoundDocument]
     facets: dict[str, list[FacetBucket]]
+    relaxed: bool = False  # nothing matched every word: the best partial matches instead
+    suggestions: tuple[str, ...] = ()  # nothing matched: corrected queries that find something
 
 
 def search(
@@ -111,6 +113,8 @@ def search(
         }
         if sort != SearchSort.relevance:  # like the filters, only what the caller chose
             details["sort"] = str(sort)
+        if result.relaxed:
+            details["relaxed"] = True
         backends.audit.append(
             session,
             actor=actor_of(principal, ip),
@@ -118,7 +122,13 @@ def search(
             outcome=Outcome.allowed,
             details=details,
         )
-    return SearchPage(total=result.total, hits=hits, facets=result.facets)
+    return SearchPage(
+        total=result.total,
+        hits=hits,
+        facets=result.facets,
+        relaxed=result.relaxed,
+        suggestions=result.suggestions,
+    )
 
 
 def _documents(session: Session, ids: list[str]) -> dict[str, Document]:

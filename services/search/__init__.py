@@ -108,6 +108,10 @@ class SearchResult:
     total: int
     hits: list[SearchHit] = field(default_factory=list)
     facets: dict[str, list[FacetBucket]] = field(default_factory=dict)
+    # Nothing matched every word: these are the best partial matches (any word).
+    relaxed: bool = False
+    # Nothing matched: corrected queries that do find documents in the caller's scope.
+    suggestions: tuple[str, ...] = ()
 
 
 class SearchIndex(Protocol):

@@ -36,12 +36,14 @@ from services.search import (
     analysis,
 )
 from services.search.analysis import CHAR_FIELDS, AnalysedDocument, TextAnalyzer
-from services.search.planning import QueryPlan
+from services.search.forgiving import search_forgivingly
+from services.search.planning import QueryPlan, QueryTerm
+from services.search.suggestions import VocabularyProbe
 
 __all__ = ["SCHEMA_VERSION", "ElasticsearchIndex", "index_body"]
 
 BACKEND = "search index"
-SCHEMA_VERSION = 1  # bump with the mapping; `materials reindex` then builds an index with it
+SCHEMA_VERSION = 2  # bump with the mapping; `materials reindex` then builds an index with it
 
 # The analyzer's word-level fields (named ``<field>_words`` here) with their weights; its
 # character fields only match.
@@ -53,6 +55,7 @@ RANK_SCALE = 0.01
 FACET_FIELDS = {"township": "township_name", "category": "category", "year": "year"}
 MAX_FACET_BUCKETS = 1000
 MAX_RESULT_WINDOW = 10_000  # Elasticsearch's default; deeper pages answer no hits
+MAX_LOOKUP_WORDS = 500  # vocabulary words one correction look-up brings back
 
 _log = logging.getLogger(__name__)
 _WHITESPACE_TEXT = {"type": "text", "analyzer": "whitespace"}
@@ -89,6 +92,9 @@ def index_body() -> dict[str, Any]:
                 # Title and each tag as separate values: a phrase never runs from one to the next.
                 "head_chars": _WHITESPACE_TEXT,
                 "head_numbers": _WHITESPACE_TEXT,
+                # Words corrections may use, and "<pinyin> <word>" to find them by sound.
+                "vocabulary": {"type": "keyword"},
+                "vocabulary_pinyin": {"type": "keyword"},
             },
         },
     }
@@ -156,17 +162,30 @@ class ElasticsearchIndex:
                 )
 
     def search(self, query: SearchQuery) -> SearchResult:
-        """Matching documents within the scope in the query's order, with totals and facets."""
+        """Matching documents within the scope in the query's order, with totals and facets.
+
+        With no match: the relaxed query's matches and corrections (``search_forgivingly``).
+        """
+        if not query.text.strip():
+            return self._execute(None, query)
+        return search_forgivingly(
+            self._analyzer,
+            query,
+            execute=lambda plan, q, count_only: self._execute(plan, q, count_only=count_only),
+            lookup=self._lookup,
+        )
+
+    def _execute(
+        self, plan: QueryPlan | None, query: SearchQuery, *, count_only: bool = False
+    ) -> SearchResult:
         page, size = max(1, query.page), max(0, query.size)
         start = (page - 1) * size
-        if start + size > MAX_RESULT_WINDOW:
-            start, size = 0, 0  # still answers the total and the facets
+        if start + size > MAX_RESULT_WINDOW or count_only:
+            start, size = 0, 0  # still answers the total (and the facets)
         filters = _filters(query)
-        request: dict[str, Any] = {
-            "from": start,
-            "size": size,
-            "track_total_hits": True,
-            "aggs": {
+        request: dict[str, Any] = {"from": start, "size": size, "track_total_hits": True}
+        if not count_only:
+            request["aggs"] = {
                 name: {
                     "terms": {
                         "field": field,
@@ -175,17 +194,12 @@ class ElasticsearchIndex:
                     }
                 }
                 for name, field in FACET_FIELDS.items()
-            },
-        }
-        plan: QueryPlan | None = None
-        if query.text.strip():
-            plan = self._analyzer.plan(query.text)
-            if not plan.groups:  # only punctuation or spaces: nothing can match
-                return SearchResult(total=0, facets={name: [] for name in FACETS})
+            }
+        if plan is not None:
             request["query"] = {
                 "bool": {
                     "filter": [*filters, match_clause(plan)],
-                    "should": [*head_clauses(plan), *rank_clauses(plan)],
+                    "should": [*clause_scores(plan), *head_clauses(plan), *rank_clauses(plan)],
                 }
             }
             if query.sort == SearchSort.date:
@@ -215,17 +229,57 @@ class ElasticsearchIndex:
                 highlights = tuple(self._analyzer.highlight(plan, texts))
             score = _score(hit.get("_score"), plan)
             hits.append(SearchHit(document_id=source["id"], score=score, highlights=highlights))
+        aggregations = response.get("aggregations", {})
         return SearchResult(
             total=int(response["hits"]["total"]["value"]),
             hits=hits,
             facets={
                 name: [
                     FacetBucket(key=str(bucket["key"]), count=int(bucket["doc_count"]))
-                    for bucket in response["aggregations"][name]["buckets"]
+                    for bucket in aggregations.get(name, {}).get("buckets", [])
                 ]
                 for name in FACETS
             },
         )
+
+    def _lookup(self, probe: VocabularyProbe, query: SearchQuery) -> list[str]:
+        """Vocabulary words fitting the probe, from documents in the query's scope and filters.
+
+        Patterns hold only ideographs and ``?``, pinyin only ``[a-z]``: nothing in them is
+        regular-expression syntax once ``?`` becomes ``.``.
+        """
+        aggs: dict[str, Any] = {
+            "words": {
+                "terms": {
+                    "field": "vocabulary",
+                    "include": "|".join(pattern.replace("?", ".") for pattern in probe.patterns),
+                    "size": MAX_LOOKUP_WORDS,
+                }
+            }
+        }
+        if probe.pinyins:
+            aggs["sounds"] = {
+                "terms": {
+                    "field": "vocabulary_pinyin",
+                    "include": f"({'|'.join(probe.pinyins)}) .*",
+                    "size": MAX_LOOKUP_WORDS,
+                }
+            }
+        with self._errors():
+            self._ensure_ready()
+            response = self._client.search(
+                index=self._read_target(),
+                size=0,
+                query={"bool": {"filter": _filters(query)}},
+                aggs=aggs,
+            ).body
+        found = [bucket["key"] for bucket in response["aggregations"]["words"]["buckets"]]
+        if probe.pinyins:
+            found += [
+                bucket["key"].split(" ", 1)[1]
+                for bucket in response["aggregations"]["sounds"]["buckets"]
+            ]
+        return found
 
     def count(self) -> int:
         """How many documents the index holds."""
@@ -333,13 +387,22 @@ class ElasticsearchIndex:
     def _check_schema(self) -> None:
         for name, mapping in self._client.indices.get_mapping(index=self._alias).body.items():
             version = mapping["mappings"].get("_meta", {}).get("schema_version")
-            if version != SCHEMA_VERSION:
-                _log.warning(
-                    "search index %s has schema %s, this version uses %s: run `materials reindex`",
-                    name,
-                    version,
-                    SCHEMA_VERSION,
+            if version == SCHEMA_VERSION:
+                continue
+            _log.warning(
+                "search index %s has schema %s, this version uses %s: run `materials reindex`",
+                name,
+                version,
+                SCHEMA_VERSION,
+            )
+            # New fields are added to the old index, so that live writes go on until the rebuild
+            # (documents written before it lack them: traditional characters, vocabulary).
+            try:
+                self._client.indices.put_mapping(
+                    index=name, properties=index_body()["mappings"]["properties"]
                 )
+            except ApiError as exc:
+                _log.warning("search index %s cannot take the new fields: %s", name, exc)
 
     def _bulk(self, operations: list[dict[str, Any]]) -> None:
         response = self._client.bulk(operations=operations, refresh=True).body
@@ -362,9 +425,31 @@ class ElasticsearchIndex:
 
 
 def match_clause(plan: QueryPlan) -> dict[str, Any]:
-    """Every group must match: each of its words as a phrase of characters, or its numbers."""
+    """Every clause must match (any, relaxed), one of its terms enough; no excluded term may."""
+    clauses = [
+        {
+            "bool": {
+                "should": [_term_clause(term) for term in clause.terms],
+                "minimum_should_match": 1,
+            }
+        }
+        for clause in plan.clauses
+    ]
+    matched: dict[str, Any] = (
+        {"bool": {"should": clauses, "minimum_should_match": 1}}
+        if plan.relaxed
+        else {"bool": {"filter": clauses}}
+    )
+    if plan.excluded:
+        matched["bool"]["must_not"] = [_term_clause(term) for term in plan.excluded]
+    return matched
+
+
+def _term_clause(term: QueryTerm) -> dict[str, Any]:
+    """Each group of the term: its words as phrases of characters, or its numbers; and the
+    quoted phrase's characters in order."""
     groups: list[dict[str, Any]] = []
-    for group in plan.groups:
+    for group in term.groups:
         units: dict[str, Any] = {
             "bool": {"filter": [_char_phrase(unit.chars) for unit in group.units]}
         }
@@ -373,7 +458,37 @@ def match_clause(plan: QueryPlan) -> dict[str, Any]:
             groups.append({"bool": {"should": [units, numbers], "minimum_should_match": 1}})
         else:
             groups.append(units)
+    if term.exact:
+        groups.append(_char_phrase(term.exact))
     return {"bool": {"filter": groups}}
+
+
+def clause_scores(plan: QueryPlan) -> list[dict[str, Any]]:
+    """Relaxed: a constant score per clause matched, above every title match (none otherwise)."""
+    if not plan.relaxed:
+        return []
+    return [
+        {
+            "constant_score": {
+                "filter": {
+                    "bool": {
+                        "should": [_term_clause(term) for term in clause.terms],
+                        "minimum_should_match": 1,
+                    }
+                },
+                "boost": _clause_weight(plan),
+            }
+        }
+        for clause in plan.clauses
+    ]
+
+
+def _clause_weight(plan: QueryPlan) -> float:
+    return HEAD * (_most_in_head(plan) + 1)
+
+
+def _most_in_head(plan: QueryPlan) -> int:
+    return len(plan.groups) + (1 if plan.phrase else 0)
 
 
 def head_clauses(plan: QueryPlan) -> list[dict[str, Any]]:
@@ -481,13 +596,18 @@ def _scope(scope: ReadScope) -> dict[str, Any]:
 
 
 def _score(raw: float | None, plan: QueryPlan | None) -> float:
-    """The embedded backend's scale: title/tag groups matched, plus relevance in [0, 1)."""
+    """The embedded backend's scale: clauses matched when relaxed (each above every title
+    match), title/tag groups matched, plus relevance in [0, 1)."""
     if plan is None or raw is None:
         return 0.0
-    most = len(plan.groups) + (1 if plan.phrase else 0)
+    most = _most_in_head(plan)
+    clauses = 0
+    if plan.relaxed:
+        clauses = min(len(plan.clauses), math.floor(raw / _clause_weight(plan)))
+        raw -= clauses * _clause_weight(plan)
     in_head = min(most, math.floor(raw / HEAD))
     relevance = max(0.0, (raw - in_head * HEAD) / RANK_SCALE)
-    return in_head + relevance / (1.0 + relevance)
+    return clauses * (most + 1) + in_head + relevance / (1.0 + relevance)
 
 
 def _source(document: IndexedDocument, analysed: AnalysedDocument) -> dict[str, Any]:
@@ -513,6 +633,8 @@ def _source(document: IndexedDocument, analysed: AnalysedDocument) -> dict[str, 
         **analysed.chars,
         "head_chars": [" ".join(tokens) for tokens in analysed.head],
         "head_numbers": " ".join(analysed.head_numbers),
+        "vocabulary": [word for word, _ in analysed.vocabulary],
+        "vocabulary_pinyin": [f"{sound} {word}" for word, sound in analysed.vocabulary if sound],
     }
 
 

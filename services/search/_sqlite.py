@@ -29,12 +29,14 @@ from services.search import (
     SearchSort,
 )
 from services.search.analysis import CHAR_FIELDS, WORD_FIELDS, AnalysedDocument, TextAnalyzer
-from services.search.planning import QueryPlan
+from services.search.forgiving import search_forgivingly
+from services.search.planning import QueryPlan, QueryTerm
+from services.search.suggestions import VocabularyProbe
 
 __all__ = ["SqliteSearchIndex"]
 
 BACKEND = "search index"
-SCHEMA_VERSION = 1  # bump when tokenisation or tables change: the index is then rebuilt empty
+SCHEMA_VERSION = 2  # bump when tokenisation or tables change: the index is then rebuilt empty
 
 # FTS5 columns and their bm25 weights: the analyzer's fields, character fields weighing nothing.
 COLUMNS = {**WORD_FIELDS, **dict.fromkeys(CHAR_FIELDS, 0.0)}
@@ -69,12 +71,21 @@ CREATE TABLE IF NOT EXISTS document_texts (
     description TEXT NOT NULL,
     body TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS vocabulary (
+    term TEXT PRIMARY KEY,
+    pinyin TEXT NOT NULL,
+    length INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS vocabulary_pinyin ON vocabulary (pinyin);
+CREATE INDEX IF NOT EXISTS vocabulary_length ON vocabulary (length, term);
 CREATE VIRTUAL TABLE IF NOT EXISTS document_terms USING fts5(
     {", ".join(COLUMNS)},
     tokenize = "unicode61 remove_diacritics 0"
 );
 """
-_TABLES = ("documents", "document_departments", "document_texts", "document_terms")
+_TABLES = ("documents", "document_departments", "document_texts", "vocabulary", "document_terms")
+MAX_KNOWN_WORDS = 500_000  # vocabulary words remembered as written, to skip writing them again
+MAX_LOOKUP_WORDS = 500
 _log = logging.getLogger(__name__)
 _RANK = f"bm25(document_terms, {', '.join(str(weight) for weight in COLUMNS.values())})"
 
@@ -91,6 +102,7 @@ class SqliteSearchIndex:
         self._write_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
+        self._known: set[str] = set()  # vocabulary words this process has written
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             with self._connection() as conn:
@@ -109,6 +121,7 @@ class SqliteSearchIndex:
             try:
                 for row in rows:
                     self._write(conn, row)
+                self._add_vocabulary(conn, rows)
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
@@ -131,14 +144,22 @@ class SqliteSearchIndex:
                 raise
 
     def search(self, query: SearchQuery) -> SearchResult:
-        """Matching documents within the scope in the query's order, with totals and facets."""
+        """Matching documents within the scope in the query's order, with totals and facets.
+
+        With no match: the relaxed query's matches and corrections (``search_forgivingly``).
+        """
         with self._errors(), self._connection() as conn:
             # One read transaction: totals, page and highlights see the same snapshot.
             conn.execute("BEGIN")
             try:
                 if not query.text.strip():
                     return self._list(conn, query)
-                return self._search(conn, query)
+                return search_forgivingly(
+                    self._analyzer,
+                    query,
+                    execute=lambda plan, q, count_only: self._search(conn, plan, q, count_only),
+                    lookup=lambda probe, q: self._lookup(conn, probe),
+                )
             finally:
                 conn.execute("COMMIT")
 
@@ -195,25 +216,26 @@ class SqliteSearchIndex:
             facets=_buckets(facets),
         )
 
-    def _search(self, conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
-        plan = self._analyzer.plan(query.text)
-        if not plan.groups:  # only punctuation or spaces: nothing can match
-            return SearchResult(total=0, facets={name: [] for name in FACETS})
+    def _search(
+        self, conn: sqlite3.Connection, plan: QueryPlan, query: SearchQuery, count_only: bool
+    ) -> SearchResult:
         where, params = _filters(query)
         in_head, head_params = _head_matches(plan)
+        matched, matched_params = _clauses_matched(plan)
         # Two FTS passes, each cheaper than one doing both: the matching set (character phrases,
         # no ranking function), then bm25 over word-level phrases only.
         rows = conn.execute(
             f"""
-            SELECT d.rowid, d.id, d.township_name, d.category, d.year, d.created_at, {in_head}
+            SELECT d.rowid, d.id, d.township_name, d.category, d.year, d.created_at,
+                   {in_head}, {matched}
             FROM (SELECT rowid FROM document_terms WHERE document_terms MATCH ?) AS m
             JOIN documents AS d ON d.rowid = m.rowid
             WHERE {where}
             """,  # noqa: S608 - only fixed SQL; values are parameters
-            [*head_params, match_expression(plan), *params],
+            [*head_params, *matched_params, match_expression(plan), *params],
         ).fetchall()
-        if not rows:
-            return SearchResult(total=0, facets={name: [] for name in FACETS})
+        if not rows or count_only:
+            return SearchResult(total=len(rows), facets={name: [] for name in FACETS})
         ranks: dict[int, float] = dict(
             conn.execute(
                 f"SELECT rowid, {_RANK} FROM document_terms WHERE document_terms MATCH ?",  # noqa: S608
@@ -225,10 +247,12 @@ class SqliteSearchIndex:
             "category": Counter(row[3] for row in rows),
             "year": Counter(str(row[4]) for row in rows),
         }
+        # Relaxed, each clause matched outweighs every title match: most + 1 per clause.
+        most = len(plan.groups) + (1 if plan.phrase else 0)
         ranked: list[tuple[float, float, int, str]] = []  # score, created_at, rowid, id
-        for rowid, document_id, _, _, _, created_at, in_head in rows:
+        for rowid, document_id, _, _, _, created_at, in_head, clauses in rows:
             relevance = -ranks.get(rowid, 0.0)  # bm25() is negative, better matches more so
-            score = in_head + relevance / (1.0 + relevance)
+            score = clauses * (most + 1) + in_head + relevance / (1.0 + relevance)
             ranked.append((score, created_at, rowid, document_id))
         if query.sort == SearchSort.date:
             # Ties by id, as the Elasticsearch backend breaks them.
@@ -249,6 +273,33 @@ class SqliteSearchIndex:
             for score, _, rowid, document_id in chosen
         ]
         return SearchResult(total=len(ranked), hits=hits, facets=_buckets(facets))
+
+    def _lookup(self, conn: sqlite3.Connection, probe: VocabularyProbe) -> list[str]:
+        """Vocabulary words fitting the probe's patterns (``?`` one character) or pinyin."""
+        found: list[str] = []
+        if probe.pinyins:
+            marks = ", ".join("?" * len(probe.pinyins))
+            found += [
+                row[0]
+                for row in conn.execute(
+                    f"SELECT term FROM vocabulary WHERE pinyin IN ({marks}) LIMIT ?",  # noqa: S608
+                    [*probe.pinyins, MAX_LOOKUP_WORDS],
+                )
+            ]
+        by_length: dict[int, list[str]] = {}
+        for pattern in probe.patterns:
+            by_length.setdefault(len(pattern), []).append(pattern)
+        for length, patterns in by_length.items():
+            # Patterns hold only ideographs and "?": GLOB reads nothing else in them as syntax.
+            tests = " OR ".join("term GLOB ?" for _ in patterns)
+            found += [
+                row[0]
+                for row in conn.execute(
+                    f"SELECT term FROM vocabulary WHERE length = ? AND ({tests}) LIMIT ?",  # noqa: S608
+                    [length, *patterns, MAX_LOOKUP_WORDS],
+                )
+            ]
+        return found
 
     def _texts(self, conn: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple[str, ...]]:
         if not rowids:
@@ -302,6 +353,22 @@ class SqliteSearchIndex:
         conn.execute("DELETE FROM document_departments WHERE document = ?", (rowid,))
         if not keep_document:
             conn.execute("DELETE FROM documents WHERE rowid = ?", (rowid,))
+
+    def _add_vocabulary(self, conn: sqlite3.Connection, rows: Sequence[_Row]) -> None:
+        """Words the index has seen, for corrections; never removed (corrections are checked
+        by searching them in the caller's scope, so a word no document holds any more is
+        harmless)."""
+        new = {word: sound for row in rows for word, sound in row.vocabulary}
+        new = {word: sound for word, sound in new.items() if word not in self._known}
+        if not new:
+            return
+        conn.executemany(
+            "INSERT OR IGNORE INTO vocabulary (term, pinyin, length) VALUES (?, ?, ?)",
+            [(word, sound, len(word)) for word, sound in new.items()],
+        )
+        if len(self._known) + len(new) > MAX_KNOWN_WORDS:
+            self._known.clear()
+        self._known.update(new)
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -371,11 +438,13 @@ class _Row:
         department_ids: tuple[int, ...],
         texts: tuple[str, str, str],
         terms: tuple[str, ...],
+        vocabulary: tuple[tuple[str, str], ...],
     ) -> None:
         self.document = document
         self.department_ids = department_ids
         self.texts = texts
         self.terms = terms
+        self.vocabulary = vocabulary
 
     @classmethod
     def of(cls, document: IndexedDocument, analysed: AnalysedDocument) -> _Row:
@@ -400,6 +469,7 @@ class _Row:
             department_ids=tuple(dict.fromkeys(document.department_ids)),
             texts=(analysed.texts[0], analysed.texts[2], analysed.texts[1]),
             terms=tuple({**analysed.words, **analysed.chars}[column] for column in COLUMNS),
+            vocabulary=analysed.vocabulary,
         )
 
 
@@ -408,16 +478,31 @@ def match_expression(plan: QueryPlan) -> str:
 
     A unit matches as a phrase of single characters: wherever jieba found the word, its characters
     stand in sequence too, so word-level columns add no match. A group overlapping a date may
-    match its canonical tokens instead; every group must match. Nothing typed is query syntax.
+    match its canonical tokens instead. Every clause must match (any, relaxed), one of its terms
+    enough; no excluded term may. Nothing typed reaches FTS5 as its own syntax.
     """
+    clauses = [
+        "(" + " OR ".join(_term_expression(term) for term in clause.terms) + ")"
+        for clause in plan.clauses
+    ]
+    positive = (" OR " if plan.relaxed else " AND ").join(clauses)
+    if not plan.excluded:
+        return positive
+    excluded = " OR ".join(_term_expression(term) for term in plan.excluded)
+    return f"({positive}) NOT ({excluded})"
+
+
+def _term_expression(term: QueryTerm) -> str:
     groups = []
-    for group in plan.groups:
+    for group in term.groups:
         units = " AND ".join(f"{CHAR_COLUMNS} : {_phrase(unit.chars)}" for unit in group.units)
         if group.numbers:
             numbers = " AND ".join(_phrase((number,)) for number in group.numbers)
             units = f"({units}) OR ({WORD_COLUMNS} : ({numbers}))"
         groups.append(f"({units})")
-    return " AND ".join(groups)
+    if term.exact:
+        groups.append(f"({CHAR_COLUMNS} : {_phrase(term.exact)})")
+    return "(" + " AND ".join(groups) + ")"
 
 
 def rank_expression(plan: QueryPlan) -> str:
@@ -428,6 +513,20 @@ def rank_expression(plan: QueryPlan) -> str:
     phrases = [_phrase(unit.words) for group in plan.groups for unit in group.units]
     phrases.extend(_phrase((number,)) for number in plan.numbers)
     return f"{WORD_COLUMNS} : ({' OR '.join(phrases)})"
+
+
+def _clauses_matched(plan: QueryPlan) -> tuple[str, list[str]]:
+    """SQL counting the clauses a relaxed plan's documents match (0 when not relaxed)."""
+    if not plan.relaxed:
+        return "0", []
+    tests = [
+        "(d.rowid IN (SELECT rowid FROM document_terms WHERE document_terms MATCH ?))"
+        for _ in plan.clauses
+    ]
+    params = [
+        " OR ".join(_term_expression(term) for term in clause.terms) for clause in plan.clauses
+    ]
+    return " + ".join(tests), params
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

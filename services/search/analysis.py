@@ -14,8 +14,15 @@ from typing import TYPE_CHECKING
 
 from services.search.highlighting import MAX_HIGHLIGHT_SOURCE, highlight
 from services.search.numbers import number_tokens
-from services.search.planning import QueryPlan, plan_query
+from services.search.planning import MAX_QUERY_CHARS, QueryPlan, plan_query
 from services.search.segmentation import ALNUM_RUN, DOMAIN_WORDS, Segmenter, char_tokens, normalize
+from services.search.suggestions import (
+    VocabularyProbe,
+    corrections,
+    is_vocabulary_word,
+    pinyin,
+    probe,
+)
 
 if TYPE_CHECKING:
     from services.config import Settings
@@ -32,10 +39,12 @@ WORD_FIELDS: Mapping[str, float] = {
     "filename": 4.0,
     "description": 2.0,
     "body": 1.0,
+    "meta": 0.5,  # category and township name: searched as text, weighted below the rest
 }
 CHAR_FIELDS = (
     "title_chars",  # characters of title and tags
     "body_chars",  # characters of file name, description and body
+    "meta_chars",  # characters of category and township name
 )
 
 
@@ -48,6 +57,7 @@ class AnalysedDocument:
     head: tuple[tuple[str, ...], ...]  # the title and each tag as character tokens, separately
     head_numbers: tuple[str, ...]  # canonical number tokens of the title and tags
     texts: tuple[str, str, str]  # title, body, description as highlighting reads them
+    vocabulary: tuple[tuple[str, str], ...]  # (word, pinyin) of the words corrections may use
 
     @property
     def compact_head(self) -> str:
@@ -71,17 +81,24 @@ class TextAnalyzer:
     def analyse(self, document: IndexedDocument) -> AnalysedDocument:
         """The token strings of every field of a document."""
         head = (document.title, *document.tags)
+        meta = (document.category, document.township_name)
+        words = {
+            "title": self.word_tokens(document.title),
+            "tags": [token for tag in document.tags for token in self.word_tokens(tag)],
+            "filename": self.word_tokens(document.filename),
+            "description": self.word_tokens(document.description),
+            "body": self.word_tokens(document.body),
+            "meta": [token for part in meta for token in self.word_tokens(part)],
+        }
+        vocabulary = dict.fromkeys(
+            token for tokens in words.values() for token in tokens if is_vocabulary_word(token)
+        )
         return AnalysedDocument(
-            words={
-                "title": self.word_field([document.title]),
-                "tags": self.word_field(document.tags),
-                "filename": self.word_field([document.filename]),
-                "description": self.word_field([document.description]),
-                "body": self.word_field([document.body]),
-            },
+            words={field: " ".join(tokens) for field, tokens in words.items()},
             chars={
                 "title_chars": char_field(head),
                 "body_chars": char_field([document.filename, document.description, document.body]),
+                "meta_chars": char_field(meta),
             },
             head=tuple(tuple(char_tokens(part)) for part in head),
             head_numbers=tuple(
@@ -92,6 +109,7 @@ class TextAnalyzer:
                 document.body[:MAX_HIGHLIGHT_SOURCE],
                 document.description,
             ),
+            vocabulary=tuple((word, pinyin(word)) for word in vocabulary),
         )
 
     def word_tokens(self, text: str) -> list[str]:
@@ -118,8 +136,21 @@ class TextAnalyzer:
     # -- queries ---------------------------------------------------------------------------------
 
     def plan(self, text: str) -> QueryPlan:
-        """What a search text asks for."""
+        """What a search text asks for (its syntax parsed, its words segmented)."""
         return plan_query(text, self.segmenter)
+
+    def vocabulary_probe(self, text: str) -> VocabularyProbe | None:
+        """The vocabulary look-ups that could correct a search text nothing matched."""
+        return probe(normalize(text)[:MAX_QUERY_CHARS])
+
+    def corrections(self, text: str, known: Iterable[str]) -> list[str]:
+        """Corrected search texts, most plausible first, using the vocabulary words found."""
+        return corrections(normalize(text)[:MAX_QUERY_CHARS], known)
+
+    @staticmethod
+    def pinyin(word: str) -> str:
+        """A vocabulary word's pinyin key (扶贫 → fupin)."""
+        return pinyin(word)
 
     def highlight(
         self, plan: QueryPlan, texts: Sequence[str], *, limit: int = 3, width: int = 60

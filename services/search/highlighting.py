@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from services.search.numbers import NUMBER_CHARS, merge_numbers, number_matches, number_scans
 from services.search.planning import QueryPlan
-from services.search.segmentation import normalize
+from services.search.segmentation import needs_folding, normalize
 
 __all__ = ["MAX_HIGHLIGHT_SOURCE", "highlight"]
 
@@ -89,13 +89,13 @@ def _normalize_for_marks(text: str, watched: re.Pattern[str] | None) -> tuple[st
 
     Normalising every hit's whole body dominated a search's cost, yet most bodies are CJK,
     ASCII and full-width punctuation only: there normalisation maps each character to one, in
-    place, and unless a character in ``watched`` occurs, every term and number is found at the
-    same places in the text as it is.
+    place, and unless a character in ``watched`` or a traditional one occurs, every term and
+    number is found at the same places in the text as it is.
     """
     if _STABLE_TEXT.fullmatch(text) is None:
         return _normalize_with_offsets(text)
     identity = range(len(text) + 1)
-    if watched is not None and watched.search(text):
+    if (watched is not None and watched.search(text)) or needs_folding(text):
         return normalize(text), identity
     return text, identity
 

@@ -2,6 +2,8 @@
 
 A ``Segmenter`` is built from settings (its cache directory and extra words) and passed down; the
 jieba dictionaries it loads are shared by every segmenter of the same configuration in a process.
+Traditional characters are folded to simplified ones (OpenCC's character table) when normalising,
+one character for one, so documents and queries meet whichever script they were typed in.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 import unicodedata
 import warnings
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ __all__ = [
     "DOMAIN_WORDS",
     "Segmenter",
     "char_tokens",
+    "needs_folding",
     "normalize",
 ]
 
@@ -60,9 +64,48 @@ _loaded: dict[tuple[Path | None, tuple[str, ...]], Any] = {}
 _loading = threading.Lock()
 
 
+# Where the traditional characters OpenCC knows live (CJK Compatibility forms fold through NFKC).
+_FOLD_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0x20000, 0x2A6DF))
+_SUPPLEMENTARY = re.compile("[\U00020000-\U0002a6df]")
+
+
 def normalize(text: str) -> str:
-    """NFKC (full-width digits and letters become ASCII) and lower case."""
-    return unicodedata.normalize("NFKC", text).lower()
+    """NFKC (full-width digits and letters become ASCII), lower case, simplified characters."""
+    normalized = unicodedata.normalize("NFKC", text).lower()
+    if not needs_folding(normalized):  # the usual case, checked fast
+        return normalized
+    return normalized.translate(_folding()[0])
+
+
+def needs_folding(text: str) -> bool:
+    """Whether ``text`` holds a character that ``normalize`` turns into a simplified one."""
+    # One character class of the BMP characters is a bitmap, fast to scan; rare characters of
+    # the supplementary planes are only looked for as one range.
+    return _folding()[1].search(text) is not None or _SUPPLEMENTARY.search(text) is not None
+
+
+@cache
+def _folding() -> tuple[dict[int, str], re.Pattern[str]]:
+    """OpenCC's traditional → simplified character table, as ``str.translate`` takes it.
+
+    Character by character, not phrase by phrase: folding then never changes a text's length,
+    so a highlight found in folded text marks the same place in the document's own characters.
+    It is package data, the same for every caller, built on first use.
+    """
+    import opencc
+
+    converter = opencc.OpenCC("t2s")
+    table: dict[int, str] = {}
+    for first, last in _FOLD_RANGES:
+        chars = [chr(code) for code in range(first, last + 1)]
+        converted = converter.convert("\n".join(chars)).split("\n")
+        if len(converted) != len(chars):  # never seen; fold nothing rather than misalign
+            continue
+        for char, simplified in zip(chars, converted, strict=True):
+            if len(simplified) == 1 and simplified != char:
+                table[ord(char)] = simplified
+    basic = "".join(chr(code) for code in sorted(table) if code <= 0xFFFF)
+    return table, re.compile(f"[{basic}]" if basic else "(?!)")
 
 
 def char_tokens(text: str) -> list[str]:

@@ -243,3 +243,66 @@ def test_pdf_text_layer_is_searchable(api: Api, backends: Backends) -> None:
     _index(backends)
     result = _search(api, "poverty", q="revitalisation")
     assert [hit["document"]["id"] for hit in result["hits"]] == [response.json()["id"]]
+
+
+def test_a_query_nothing_matches_says_relaxed_and_suggests(
+    api: Api, backends: Backends, shared: dict[str, str]
+) -> None:
+    strict = _search(api, "poverty", q="脱贫攻坚 入户走访")
+    assert (strict["relaxed"], strict["suggestions"]) == (False, [])
+    # Nobody wrote 台账: the documents holding the other words come back, flagged.
+    relaxed = _search(api, "poverty", q="脱贫攻坚 台账")
+    assert relaxed["relaxed"] is True
+    assert relaxed["total"] == 3  # what the poverty office may read, nothing more
+    assert {hit["document"]["id"] for hit in relaxed["hits"]} == {
+        shared["public"],
+        shared["restricted"],
+        shared["west"],
+    }
+    # 脱贫攻坚 mistyped (贫 → 平): what 攻坚 finds, and the correction that finds more.
+    typo = _search(api, "poverty", q="脱平攻坚")
+    assert typo["relaxed"] is True
+    assert typo["suggestions"][0] == "脱贫攻坚"
+    assert _search(api, "poverty", q=typo["suggestions"][0])["total"] == 3
+    with backends.db.session() as session:
+        details = [
+            event.details
+            for event in session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "search")
+                .order_by(AuditEvent.seq.desc())
+                .limit(3)
+            )
+        ]
+    assert [detail.get("relaxed") for detail in details] == [None, True, True]
+
+
+def test_suggestions_never_name_a_word_only_unreadable_documents_hold(
+    api: Api, backends: Backends, shared: dict[str, str]
+) -> None:
+    response = api.upload(
+        "east", "内部.txt", "内部材料。".encode(), title="绝密扶持项目", visibility="private"
+    )
+    assert response.status_code == 201, response.text
+    _index(backends)
+    assert _search(api, "east", q="绝密扶特")["suggestions"] == ["绝密扶持"]
+    assert _search(api, "poverty", q="绝密扶特")["suggestions"] == []
+
+
+def test_traditional_characters_category_and_township_are_searched(
+    api: Api, backends: Backends, shared: dict[str, str]
+) -> None:
+    traditional = _search(api, "auditor", q="脫貧攻堅")
+    assert traditional["total"] == 4
+    assert any("<em>脱贫攻坚</em>" in h for hit in traditional["hits"] for h in hit["highlights"])
+    by_category = _search(api, "auditor", q="工作留痕")  # only the category says so
+    assert [hit["document"]["id"] for hit in by_category["hits"]] == [shared["restricted"]]
+    by_township = _search(api, "auditor", q="西乡 脱贫攻坚")
+    assert by_township["hits"][0]["document"]["id"] == shared["west"]
+    either = _search(api, "auditor", q='"西乡脱贫" OR 秘密标题private')
+    assert {hit["document"]["id"] for hit in either["hits"]} == {shared["west"], shared["private"]}
+    excluded = _search(api, "auditor", q="脱贫攻坚 -西乡 -会议纪要")
+    assert {hit["document"]["id"] for hit in excluded["hits"]} == {
+        shared["public"],
+        shared["restricted"],
+    }

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tests.search_quality.corpus import Material
+from tests.search_quality.vocabulary import TRACES
 
-__all__ = ["MAX_RELEVANT", "QUERIES", "LabelledQuery", "label"]
+__all__ = ["FORGIVING", "MAX_RELEVANT", "QUERIES", "LabelledQuery", "label"]
 
 MAX_RELEVANT = 15
 
@@ -23,7 +24,10 @@ Predicate = Callable[[Material], bool]
 @dataclass(frozen=True)
 class Query:
     text: str
-    kind: str  # segmentation two_char numbers township colloquial category title topic
+    # segmentation two_char numbers township colloquial category title topic, and the forgiving
+    # kinds: traditional (characters), typo (one wrong character), syntax (OR, "…", -word),
+    # metadata (a township or category typed in the box).
+    kind: str
     relevant: Predicate
 
 
@@ -145,6 +149,43 @@ QUERIES: tuple[Query, ...] = (
 )
 
 
+def either(*predicates: Predicate) -> Predicate:
+    return lambda m: any(predicate(m) for predicate in predicates)
+
+
+FORGIVING: tuple[Query, ...] = (
+    # Typed on a traditional-character IME, or pasted from a traditional document.
+    Query("扶貧辦", "traditional", mentioning("扶贫办")),
+    Query("低保戶核查", "traditional", about(kind="check")),
+    Query("秸稈禁燒通告", "traditional", about("straw", kind="notice")),
+    Query("會議紀要 防汛", "traditional", about(kind="minutes", agenda="flood")),
+    Query("青山街道 黨建", "traditional", about("party", township="青山街道")),
+    Query("城鄉居民醫保參保", "traditional", about("medical")),
+    # One wrong character: the partial matches, or (nothing found) the first suggestion followed.
+    Query("秸杆禁烧", "typo", about("straw")),
+    Query("低宝户核查", "typo", about(kind="check")),
+    Query("防汛值斑", "typo", FLOOD_WORK),
+    Query("党健", "typo", about("party")),
+    Query("光扶", "typo", mentioning("光伏")),
+    Query("森林防伙", "typo", about("fire")),
+    # Query syntax: alternatives, an exact phrase, an exclusion.
+    Query(
+        "马家湾村蔬菜大棚 OR 杨柳村村级光伏电站",
+        "syntax",
+        either(about("project", township="河口乡"), about("project", township="柳湾镇")),
+    ),
+    Query("森林防火 或 秸秆禁烧 通知", "syntax", about(("fire", "straw"), kind="notice")),
+    Query("“两不愁三保障” 柳湾镇", "syntax", mentioning("两不愁三保障", township="柳湾镇")),
+    Query('"入户走访记录" 石桥乡', "syntax", about(kind="visit", township="石桥乡")),
+    Query("低保 -统计表", "syntax", lambda m: about("dibao")(m) and m.kind != "table"),
+    # A township or a category typed in the box, as the filters would choose them.
+    Query("城关镇 工作留痕", "metadata", lambda m: m.township == "城关镇" and m.category == TRACES),
+    Query("河口乡 会议纪要", "metadata", about(kind="minutes", township="河口乡")),
+    Query("石桥乡 统计报表", "metadata", about(kind="table", township="石桥乡")),
+    Query("青山街道 实施方案", "metadata", about(kind="plan", township="青山街道")),
+)
+
+
 def label(corpus: Sequence[Material]) -> list[LabelledQuery]:
     """Every query with the keys of the materials that answer it."""
     return [
@@ -153,5 +194,5 @@ def label(corpus: Sequence[Material]) -> list[LabelledQuery]:
             query.kind,
             frozenset(m.key for m in corpus if query.relevant(m)),
         )
-        for query in QUERIES
+        for query in (*QUERIES, *FORGIVING)
     ]
