@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.audit import VerifyReport
 from services.documents import Receipt
 from services.models import AuditEvent, Category, Document, Org, User
+from services.personal_data import mask_personal_data
 from services.searching import SearchPage
 from services.usage import DocumentUsage
 
@@ -99,6 +100,8 @@ class DocumentOut(BaseModel):
     duplicate: bool = False
     withdrawn_at: datetime | None = None
     index_error: str | None = None
+    # Where the body text came from: text_layer | ocr | none; null until indexed.
+    text_source: str | None = None
     contains_personal_data: bool = False
     exif: dict[str, Any] | None = None
     similar_to: list[SimilarOut] = []
@@ -111,18 +114,26 @@ class DocumentOut(BaseModel):
         *,
         duplicate: bool = False,
         similar: Sequence[tuple[Document, float]] = (),
+        reveal: bool = False,
     ) -> DocumentOut:
+        """The document as the API shows it; personal data in what the uploader typed (title,
+        file name, category, tags, description) is masked unless ``reveal``: only for a caller
+        who may download the file anyway, which holds the same data."""
+
+        def shown(text: str) -> str:
+            return text if reveal else mask_personal_data(text)[0]
+
         return cls(
             id=document.id,
-            title=document.title,
-            filename=document.filename,
+            title=shown(document.title),
+            filename=shown(document.filename),
             content_type=document.content_type,
             size=document.size,
             sha256=document.sha256,
-            category=document.category,
+            category=shown(document.category),
             period=document.period,
-            tags=list(document.tags),
-            description=document.description,
+            tags=[shown(tag) for tag in document.tags],
+            description=shown(document.description),
             visibility=document.visibility,
             departments=(
                 [org.name for org in document.departments]
@@ -137,10 +148,15 @@ class DocumentOut(BaseModel):
             duplicate=duplicate,
             withdrawn_at=document.withdrawn_at,
             index_error=document.index_error,
+            text_source=document.text_source,
             contains_personal_data=document.contains_personal_data,
             exif=document.exif,
             similar_to=[
-                SimilarOut(id=other.id, title=other.title, similarity=round(score, 3))
+                SimilarOut(
+                    id=other.id,
+                    title=mask_personal_data(other.title)[0],
+                    similarity=round(score, 3),
+                )
                 for other, score in similar
             ],
             catalog_item=document.catalog_item_id,
@@ -171,6 +187,14 @@ class SearchOut(BaseModel):
     size: int
     hits: list[SearchHitOut]
     facets: dict[str, list[FacetBucketOut]]
+    relaxed: bool = Field(
+        default=False,
+        description="没有同时含全部词语的材料：结果为含部分词语的材料（按所含词语多少排序）",
+    )
+    suggestions: list[str] = Field(
+        default_factory=list,
+        description="没有结果时的纠错建议（同音或一字之差），每条都能查到材料",
+    )
 
     @classmethod
     def of(cls, page: SearchPage, *, number: int, size: int) -> SearchOut:
@@ -190,6 +214,8 @@ class SearchOut(BaseModel):
                 name: [FacetBucketOut(key=b.key, count=b.count) for b in buckets]
                 for name, buckets in page.facets.items()
             },
+            relaxed=page.relaxed,
+            suggestions=list(page.suggestions),
         )
 
 

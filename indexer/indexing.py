@@ -6,8 +6,9 @@ Idempotent by document id: running it twice leaves the same index entry and the 
 
 from __future__ import annotations
 
+import logging
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import and_, delete, or_, select
@@ -20,7 +21,6 @@ from indexer.extractors import (
     ExtractionLimits,
     extract,
 )
-from indexer.personal_data import mask_personal_data
 from indexer.similarity import band_keys, fingerprint, similarity
 from services.backends import Backends
 from services.metadata import period_bounds
@@ -29,11 +29,15 @@ from services.models import (
     DocumentSimilarity,
     FingerprintBand,
     IndexStatus,
+    TextSource,
     utcnow,
 )
+from services.personal_data import mask_indexed
 from services.search import IndexedDocument, SearchIndex
 
 NEAR_DUPLICATE_THRESHOLD = 0.8
+
+log = logging.getLogger("materials.indexer")
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,23 @@ def _extract(
             path=path, content_type=document.content_type, filename=document.filename, limits=limits
         )
         try:
-            return extract(context), None
+            extracted = extract(context)
         except ExtractionFailed as failure:
+            log.warning(
+                "extracting document %s (%s) failed: %s: %s",
+                document.id,
+                document.content_type,
+                failure.code,
+                failure.reason,
+            )
             return None, failure.reason
+    if "ocr_unavailable" in extracted.notes:
+        log.warning(
+            "document %s (%s) was not OCRed: Tesseract with chi_sim is not installed",
+            document.id,
+            document.content_type,
+        )
+    return extracted, None
 
 
 def to_indexed(document: Document, body: str) -> IndexedDocument:
@@ -146,22 +164,24 @@ def index_document(
         index.delete([document_id])
         return IndexOutcome(document_id, "removed")
 
-    extracted, failure = _extract(backends, document, limits or ExtractionLimits())
+    limits = limits or ExtractionLimits(ocr_max_pages=backends.settings.ocr_max_pages)
+    extracted, failure = _extract(backends, document, limits)
     text = extracted.text if extracted else ""
-    masked, personal = mask_personal_data(text)
-    title, title_personal = mask_personal_data(document.title)
+    # The index gets masked text only (body and metadata): no snippet can show what it never held.
+    indexed, personal = mask_indexed(to_indexed(document, text))
     marks = fingerprint(text)
-    # The index gets masked text only: no snippet can show what it never held.
-    index.upsert([replace(to_indexed(document, masked), title=title)])
+    index.upsert([indexed])
 
     with backends.db.session() as session:
         row = session.get(Document, document_id)
         if row is None:
             return IndexOutcome(document_id, "removed")
         row.index_status = (IndexStatus.failed if failure else IndexStatus.indexed).value
-        row.index_error = failure
+        # An indexed document may still say why part of its text is missing (no OCR installed).
+        row.index_error = failure or (extracted.remark(limits) if extracted else None)
+        row.text_source = extracted.text_source if extracted else TextSource.none.value
         row.indexed_at = utcnow()
-        row.contains_personal_data = personal or title_personal
+        row.contains_personal_data = personal
         row.exif = extracted.exif if extracted else None
         row.fingerprint = list(marks) if marks else None
         _link_near_duplicates(session, row, marks)

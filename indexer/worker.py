@@ -45,7 +45,8 @@ class IndexWorker:
         self._lease_seconds = lease_seconds
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
-        self._limits = limits or ExtractionLimits()
+        # None: the limits follow the settings (the OCR page cap).
+        self._limits = limits
         self._next_due_check = 0.0
 
     def run_once(self) -> int:

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     hours_per_reuse: float = Field(default=0.5, ge=0)
     # How often the worker looks for requests nearing or past their due date.
     due_check_seconds: float = Field(default=60.0, gt=0)
+    # Pages of a scanned PDF recognised with Tesseract OCR (0 turns OCR off, photos included);
+    # all of it still within the extraction's time limit per file.
+    ocr_max_pages: int = Field(default=20, ge=0)
     production: bool = False
     # Run an index worker thread inside the API process (embedded mode). Production runs
     # `materials worker` processes instead and sets this to false.

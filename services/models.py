@@ -99,6 +99,14 @@ class IndexStatus(StrEnum):
     failed = "failed"
 
 
+class TextSource(StrEnum):
+    """Where a document's indexed body text came from."""
+
+    text_layer = "text_layer"  # the file's own text (a PDF's text layer, a DOCX's paragraphs…)
+    ocr = "ocr"  # recognised in page images: a scan or a photo of paper
+    none = "none"  # no body text: indexed by title, tags, description and file name only
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -198,6 +206,8 @@ class Document(Base):
     receipt_hash: Mapped[str | None] = mapped_column(String(64))
     # What indexing found out: why it failed, personal data, photo metadata, a text fingerprint.
     index_error: Mapped[str | None] = mapped_column(String(500))
+    # Where the indexed body text came from (TextSource); None until indexed.
+    text_source: Mapped[str | None] = mapped_column(String(20))
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     contains_personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
     exif: Mapped[dict[str, object] | None] = mapped_column(JSON)

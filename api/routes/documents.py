@@ -146,7 +146,8 @@ async def upload_document(
         spooled.cleanup()
     if result.duplicate:
         response.status_code = 200
-    return DocumentOut.of(result.document, duplicate=result.duplicate)
+    # The uploader typed the metadata and holds the file: nothing to hide from them.
+    return DocumentOut.of(result.document, duplicate=result.duplicate, reveal=True)
 
 
 @router.get("", response_model=DocumentListOut)
@@ -201,7 +202,8 @@ def lookup_document(
     ip: ClientIP,
 ) -> DocumentOut:
     """The caller's township's live document with these bytes, or 404."""
-    return DocumentOut.of(documents.lookup(backends, principal=user, sha256=sha256, ip=ip))
+    document = documents.lookup(backends, principal=user, sha256=sha256, ip=ip)
+    return DocumentOut.of(document, reveal=True)  # the caller's own township's document
 
 
 @router.get("/{document_id}", response_model=DocumentOut)
@@ -210,7 +212,9 @@ def get_document(
 ) -> DocumentOut:
     document = documents.view(backends, principal=user, document_id=document_id, ip=ip)
     similar = documents.similar_documents(backends, principal=user, document=document)
-    return DocumentOut.of(document, similar=similar)
+    # Metadata as typed only for those who may download the file, which holds the same data.
+    reveal = documents.may_download(backends, principal=user, document=document)
+    return DocumentOut.of(document, similar=similar, reveal=reveal)
 
 
 @router.get("/{document_id}/download", response_model=None)

@@ -7,8 +7,10 @@ that cannot be read raises ``ExtractionFailed`` with a reason for people.
 Notes an ``Extracted`` may carry: ``no_text_layer`` (PDF/OFD without text, e.g. a scan),
 ``truncated`` (text cut at ``max_chars``), ``page_limit`` (pages, slides, sheets or rows beyond the
 limits were not read), ``not_extracted`` (no extractor for the type, or an image format this server
-cannot open). ``ExtractionFailed.code`` is one of encrypted | corrupt | too_large | timeout |
-unsupported.
+cannot open), ``ocr_unavailable`` (a scan or photo, but Tesseract or its Chinese data is missing),
+``ocr_page_limit`` (scanned pages beyond ``ocr_max_pages`` were not recognised), ``ocr_incomplete``
+(the time ran out before every scanned page was recognised). ``ExtractionFailed.code`` is one of
+encrypted | corrupt | too_large | timeout | unsupported.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class ExtractionLimits:
     timeout_seconds: float = 60.0  # per file
     max_rows: int = 100_000  # spreadsheet rows read per sheet
     max_memory_bytes: int = 2 * 1024 * 1024 * 1024  # address space of the extracting process
+    ocr_max_pages: int = 20  # scanned PDF pages recognised with Tesseract; 0 turns OCR off
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,30 @@ class Extracted:
     text: str
     exif: dict[str, Any] | None = None  # images: captured_at, gps {lat, lon}, camera
     notes: list[str] = field(default_factory=list)  # e.g. "no_text_layer", "truncated"
+    ocr: bool = False  # the text was recognised in page images, not read from the file
+
+    @property
+    def text_source(self) -> str:
+        """Where the text came from: ``text_layer`` (the file's own text), ``ocr`` or ``none``."""
+        if not self.text.strip():
+            return "none"
+        return "ocr" if self.ocr else "text_layer"
+
+    def remark(self, limits: ExtractionLimits) -> str | None:
+        """What a person should know about text that was not read, in Chinese; None if nothing."""
+        if "ocr_unavailable" in self.notes:
+            return _OCR_UNAVAILABLE_REMARK
+        if "ocr_incomplete" in self.notes:
+            return f"扫描页较多，文字识别超过 {limits.timeout_seconds:g} 秒的时限，只识别了部分页面"
+        if "ocr_page_limit" in self.notes:
+            return f"扫描件只识别了前 {limits.ocr_max_pages} 页的文字"
+        return None
+
+
+_OCR_UNAVAILABLE_REMARK = (
+    "扫描件或图片中的文字未能识别：服务器未安装文字识别组件（tesseract-ocr、tesseract-ocr-chi-sim），"
+    "仍可按标题、标签和说明检索"
+)
 
 
 class ExtractionFailed(Exception):

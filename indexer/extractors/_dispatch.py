@@ -94,4 +94,4 @@ def finish(extracted: Extracted, limits: ExtractionLimits) -> Extracted:
         text = text[: limits.max_chars]
         if "truncated" not in notes:
             notes.append("truncated")
-    return Extracted(text=text, exif=extracted.exif, notes=notes)
+    return Extracted(text=text, exif=extracted.exif, notes=notes, ocr=extracted.ocr)
