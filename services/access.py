@@ -162,7 +162,8 @@ def can_request(principal: Principal) -> bool:
 TOWNSHIP_STATUSES = (RequestStatus.sent.value, RequestStatus.answered.value)
 
 
-def _requests_for_department(principal: Principal, request: MaterialRequest) -> bool:
+def asks_in(principal: Principal, request: MaterialRequest) -> bool:
+    """Does the caller's department already ask in this request (made it or joined it)?"""
     if principal.role is not Role.reader:
         return False
     return principal.org_id == request.department_id or principal.org_id in {
@@ -172,7 +173,7 @@ def _requests_for_department(principal: Principal, request: MaterialRequest) -> 
 
 def can_see_request(principal: Principal, request: MaterialRequest) -> bool:
     """May the caller know this request exists? Drafts are their own department's alone."""
-    if _requests_for_department(principal, request):
+    if asks_in(principal, request):
         return True
     if request.status == RequestStatus.draft.value:
         return False
@@ -188,6 +189,11 @@ def can_see_request(principal: Principal, request: MaterialRequest) -> bool:
 def can_decide_request(principal: Principal, request: MaterialRequest) -> bool:
     """Accept a match, join another request or send: the request's own department only."""
     return principal.role is Role.reader and principal.org_id == request.department_id
+
+
+def asking_departments(request: MaterialRequest) -> list[int]:
+    """The departments a request answers: the one that made it, then those that joined."""
+    return [request.department_id, *(joined.org_id for joined in request.joined_departments)]
 
 
 def can_answer_request(principal: Principal, request: MaterialRequest) -> bool:

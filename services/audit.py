@@ -10,7 +10,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -330,14 +330,21 @@ class AuditLog:
             )
         return EventPage(total=total, events=events)
 
-    def export_csv(self, filters: AuditFilter, *, for_people: bool = False) -> Iterator[bytes]:
+    def export_csv(
+        self,
+        filters: AuditFilter,
+        *,
+        for_people: bool = False,
+        row_of: Callable[[AuditEvent], list[Any]] | None = None,
+    ) -> Iterator[bytes]:
         """The matching events as CSV in UTF-8 with a BOM, newest first, for Excel; for people,
-        with Chinese headings and names and the county's time instead of codes and UTC."""
+        with Chinese headings and names and the county's time instead of codes and UTC (and
+        ``row_of`` saying each event, such as services.audit_words with its details in words)."""
         yield "\ufeff".encode()
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(CSV_HEADINGS if for_people else CSV_COLUMNS)
-        row_of = people_csv_row if for_people else csv_row
+        row_of = row_of or (people_csv_row if for_people else csv_row)
         with self._db.session() as session:
             rows = session.execute(
                 _filtered(select(AuditEvent), filters)

@@ -86,7 +86,8 @@ def list_items(backends: Backends, *, active_only: bool = False) -> list[Catalog
         return list(session.scalars(query))
 
 
-def get_item(backends: Backends, *, item_id: int) -> CatalogItem:
+def get_item(backends: Backends, *, item_id: int | str) -> CatalogItem:
+    """One catalog item by id (as typed in an address, too); NotFound when there is none."""
     with backends.db.session() as session:
         return slots.find_item(session, item_id)
 

@@ -21,6 +21,16 @@ from services.documents import actor_of
 from services.errors import NotFound
 from services.models import Notification, NotificationKind, Role, User, utcnow
 
+# What each kind is called, on the reminders page and in the access log's words.
+KIND_NAMES: dict[str, str] = {
+    NotificationKind.request_sent.value: "新需求",
+    NotificationKind.request_due.value: "即将截止",
+    NotificationKind.request_overdue.value: "已逾期",
+    NotificationKind.request_answered.value: "已答复",
+    NotificationKind.request_refused.value: "未予准入",
+    NotificationKind.request_joined.value: "有部门并入",
+}
+
 MAX_TEXT = 500
 
 # Who at an organisation is told: township clerks, department staff.

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import itertools
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
@@ -19,6 +20,7 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from services.audit import CSV_COLUMNS, CSV_HEADINGS, GENESIS_HASH, chain_hash
+from services.audit_words import details_in_words
 from services.backends import Backends
 from services.models import AuditEvent
 from tests.conftest import Api
@@ -468,8 +470,11 @@ def test_export_for_people_says_names_and_beijing_time(api: Api, backends: Backe
         at = datetime.fromisoformat(code_row[1]).astimezone(timezone(timedelta(hours=8)))
         assert word_row[1] == at.strftime("%Y-%m-%d %H:%M:%S")
         assert word_row[4:8] == ["乡镇工作人员", "上传", code_row[6], "允许"]
-        # What identifies the event stays as it is: sequence number, details, hash.
-        assert (word_row[0], word_row[9], word_row[10]) == (code_row[0], code_row[9], code_row[10])
+        # What identifies the event stays as it is: sequence number and hash; details in words.
+        assert (word_row[0], word_row[10]) == (code_row[0], code_row[10])
+        details = json.loads(code_row[9])
+        assert word_row[9] == details_in_words(details)
+        assert word_row[9].startswith(f"文件名: {details['filename']}")
     refused = api.client.get(
         "/api/v1/audit/export.csv", headers=api.headers("auditor"), params={"labels": "fr"}
     )

@@ -23,6 +23,7 @@ from services.access import Principal
 from services.config import Settings
 from services.errors import MaterialsError
 from services.models import COUNTY_TIME, ORG_KIND_NAMES, ROLE_NAMES, Role
+from services.personal_data import mask_personal_data
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
@@ -46,6 +47,8 @@ class NavItem:
 
 _NOTIFICATIONS = NavItem("提醒", "/notifications", unread_badge=True)
 _FIGURES = NavItem("减负成效", "/figures")
+_CATALOG = NavItem("材料目录", "/catalog")
+_COVERAGE = NavItem("报送情况", "/coverage")
 NAVIGATION: dict[Role, tuple[NavItem, ...]] = {
     Role.uploader: (
         NavItem("上传材料", "/upload"),
@@ -57,13 +60,16 @@ NAVIGATION: dict[Role, tuple[NavItem, ...]] = {
     Role.reader: (
         NavItem("检索材料", "/search"),
         NavItem("材料需求", "/requests"),
+        # Read-only: what townships already report, so a department need not ask for it.
+        _CATALOG,
+        _COVERAGE,
         _NOTIFICATIONS,
         _FIGURES,
     ),
     Role.coordinator: (
         NavItem("审核", "/requests"),
-        NavItem("材料目录", "/catalog"),
-        NavItem("报送情况", "/coverage"),
+        _CATALOG,
+        _COVERAGE,
         _FIGURES,
     ),
     Role.auditor: (
@@ -75,7 +81,7 @@ NAVIGATION: dict[Role, tuple[NavItem, ...]] = {
         NavItem("组织机构", "/admin/orgs"),
         NavItem("材料类别", "/admin/categories"),
         NavItem("下载授权", "/admin/grants"),
-        NavItem("材料目录", "/catalog"),
+        _CATALOG,
         _FIGURES,
     ),
 }
@@ -110,10 +116,17 @@ def file_size(size: int | None) -> str:
     return f"{size} 字节"
 
 
+def masked(text: str) -> str:
+    """The text with ID, bank card and mobile numbers masked."""
+    return mask_personal_data(text)[0]
+
+
 templates = Jinja2Templates(directory=TEMPLATE_DIR)
 templates.env.autoescape = True
 templates.env.filters["local_time"] = local_time
 templates.env.filters["file_size"] = file_size
+# Lists and results show personal data in what a township typed masked, as the API does.
+templates.env.filters["masked"] = masked
 templates.env.globals["ROLE_LABELS"] = ROLE_LABELS
 templates.env.globals["ORG_KIND_LABELS"] = ORG_KIND_LABELS
 

@@ -49,6 +49,8 @@ def seeded(site: Site) -> Seeded:
             "category": "社会救助",
             "cycle": "quarterly",
             "due_days": 15,
+            # Owed from the third quarter: the second is nobody's to report.
+            "owed_from": "2026-07-01",
             "townships": "all",
             "departments": ["扶贫办"],
             "sharing": "unconditional",
@@ -106,6 +108,10 @@ def test_coordinator_starts_at_the_approval_queue_and_keeps_the_catalog(
     expect(page.get_by_role("heading", level=1)).to_have_text("需求审核")
     menu = page.locator("nav.mainnav a")
     expect(menu).to_have_text(["审核", "材料目录", "报送情况", "减负成效"])
+    # The status filter offers only what the approval queue can hold.
+    expect(page.get_by_label("状态").locator("option")).to_have_text(
+        ["全部状态", "待减负办审核", "已发送乡镇", "未予准入", "乡镇已答复"]
+    )
 
     page.get_by_role("link", name="材料目录").click()
     expect(page.get_by_role("cell", name="低保对象季度台账", exact=True)).to_be_visible()
@@ -114,6 +120,10 @@ def test_coordinator_starts_at_the_approval_queue_and_keeps_the_catalog(
     page.get_by_label("类别").fill("防汛")
     page.get_by_label("报送周期").select_option("yearly")
     page.get_by_label("报送期限（天）").fill("30")
+    owed_from = page.get_by_label("起始日期")
+    expect(owed_from).to_have_value(re.compile(r"^\d{4}-\d{2}-\d{2}$"))
+    expect(page.get_by_text("此日期之前结束的期间不计入应报")).to_be_visible()
+    owed_from.fill("2026-01-01")
     page.get_by_label("指定乡镇：").check()
     page.get_by_label("西乡").check()
     page.get_by_label("统计局").check()
@@ -132,6 +142,7 @@ def test_coordinator_starts_at_the_approval_queue_and_keeps_the_catalog(
     expect(page.get_by_role("alert")).to_have_text("材料名称：目录中已有同名材料")
     expect(page.get_by_label("材料名称")).to_have_value("低保对象季度台账")
     page.get_by_label("材料名称").fill("村级防汛物资清单")
+    expect(page.get_by_label("起始日期")).to_have_value("2026-01-01")
     page.get_by_label("报送期限（天）").fill("20")
     page.get_by_role("button", name="保存").click()
     expect(flash(page)).to_have_text("已保存“村级防汛物资清单”")
@@ -203,6 +214,23 @@ def test_departments_send_join_and_the_coordinator_approves_or_refuses(
     other.get_by_role("button", name=re.compile("并入此需求")).click()
     expect(flash(page)).to_have_text("已并入同类需求，乡镇答复后将同时送达本部门。")
     expect(page.locator(".request-head .badge").first).to_have_text("已并入同类需求")
+    # The request joined is named by its title.
+    joined = page.locator("dd", has_text="乡镇答复后同时送达本部门")
+    expect(joined.get_by_role("link", name="东镇防汛物资储备清单")).to_be_visible()
+
+    # Asking again for the same: the department is already in that request and cannot join it
+    # twice; the draft it no longer needs is deleted.
+    draft(page, township="东镇", title="防汛物资（再次）", category="防汛")
+    again = page.locator(".match", has_text="东镇防汛物资储备清单")
+    expect(again).to_contain_text("本部门已在此需求中")
+    expect(again.get_by_role("button", name=re.compile("并入此需求"))).to_have_count(0)
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.get_by_role("button", name="删除草稿").click()
+    expect(flash(page)).to_have_text("草稿已删除，没有发送给任何人。")
+    assert asked == ["确定删除草稿“防汛物资（再次）”吗？删除后不能恢复。"]
+    expect(page.get_by_role("heading", level=1)).to_have_text("材料需求")
+    expect(page.get_by_role("link", name="防汛物资（再次）")).to_have_count(0)
 
     # The coordinator lets one through and refuses the other, with a reason.
     page = coord.login("coord")
@@ -243,7 +271,12 @@ def test_township_sees_its_inbox_and_reminder_and_answers_by_picking_a_document(
 
     page.get_by_role("link", name="待办需求").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("待办需求")
+    # A township's words: waiting for its answer, or answered; nothing it never sees.
+    expect(page.get_by_label("状态").locator("option")).to_have_text(
+        ["全部状态", "待答复", "已答复"]
+    )
     row = page.locator("table.requests-table tbody tr", has_text="东镇防汛物资储备清单")
+    expect(row.locator("td[data-label='状态']")).to_have_text("待答复")
     expect(row.locator("td[data-label='提出部门']")).to_have_text("统计局、扶贫办")
     expect(row.locator("td[data-label='截止日期']")).to_contain_text("还剩")
     screenshot(page, "township-inbox")
@@ -252,13 +285,14 @@ def test_township_sees_its_inbox_and_reminder_and_answers_by_picking_a_document(
     answer.get_by_label(re.compile(MATCH_TITLE)).check()
     answer.get_by_role("button", name="提交答复").click()
     expect(flash(page)).to_have_text("已答复“东镇防汛物资储备清单”，统计局、扶贫办已收到通知。")
-    expect(row.locator("td[data-label='状态']")).to_contain_text("乡镇已答复")
-    expect(row.locator("td[data-label='状态']")).to_contain_text("重复索要")
+    expect(row.locator("td[data-label='状态']")).to_have_text(
+        re.compile(r"^\s*已答复\s+重复索要\s*$")
+    )
 
-    page.get_by_role("link", name=re.compile("^提醒")).click()
-    page.get_by_role("button", name="全部标为已读").click()
-    expect(flash(page)).to_have_text("已将 1 条提醒标为已读")
+    # Answering settled the reminder of that request: nothing is left unread.
     expect(page.get_by_test_id("unread-count")).to_have_count(0)
+    page.get_by_role("link", name=re.compile("^提醒")).click()
+    expect(page.locator(".notification").first.locator(".badge")).to_have_text("已读")
     visitor.problems.assert_none()
 
 
@@ -310,8 +344,14 @@ def test_township_uploads_a_new_file_for_a_catalog_request_and_answers_with_it(
     page.wait_for_load_state()
     catalog = page.get_by_label("目录材料")
     expect(catalog.locator("option:checked")).to_have_text("低保对象季度台账（每季度）")
-    expect(page.locator("#catalog-hint")).to_contain_text("期间填写如 2026-Q3")
+    expect(page.locator("#catalog-hint")).to_contain_text("期间填写如 2026年第三季度")
+    expect(page.locator("#catalog-hint")).to_contain_text("已逾期（截止 2026-10-15）")
     expect(page.get_by_label("所属期间")).to_have_value("2026-Q3")
+    # Every department may read an item shared with all; the clerk is warned off 仅本乡镇.
+    expect(page.locator("input[name=visibility]:checked")).to_have_value("departments")
+    expect(page.get_by_test_id("visibility-warning")).to_contain_text(
+        "如选“仅本乡镇”，部门看不到这份材料，需求无法用它答复"
+    )
     file = tmp_path / "西乡低保台账.txt"
     file.write_bytes(text_bytes("西乡低保对象台账 第三季度"))
     page.get_by_label("点击选择文件").set_input_files(str(file))
@@ -326,24 +366,123 @@ def test_township_uploads_a_new_file_for_a_catalog_request_and_answers_with_it(
     visitor.problems.assert_none()
 
 
+def test_uploading_for_a_request_lets_exactly_the_requesting_departments_read_it(
+    visitor: Visitor, site: Site, seeded: Seeded
+) -> None:
+    # 扶贫办 asks 西乡 for an item shared only with the departments that use it (统计局).
+    page = login_to(visitor, "poverty", "/requests/new")
+    page.get_by_label("乡镇").select_option("西乡")
+    page.get_by_label("需求名称").fill("西乡2026年防汛物资清单")
+    page.get_by_label("所属期间").fill("2026")
+    page.get_by_label("目录材料").select_option(label="村级防汛物资清单")
+    page.get_by_role("button", name="保存草稿并查找已有材料").click()
+    page.get_by_role("button", name="仍需发送").click()
+    expect(flash(page)).to_have_text("已发送给西乡。")
+    request_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    upload_as(
+        site,
+        "west",
+        "防汛内部清单.txt",
+        text_bytes("西乡防汛物资内部清单"),
+        title="西乡防汛物资内部清单",
+        category="防汛",
+        visibility="private",
+    )
+
+    visitor.context.clear_cookies()
+    page = login_to(visitor, "west", f"/upload?request={request_id}")
+    page.wait_for_load_state()
+    # 指定部门, with the one department asking ticked: not the item's 统计局, not 仅本乡镇.
+    expect(page.locator("input[name=visibility]:checked")).to_have_value("restricted")
+    expect(page.locator("#department-choices")).to_be_visible()
+    expect(page.locator("input[name=department]:checked")).to_have_count(1)
+    expect(page.get_by_label("扶贫办")).to_be_checked()
+    expect(page.get_by_test_id("visibility-warning")).to_contain_text("请勾选扶贫办")
+
+    # Answering with a material only the township sees says what to do instead.
+    page.get_by_role("link", name="西乡2026年防汛物资清单").click()
+    answer = page.locator("#answer")
+    answer.get_by_label(re.compile("西乡防汛物资内部清单")).check()
+    answer.get_by_role("button", name="提交答复").click()
+    expect(flash(page)).to_contain_text("公开范围不含提出需求的扶贫办")
+    expect(flash(page)).to_contain_text("请先撤回这份材料，再以“所有县直部门”")
+    visitor.problems.assert_none()
+
+
 # ---- What came of it --------------------------------------------------------------------------
 
 
 def test_coverage_grid_says_who_submitted_in_words(visitor: Visitor, seeded: Seeded) -> None:
     page = login_to(visitor, "coord", "/coverage")
     expect(page.get_by_label("目录材料").locator("option:checked")).to_have_text("低保对象季度台账")
-    page.get_by_label("开始期间").fill("2026-Q3")
+    page.get_by_label("开始期间").fill("2026-Q2")
     page.get_by_label("结束期间").fill("2026-Q4")
     page.get_by_role("button", name="查看").click()
     grid = page.locator("table.coverage-grid")
-    expect(grid.locator("thead th")).to_have_text(["乡镇", "2026年第三季度", "2026年第四季度"])
+    expect(grid.locator("thead th")).to_have_text(
+        ["乡镇", "2026年第二季度", "2026年第三季度", "2026年第四季度"]
+    )
     west = grid.locator("tr", has=page.get_by_role("rowheader", name="西乡"))
     east = grid.locator("tr", has=page.get_by_role("rowheader", name="东镇"))
-    expect(west.locator("td").first).to_have_text("✓ 已报送")
-    expect(east.locator("td").first).to_contain_text("逾期未报")
+    # Before the item was owed: nobody's to report, said in words (and grey).
+    expect(east.locator("td").first).to_have_text("– 无需报送")
+    expect(east.locator("td").first).to_have_class(re.compile("cell-not_owed"))
+    expect(west.locator("td").nth(1)).to_have_text("✓ 已报送")
+    expect(east.locator("td").nth(1)).to_contain_text("逾期未报")
     expect(east.locator("td").last).to_contain_text("未到期")
     expect(page.locator(".legend")).to_contain_text("已报送")
+    expect(page.locator(".legend .cell-not_owed")).to_have_text("– 无需报送")
     screenshot(page, "coverage")
+    visitor.problems.assert_none()
+
+
+def test_coverage_grid_on_a_phone_opens_at_the_newest_period(
+    phone: Visitor, seeded: Seeded
+) -> None:
+    page = login_to(
+        phone,
+        "coord",
+        f"/coverage?item={seeded.catalog_item}&period_from=2025-Q1&period_to=2026-Q4",
+    )
+    newest = page.locator("table.coverage-grid thead th").last
+    expect(newest).to_have_text("2026年第四季度")
+    # Without scrolling sideways: the newest column is on the screen, the townships beside it.
+    page.wait_for_load_state("load")
+    box = newest.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= 390
+    township = page.get_by_role("rowheader", name="东镇").bounding_box()
+    assert township is not None
+    assert 0 <= township["x"] < 390
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    phone.problems.assert_none()
+
+
+def test_departments_read_the_catalog_and_coverage(visitor: Visitor, seeded: Seeded) -> None:
+    page = login_to(visitor, "stats", "/search")
+    menu = page.locator("nav.mainnav a")
+    expect(menu).to_have_text(
+        ["检索材料", "材料需求", "材料目录", "报送情况", re.compile("^提醒"), "减负成效"]
+    )
+    menu.filter(has_text="材料目录").click()
+    expect(page.get_by_role("cell", name="低保对象季度台账", exact=True)).to_be_visible()
+    # Read only: nothing to add, change or retire.
+    expect(page.get_by_role("link", name="新增目录材料")).to_have_count(0)
+    expect(page.get_by_role("link", name=re.compile("^编辑"))).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("^停用"))).to_have_count(0)
+    menu.filter(has_text="报送情况").click()
+    expect(page.get_by_label("目录材料").locator("option:checked")).to_have_text("低保对象季度台账")
+    expect(page.get_by_role("rowheader", name="西乡")).to_be_visible()
+
+    # An item that does not exist is the 404 page, not another item's grid.
+    for missing in ("99999", "abc"):
+        response = page.goto(f"{visitor.site.url}/coverage?item={missing}")
+        assert response is not None
+        assert response.status == 404
+        expect(page.get_by_role("heading", level=1)).to_have_text("页面不存在")
+        expect(page.locator("table.coverage-grid")).to_have_count(0)
+    visitor.problems.allow((404, "GET", "/coverage"))
     visitor.problems.assert_none()
 
 

@@ -12,8 +12,9 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import text
 
-from api.web.routes.audit import ACTION_LABELS, details_text
+from api.web.routes.audit import ACTION_LABELS
 from services.audit import AuditAction
+from services.audit_words import details_in_words
 from tests.conftest import PASSWORD
 from tests.samples import text_bytes
 from tests.web.conftest import Site, Visitor, screenshot
@@ -81,6 +82,8 @@ def test_auditor_filters_by_person_and_action_and_pages(visitor: Visitor, docume
     assert "actor=poverty" in page.url
     assert "page=2" in page.url
     assert _cells(page, "操作")[-1] == "登录"
+    # A login records no details: the cell is empty, not "{}".
+    assert _cells(page, "详情")[-1] == ""
     assert len(_cells(page, "序号")) == VIEWS + 2 - 50
 
     page.get_by_label("操作").select_option(label="下载")
@@ -89,6 +92,11 @@ def test_auditor_filters_by_person_and_action_and_pages(visitor: Visitor, docume
     assert _cells(page, "操作") == ["下载"]
     link = page.locator("table.audit-events td[data-label='材料'] a")
     expect(link).to_have_attribute("href", f"/documents/{document_id}")
+    # The material by its title; its number stays there for an auditor to quote.
+    expect(link).to_have_text("扶贫台账")
+    expect(link).to_have_attribute("title", f"材料编号 {document_id}")
+    expect(page.locator(".audit-document-id")).to_have_text(document_id[:8] + "…")
+    assert re.fullmatch(r"SHA-256: [0-9a-f]{64}", _cells(page, "详情")[0])
     expect(page.get_by_label("人员（用户名）")).to_have_value("poverty")
 
     # By organisation, and a name typed with markup stays text.
@@ -119,6 +127,7 @@ def test_export_gives_the_filtered_events_as_csv(visitor: Visitor, document_id: 
     assert len(records) == 2
     assert records[1][2] == "poverty"
     assert records[1][4:8] == ["部门工作人员", "下载", document_id, "允许"]
+    assert re.fullmatch(r"SHA-256: [0-9a-f]{64}", records[1][9])
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", records[1][1])
     visitor.problems.assert_none()
 
@@ -176,11 +185,32 @@ def test_verify_says_intact_then_names_the_tampered_record(
 
 
 def test_details_are_said_in_words() -> None:
-    assert details_text({"reason": "bad_password"}) == "原因: 密码错误"
-    assert details_text({"ok": True, "events": 3, "first_bad_seq": None}) == (
-        "记录数: 3; 首条异常记录: null; 完整: 是"
+    assert details_in_words({"reason": "bad_password"}) == "原因: 密码错误"
+    assert details_in_words({"ok": True, "events": 3, "first_bad_seq": None}) == (
+        "完整: 是; 记录数: 3; 首条异常记录: 无"
     )
-    # What has no name yet is shown as recorded.
-    assert details_text({"reason": "something_new", "extra": [1]}) == (
-        "extra: [1]; 原因: something_new"
+    # Codes of requests, notifications, the catalog and the log's own filters are named.
+    assert details_in_words(
+        {"reason": "document_not_shared", "request_id": 3, "township": "东镇"}
+    ) == ("原因: 材料未向提出需求的部门公开; 需求编号: 3; 乡镇: 东镇")
+    assert details_in_words({"kind": "request_sent", "to": "east", "org": "东镇"}) == (
+        "类型: 新需求; 发给: east; 单位: 东镇"
     )
+    assert details_in_words({"status": "sent", "cycle": "quarterly", "sharing": "conditional"}) == (
+        "状态: 已发送乡镇; 报送周期: 每季度; 共享属性: 有条件共享"
+    )
+    assert details_in_words({"period": "2026-Q3", "matches": []}) == (
+        "所属期间: 2026年第三季度; 已有材料: 无"
+    )
+    assert details_in_words({"filters": {"action": "download", "actor": "poverty"}, "page": 1}) == (
+        "筛选条件: 人员=poverty，操作=下载; 页码: 1"
+    )
+    assert details_in_words({"filters": {}}) == "筛选条件: 无"
+    assert details_in_words({"size": 2048, "filename": "台账.pdf"}) == (
+        "文件名: 台账.pdf; 大小（字节）: 2048"
+    )
+    # What has no name yet is shown as recorded; nothing recorded shows nothing.
+    assert details_in_words({"reason": "something_new", "extra": [1]}) == (
+        "原因: something_new; extra: 1"
+    )
+    assert details_in_words({}) == ""

@@ -6,10 +6,9 @@ the API's reads are; the page only turns Beijing dates into the service's moment
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,7 +17,7 @@ from fastapi.responses import Response
 from api.deps import BackendsDep, ClientIP, PageNumber
 from api.web.render import LOCAL_TIME, render
 from api.web.session import SignedIn
-from services import administration, audit_access
+from services import administration, audit_access, audit_words
 from services.audit import (
     ACTION_NAMES,
     OUTCOME_NAMES,
@@ -118,90 +117,23 @@ class EventRow:
     action_label: str
     outcome_label: str
     outcome_badge: str
+    document_title: str | None  # the document the event is about, when it names one
     details_short: str
-    details_full: str | None  # the whole details, when the short text leaves some out
+    details_full: list[tuple[str, str]] | None  # every detail, when the short text leaves some out
 
 
-# What the recorded details say, in words; the codes stay in the unfolded JSON and the export.
-DETAIL_NAMES = {
-    "reason": "原因",
-    "filters": "筛选条件",
-    "page": "页码",
-    "size": "大小",
-    "q": "检索词",
-    "total": "结果数",
-    "document_ids": "涉及材料",
-    "sha256": "SHA-256",
-    "filename": "文件名",
-    "content_type": "文件类型",
-    "duplicate": "重复提交",
-    "found": "已找到",
-    "events": "记录数",
-    "first_bad_seq": "首条异常记录",
-    "ok": "完整",
-    "user": "用户",
-    "role": "角色",
-    "org": "单位",
-    "kind": "类型",
-    "created": "新建",
-    "changed": "有改动",
-    "grantee": "被授权人",
-    "method": "请求方式",
-    "path": "地址",
-    "sort": "排序",
-}
-REASON_NAMES = {
-    "bad_password": "密码错误",
-    "unknown_user": "无此用户",
-    "inactive": "账号已停用",
-    "locked": "失败次数过多，已暂时锁定",
-    "not_found": "不存在",
-    "not_visible": "无权查看",
-    "no_download_right": "无下载权限",
-    "not_owner": "不是本乡镇的材料",
-    "already_withdrawn": "已撤回",
-    "not_admin": "不是系统管理员",
-    "not_auditor": "不是审计人员",
-    "not_uploader": "不是乡镇工作人员",
-    "blob_missing": "文件内容缺失",
-    "unsupported_type": "文件类型不支持",
-    "csrf_failed": "页面令牌校验失败",
-    "not_authenticated": "未登录",
-    "invalid_token": "登录凭据无效",
-    "token_expired": "登录已过期",
-    "token_revoked": "密码重置后旧凭据失效",
-    "session_expired": "会话已过期",
-}
-
-
-def details_text(details: dict[str, Any]) -> str:
-    """Details on one line in words: ``原因: 密码错误; 页码: 1``, nested values as compact JSON."""
-    parts = []
-    for key in sorted(details):
-        value = details[key]
-        if key == "reason" and isinstance(value, str):
-            value = REASON_NAMES.get(value, value)
-        elif isinstance(value, bool):
-            value = "是" if value else "否"
-        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        parts.append(f"{DETAIL_NAMES.get(key, key)}: {shown}")
-    return "; ".join(parts)
-
-
-def _row(event: AuditEvent) -> EventRow:
-    text = details_text(dict(event.details))
+def _row(event: AuditEvent, titles: dict[str, str]) -> EventRow:
+    pairs = audit_words.detail_pairs(dict(event.details))
+    text = "; ".join(f"{name}: {value}" for name, value in pairs)
     folded = len(text) > SHORT_DETAILS
     return EventRow(
         event=event,
         action_label=ACTION_LABELS.get(event.action, event.action),
         outcome_label=OUTCOME_LABELS.get(event.outcome, event.outcome),
         outcome_badge=_OUTCOME_BADGES.get(event.outcome, "badge-muted"),
+        document_title=titles.get(event.document_id) if event.document_id else None,
         details_short=text[:SHORT_DETAILS] + "…" if folded else text,
-        details_full=(
-            json.dumps(event.details, ensure_ascii=False, indent=2, sort_keys=True)
-            if folded
-            else None
-        ),
+        details_full=pairs if folded else None,
     )
 
 
@@ -218,6 +150,12 @@ def _log_page(
     found = audit_access.read_events(
         backends, principal=web.principal, filters=filters, page=page, size=PAGE_SIZE, ip=ip
     )
+    titles = audit_access.document_titles(
+        backends,
+        principal=web.principal,
+        document_ids=[event.document_id for event in found.events if event.document_id],
+        ip=ip,
+    )
     params = query.params()
 
     def url_for_page(number: int) -> str:
@@ -230,7 +168,7 @@ def _log_page(
         csrf_token=web.csrf_token,
         query=query,
         params=params,
-        rows=[_row(event) for event in found.events],
+        rows=[_row(event, titles) for event in found.events],
         total=found.total,
         page=page,
         size=PAGE_SIZE,

@@ -5,6 +5,7 @@ coverage grid (报送情况) of one item: which township has filled which period
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -33,6 +34,7 @@ FIELD_LABELS = {
     "description": "说明",
     "period_from": "开始期间",
     "period_to": "结束期间",
+    "owed_from": "起始日期",
 }
 # A coverage cell in words, with a mark that is not a colour: ✓ ! ✗ …
 COVERAGE_LABELS = {
@@ -40,6 +42,7 @@ COVERAGE_LABELS = {
     "not_due": ("未到期", "…"),
     "missing": ("待报送", "!"),
     "overdue": ("逾期未报", "✗"),
+    "not_owed": ("无需报送", "–"),
 }
 
 
@@ -71,6 +74,7 @@ class ItemForm:
     category: str = ""
     cycle: str = "quarterly"
     due_days: str = "15"
+    owed_from: str = ""
     all_townships: bool = True
     townships: list[str] = field(default_factory=list)
     departments: list[str] = field(default_factory=list)
@@ -84,6 +88,7 @@ class ItemForm:
             category=item.category,
             cycle=item.cycle,
             due_days=str(item.due_days),
+            owed_from=item.owed_from.isoformat(),
             all_townships=item.all_townships,
             townships=[org.name for org in item.townships],
             departments=[org.name for org in item.departments],
@@ -102,6 +107,7 @@ class ItemForm:
             category=text("category"),
             cycle=text("cycle"),
             due_days=text("due_days"),
+            owed_from=text("owed_from"),
             all_townships=text("township_scope") != "selected",
             townships=[v for v in form.getlist("townships") if isinstance(v, str)],
             departments=[v for v in form.getlist("departments") if isinstance(v, str)],
@@ -115,11 +121,16 @@ class ItemForm:
             raise InvalidField("due_days", "请填写天数（整数）", code="invalid_due_days")
         if not self.all_townships and not self.townships:
             raise InvalidField("townships", "请至少选择一个乡镇", code="invalid_townships")
+        try:
+            owed_from = date.fromisoformat(self.owed_from) if self.owed_from else None
+        except ValueError:
+            raise InvalidField("owed_from", "请填写有效的日期", code="invalid_date") from None
         return ItemFields(
             name=self.name,
             category=self.category,
             cycle=self.cycle,
             due_days=int(self.due_days),
+            owed_from=owed_from,
             townships="all" if self.all_townships else self.townships,
             departments=self.departments,
             sharing=self.sharing,
@@ -158,7 +169,8 @@ def _editor(
 
 @router.get("/catalog/new")
 def new_item_page(request: Request, web: SignedIn, backends: BackendsDep) -> Response:
-    return _editor(request, web, backends, item=None, values=ItemForm())
+    values = ItemForm(owed_from=catalog.county_today().isoformat())
+    return _editor(request, web, backends, item=None, values=values)
 
 
 @router.post("/catalog/new")
@@ -253,9 +265,12 @@ def coverage_page(
 ) -> Response:
     """报送情况: for one catalog item, which township has submitted which period."""
     items = catalog.list_items(backends)
-    chosen = next((i for i in items if str(i.id) == item), None)
-    if chosen is None:
-        chosen = next((i for i in items if i.active), items[0] if items else None)
+    # An item named in the address that does not exist is the 404 page, not another item.
+    chosen = (
+        catalog.get_item(backends, item_id=item)
+        if item
+        else next((i for i in items if i.active), items[0] if items else None)
+    )
     grid = None
     error = None
     if chosen is not None:

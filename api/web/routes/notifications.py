@@ -13,14 +13,7 @@ from services.errors import MaterialsError
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 20
-KIND_NAMES = {
-    "request_sent": "新需求",
-    "request_due": "即将截止",
-    "request_overdue": "已逾期",
-    "request_answered": "已答复",
-    "request_refused": "未予准入",
-    "request_joined": "有部门并入",
-}
+KIND_NAMES = notifications.KIND_NAMES
 
 
 @router.get("/notifications")

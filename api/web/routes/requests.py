@@ -24,7 +24,13 @@ from services.backends import Backends
 from services.catalog import county_today
 from services.errors import Forbidden, InvalidField, MaterialsError
 from services.metadata import PERIOD_EXAMPLES
-from services.models import REQUEST_STATUS_NAMES, Document, MaterialRequest, RequestStatus
+from services.models import (
+    REQUEST_STATUS_NAMES,
+    Document,
+    MaterialRequest,
+    RequestStatus,
+    Role,
+)
 from services.requests import RequestFields
 
 router = APIRouter(include_in_schema=False)
@@ -49,9 +55,19 @@ FIELD_LABELS = {
 }
 REQUEST_PRESENTATION: dict[str, Any] = {
     **PRESENTATION,
-    "STATUS_NAMES": REQUEST_STATUS_NAMES,
     "is_overdue": requests.is_overdue,
 }
+# A township only sees requests sent to it: to its clerk they wait for an answer or are answered.
+TOWNSHIP_STATUS_NAMES = {
+    **REQUEST_STATUS_NAMES,
+    RequestStatus.sent.value: "待答复",
+    RequestStatus.answered.value: "已答复",
+}
+
+
+def status_names(principal: Principal) -> dict[str, str]:
+    """What a request's status is called for this reader."""
+    return TOWNSHIP_STATUS_NAMES if principal.role is Role.uploader else REQUEST_STATUS_NAMES
 
 
 def _text(form: FormData, name: str) -> str:
@@ -83,7 +99,8 @@ def request_list(
     box = requests.default_box(web.principal)
     if box is None:
         raise Forbidden("您的角色没有材料需求列表", code="box_not_allowed")
-    chosen = status if status in REQUEST_STATUS_NAMES else ""
+    offered = requests.BOX_STATUSES[box]
+    chosen = status if status in offered else ""
     found = requests.list_box(
         backends,
         principal=web.principal,
@@ -109,7 +126,9 @@ def request_list(
         size=PAGE_SIZE,
         page_url=page_url,
         status=chosen,
+        statuses=offered,
         today=county_today(),
+        STATUS_NAMES=status_names(web.principal),
         **REQUEST_PRESENTATION,
     )
 
@@ -261,6 +280,13 @@ def request_page(
         if deciding
         else []
     )
+    # The request a joined one was merged into, to name it (its department may see it).
+    joined_to = (
+        requests.get(backends, principal=principal, request_id=asked.joined_to_id, ip=ip)
+        if asked.joined_to_id
+        else None
+    )
+    asking = access.asking_departments(asked)
     answered_with = [
         documents.load(backends, document_id=document_id) for document_id in asked.document_ids
     ]
@@ -284,8 +310,14 @@ def request_page(
         pointers=pointers,
         answered_with=answered_with,
         refusal_document=refusal_document,
+        joined_to=joined_to,
         can_open=lambda document: access.can_see(principal, document),
+        asks_in=lambda other: access.asks_in(principal, other),
+        answers_all=lambda document: all(
+            access.shared_with_department(document, org) for org in asking
+        ),
         today=county_today(),
+        STATUS_NAMES=status_names(principal),
         **REQUEST_PRESENTATION,
     )
 
@@ -357,6 +389,27 @@ def join_request(
             "已并入同类需求，乡镇答复后将同时送达本部门。",
             _back(changed.id),
         ),
+    )
+
+
+@router.post("/requests/{request_id}/discard")
+def discard_draft(
+    request: Request,
+    request_id: str,
+    web: SignedIn,
+    _form: CheckedForm,
+    backends: BackendsDep,
+    ip: ClientIP,
+) -> Response:
+    """删除草稿: a draft its department no longer needs; nothing was sent to anyone."""
+    try:
+        requests.discard(backends, principal=web.principal, request_id=request_id, ip=ip)
+    except MaterialsError as exc:
+        return flash_redirect(
+            request, backends.settings, _back(request_id), text=_problem(exc), kind="error"
+        )
+    return flash_redirect(
+        request, backends.settings, "/requests", text="草稿已删除，没有发送给任何人。"
     )
 
 

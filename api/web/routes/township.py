@@ -17,11 +17,11 @@ from markupsafe import Markup
 from api.deps import BackendsDep, ClientIP, PageNumber
 from api.web.render import render
 from api.web.session import SignedIn
-from services import administration, catalog, documents, requests, slots
+from services import access, administration, catalog, documents, requests, slots
 from services.documents import Receipt
 from services.errors import InvalidField
 from services.metadata import DEFAULT_CATEGORY, PERIOD_EXAMPLES, period_label
-from services.models import CYCLE_NAMES, CatalogItem, Cycle
+from services.models import CYCLE_NAMES, CatalogItem, Cycle, MaterialRequest, Sharing, Visibility
 
 router = APIRouter(include_in_schema=False)
 
@@ -79,6 +79,24 @@ def _owed_items(backends: BackendsDep, township_id: int) -> list[OwedItem]:
     return owed
 
 
+@dataclass(frozen=True)
+class Readers:
+    """Who the form offers to let read the upload: a visibility and, for 指定部门, the ids."""
+
+    visibility: str = Visibility.departments.value
+    departments: tuple[int, ...] = ()
+
+
+def _readers_for(asked: MaterialRequest | None) -> Readers:
+    """For a request, readers that include every requesting department: all departments, or
+    exactly the requesting ones when its catalog item is not shared with everyone."""
+    if asked is None or asked.catalog_item is None:
+        return Readers()
+    if asked.catalog_item.sharing == Sharing.unconditional.value:
+        return Readers()
+    return Readers(Visibility.restricted.value, tuple(access.asking_departments(asked)))
+
+
 @router.get("/upload")
 def upload_page(
     request: Request,
@@ -110,6 +128,7 @@ def upload_page(
         max_upload_mb=_megabytes(max_bytes),
         owed_items=_owed_items(backends, web.principal.org_id),
         asked=asked,
+        readers=_readers_for(asked),
         CYCLE_NAMES=CYCLE_NAMES,
         period_label=period_label,
     )

@@ -1,4 +1,5 @@
-// Behaviour shared by every page: confirmation before destructive actions, print buttons.
+// Behaviour shared by every page: confirmation before destructive actions, print buttons, wide
+// tables opened at their newest columns.
 // Plain JavaScript, no framework; pages work without it wherever a form can do the job.
 "use strict";
 
@@ -23,3 +24,14 @@ window.materialsCsrfToken = () => {
   const meta = document.querySelector('meta[name="csrf-token"]');
   return meta ? meta.getAttribute("content") : "";
 };
+
+// A wide table whose newest columns are at its right end (the coverage grid) opens scrolled
+// there, so a phone shows the latest period first; scrolling left shows the older ones.
+function scrollToEnd() {
+  for (const wrap of document.querySelectorAll("[data-scroll-end]")) {
+    wrap.scrollLeft = wrap.scrollWidth;
+  }
+}
+scrollToEnd();
+// Again once the fonts are in: wider text makes the table wider.
+window.addEventListener("load", scrollToEnd, { once: true });

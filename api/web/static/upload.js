@@ -220,6 +220,11 @@
     if (category && !category.value.trim() && option.dataset.category) {
       category.value = option.dataset.category;
     }
+    // Uploading for a request, the server chose readers that include every requesting
+    // department: the catalog item's sharing class must not narrow them.
+    if (form.dataset.request) {
+      return;
+    }
     const visibility = SHARING_VISIBILITY[option.dataset.sharing];
     const departments = (option.dataset.departments || "").split(",").filter(Boolean);
     if (visibility && !(visibility === "restricted" && !departments.length)) {

@@ -1,0 +1,230 @@
+"""The access log's details in words, for the audit page and the export for people: Chinese names
+for the keys events record and for the codes they hold; what has no name yet stays as recorded.
+
+The log itself, the API and the default CSV keep the codes: only what people read is worded.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from services.audit import ACTION_NAMES, OUTCOME_NAMES, people_csv_row
+from services.metadata import period_label
+from services.models import (
+    CYCLE_NAMES,
+    ORG_KIND_NAMES,
+    REQUEST_STATUS_NAMES,
+    ROLE_NAMES,
+    SHARING_NAMES,
+    AuditEvent,
+)
+from services.notifications import KIND_NAMES
+
+# In the order a line of details reads best: why first, then what it was about.
+DETAIL_NAMES: dict[str, str] = {
+    "reason": "原因",
+    "kind": "类型",
+    "status": "状态",
+    "title": "名称",
+    "request_id": "需求编号",
+    "township": "乡镇",
+    "department": "部门",
+    "departments": "部门",
+    "to": "发给",
+    "user": "用户",
+    "role": "角色",
+    "org": "单位",
+    "grantee": "被授权人",
+    "category": "类别",
+    "catalog_item": "目录材料编号",
+    "name": "名称",
+    "cycle": "报送周期",
+    "due_days": "报送期限（天）",
+    "owed_from": "起始日期",
+    "townships": "报送乡镇",
+    "sharing": "共享属性",
+    "active": "在用",
+    "description": "说明",
+    "period": "所属期间",
+    "periods": "期间",
+    "period_from": "开始期间",
+    "period_to": "结束期间",
+    "due": "截止日期",
+    "joined_to": "并入需求编号",
+    "repeated": "重复索要",
+    "matches": "已有材料",
+    "open_requests": "同类需求",
+    "document_ids": "涉及材料",
+    "notification_id": "提醒编号",
+    "q": "检索词",
+    "filters": "筛选条件",
+    "sort": "排序",
+    "by": "分组",
+    "filename": "文件名",
+    "content_type": "文件类型",
+    "page": "页码",
+    "size": "大小",
+    "total": "结果数",
+    "sha256": "SHA-256",
+    "duplicate": "重复提交",
+    "found": "已找到",
+    "ok": "完整",
+    "events": "记录数",
+    "first_bad_seq": "首条异常记录",
+    "created": "新建",
+    "changed": "有改动",
+    "method": "请求方式",
+    "path": "地址",
+    # The audit page's filters, as a read of the log records them.
+    "actor": "人员",
+    "action": "操作",
+    "outcome": "结果",
+    "document_id": "材料编号",
+    "since": "起始时间",
+    "until": "截止时间",
+}
+
+# Why something was refused: the reasons the services record and the error codes they raise.
+REASON_NAMES: dict[str, str] = {
+    "bad_password": "密码错误",
+    "unknown_user": "无此用户",
+    "inactive": "账号已停用",
+    "account_disabled": "账号已停用",
+    "locked": "失败次数过多，已暂时锁定",
+    "invalid_credentials": "用户名或密码错误",
+    "not_authenticated": "未登录",
+    "invalid_token": "登录凭据无效",
+    "token_expired": "登录已过期",
+    "token_revoked": "密码重置后旧凭据失效",
+    "session_expired": "会话已过期",
+    "csrf_failed": "页面令牌校验失败",
+    "not_found": "不存在",
+    "not_visible": "无权查看",
+    "no_download_right": "无下载权限",
+    "download_not_allowed": "无下载权限",
+    "not_owner": "不是本乡镇的材料",
+    "already_withdrawn": "已撤回",
+    "withdraw_not_allowed": "无权撤回",
+    "not_admin": "不是系统管理员",
+    "admin_only": "仅限系统管理员",
+    "not_auditor": "不是审计人员",
+    "audit_not_allowed": "无权查看审计日志",
+    "not_uploader": "不是乡镇工作人员",
+    "upload_not_allowed": "无权上传",
+    "not_reader": "不是县直部门工作人员",
+    "not_coordinator": "不是减负办工作人员",
+    "coordinator_only": "仅限减负办",
+    "blob_missing": "文件内容缺失",
+    "unsupported_type": "文件类型不支持",
+    "type_mismatch": "内容与扩展名不符",
+    "empty_file": "空文件",
+    "preview_unsupported": "该类型不能预览",
+    "document_not_found": "材料不存在",
+    "document_not_shared": "材料未向提出需求的部门公开",
+    "document_other_township": "不是该乡镇的材料",
+    "unknown_document": "该乡镇没有这份材料",
+    "request_not_found": "需求不存在",
+    "request_not_allowed": "无权提出需求",
+    "request_not_draft": "需求已不是草稿",
+    "request_not_open": "需求已结束",
+    "request_not_pending": "需求不在待审核状态",
+    "not_request_owner": "不是提出需求的部门",
+    "already_answered": "需求已答复",
+    "already_requesting": "本部门已在此需求中",
+    "join_other_township": "只能并入同一乡镇的需求",
+    "due_in_past": "截止日期已过",
+    "wrong_box": "无此需求列表",
+    "box_not_allowed": "无此需求列表",
+    "catalog_item_not_found": "目录材料不存在",
+    "catalog_item_inactive": "目录材料已停用",
+    "catalog_item_not_owed": "本乡镇不需报送该目录材料",
+    "unknown_catalog_item": "目录材料不存在",
+    "cycle_in_use": "已有报送，不能修改周期",
+    "departments_required": "须指定使用部门",
+    "duplicate_name": "名称重复",
+    "notification_not_found": "提醒不存在",
+    "not_own_figures": "只能查看本单位的数据",
+    "figures_not_allowed": "无权查看减负成效",
+    "missing_field": "缺少必填项",
+    "too_long": "内容过长",
+    "too_many": "数量过多",
+    "invalid_period": "期间格式有误",
+    "invalid_date": "日期有误",
+    "period_required": "须填写所属期间",
+    "period_not_in_cycle": "期间与报送周期不符",
+    "unknown_category": "类别不存在",
+    "unknown_township": "乡镇不存在",
+    "unknown_department": "部门不存在",
+    "unknown_org": "单位不存在",
+    "user_exists": "用户已存在",
+    "user_not_found": "用户不存在",
+    "org_exists": "单位已存在",
+    "role_org_mismatch": "角色与单位不符",
+    "cannot_disable_self": "不能停用自己",
+}
+
+# How figures are grouped (figures.py records ``by``).
+_GROUPING_NAMES = {
+    "township": "按乡镇",
+    "department": "按部门",
+    "county": "全县合计",
+    "month": "按月",
+}
+
+# The names of the codes a key holds; a key not here shows its values as recorded.
+VALUE_NAMES: dict[str, dict[str, str]] = {
+    "reason": REASON_NAMES,
+    # A notification's kind, or an organisation's (an org created by an admin).
+    "kind": {**KIND_NAMES, **ORG_KIND_NAMES},
+    "status": REQUEST_STATUS_NAMES,
+    "cycle": CYCLE_NAMES,
+    "sharing": SHARING_NAMES,
+    "role": ROLE_NAMES,
+    "by": _GROUPING_NAMES,
+    "action": ACTION_NAMES,
+    "outcome": OUTCOME_NAMES,
+    "townships": {"all": "全部乡镇"},
+}
+_PERIOD_KEYS = frozenset({"period", "periods", "period_from", "period_to"})
+_ORDER = {key: position for position, key in enumerate(DETAIL_NAMES)}
+
+
+def _value(key: str, value: Any) -> str:
+    if value is None:
+        return "无"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, list):
+        return "、".join(_value(key, item) for item in value) if value else "无"
+    if isinstance(value, dict):
+        if not value:
+            return "无"
+        return "，".join(f"{name}={shown}" for name, shown in detail_pairs(value))
+    if isinstance(value, str):
+        if key in _PERIOD_KEYS:
+            return period_label(value)
+        return VALUE_NAMES.get(key, {}).get(value, value)
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def detail_pairs(details: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each recorded detail as (name, value) in words, the reason first and unknown keys last."""
+    keys = sorted(details, key=lambda key: (_ORDER.get(key, len(_ORDER)), key))
+    # ``size`` is bytes on an upload, rows per page on a read.
+    names = {**DETAIL_NAMES, "size": "每页条数" if "page" in details else "大小（字节）"}
+    return [(names.get(key, key), _value(key, details[key])) for key in keys]
+
+
+def details_in_words(details: dict[str, Any]) -> str:
+    """Details on one line in words (``原因: 无权查看; 需求编号: 3``); nothing for none."""
+    return "; ".join(f"{name}: {value}" for name, value in detail_pairs(details))
+
+
+def worded_csv_row(event: AuditEvent) -> list[Any]:
+    """A row of the export for people: names, Beijing time and the details in words."""
+    row = people_csv_row(event)
+    row[9] = details_in_words(dict(event.details))
+    return row
