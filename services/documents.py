@@ -5,6 +5,7 @@ Every read and every refusal is written to the audit log; a refused document ans
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,13 @@ from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
 from services.blobs import BlobWriter
-from services.errors import Conflict, Forbidden, InvalidField, MaterialsError, NotFound
+from services.errors import (
+    Conflict,
+    Forbidden,
+    InvalidField,
+    MaterialsError,
+    NotFound,
+)
 from services.filetypes import detect_file_type
 from services.metadata import (
     CATALOG_ITEM_FIELD,
@@ -38,6 +45,8 @@ from services.models import (
     OutboxEvent,
     utcnow,
 )
+
+log = logging.getLogger("materials.documents")
 
 
 @dataclass(frozen=True)
@@ -511,6 +520,20 @@ def categories_in_use(backends: Backends, *, principal: Principal) -> list[str]:
         return sorted(names)
 
 
+def _leave_index_now(backends: Backends, document_id: str) -> None:
+    """Take a just-withdrawn document out of the search index before answering, so that no
+    later search counts it in totals or facets. The outbox event written with the withdrawal
+    does the same again (idempotently) if the index cannot be reached now."""
+    try:
+        backends.index.delete([document_id])
+    except Exception as exc:  # the withdrawal has committed; the outbox event repeats this
+        log.warning(
+            "withdrawn document %s stays in the search index until the worker runs: %s",
+            document_id,
+            exc,
+        )
+
+
 def withdraw(
     backends: Backends, *, principal: Principal, document_id: str, ip: str | None
 ) -> Document:
@@ -536,7 +559,12 @@ def withdraw(
                 document_id=found.id,
             )
             session.flush()
-            return found
+            withdrawn = found
+        else:
+            withdrawn = None
+    if withdrawn is not None:
+        _leave_index_now(backends, withdrawn.id)
+        return withdrawn
     if found is None:
         raise _deny(
             backends,

@@ -306,3 +306,23 @@ def test_traditional_characters_category_and_township_are_searched(
         shared["public"],
         shared["restricted"],
     }
+
+
+def test_a_withdrawn_document_is_not_counted_by_the_next_search(
+    api: Api, backends: Backends, shared: dict[str, str]
+) -> None:
+    """Withdrawal reaches the index before the API answers: no total or facet counts the
+    document afterwards, even before the worker has run."""
+    before = _search(api, "poverty", q="脱贫攻坚")
+    assert shared["public"] in {hit["document"]["id"] for hit in before["hits"]}
+
+    withdrawn = api.client.delete(
+        f"/api/v1/documents/{shared['public']}", headers=api.headers("east")
+    )
+
+    assert withdrawn.status_code == 200, withdrawn.text
+    after = _search(api, "poverty", q="脱贫攻坚")
+    assert after["total"] == before["total"] - 1
+    assert shared["public"] not in {hit["document"]["id"] for hit in after["hits"]}
+    facet_total = sum(bucket["count"] for bucket in after["facets"]["township"])
+    assert facet_total == after["total"]
