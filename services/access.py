@@ -166,9 +166,7 @@ def asks_in(principal: Principal, request: MaterialRequest) -> bool:
     """Does the caller's department already ask in this request (made it or joined it)?"""
     if principal.role is not Role.reader:
         return False
-    return principal.org_id == request.department_id or principal.org_id in {
-        joined.org_id for joined in request.joined_departments
-    }
+    return principal.org_id in asking_departments(request)
 
 
 def can_see_request(principal: Principal, request: MaterialRequest) -> bool:

@@ -494,8 +494,7 @@ class _Step:
         self, kind: NotificationKind, text: str, *, document_id: str | None = None
     ) -> None:
         """Every department asking (its creator and those that joined) is told."""
-        request = self.request
-        for org_id in [request.department_id, *(j.org_id for j in request.joined_departments)]:
+        for org_id in access.asking_departments(self.request):
             self.notify(org_id, kind, text, document_id=document_id)
 
 
