@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.search.highlighting import MAX_HIGHLIGHT_SOURCE, highlight
@@ -68,13 +67,25 @@ class AnalysedDocument:
 class TextAnalyzer:
     """Normalisation, segmentation, query plans and highlights for one configuration."""
 
-    def __init__(self, *, cache_dir: Path | None = None, words: Iterable[str] = DOMAIN_WORDS):
-        self.segmenter = Segmenter(cache_dir=cache_dir, words=words)
+    def __init__(self, *, words: Iterable[str] = ()):
+        self.segmenter = Segmenter(words=(*DOMAIN_WORDS, *words))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TextAnalyzer:
-        """The analyzer the settings describe (jieba's cache lives in the data dir)."""
-        return cls(cache_dir=settings.data_dir)
+        """The analyzer the settings describe."""
+        return cls()
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The words added to jieba's dictionary (the built-in ones first)."""
+        return self.segmenter.words
+
+    def use_words(self, words: Iterable[str]) -> None:
+        """Segment with these county words (besides the built-in ones) from now on."""
+        segmenter = Segmenter(words=(*DOMAIN_WORDS, *words))
+        if segmenter.words != self.segmenter.words:
+            segmenter.load()  # before the switch: no search waits on it
+            self.segmenter = segmenter
 
     # -- documents -------------------------------------------------------------------------------
 

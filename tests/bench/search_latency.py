@@ -173,9 +173,7 @@ def main() -> None:
     documents = corpus(args.docs, args.chars)
     total_chars = sum(len(document.body) for document in documents)
     with tempfile.TemporaryDirectory(dir=Path.cwd(), prefix=".bench-search-") as directory:
-        index = SqliteSearchIndex(
-            Path(directory) / "search.sqlite3", analyzer=TextAnalyzer(cache_dir=Path(directory))
-        )
+        index = SqliteSearchIndex(Path(directory) / "search.sqlite3", analyzer=TextAnalyzer())
         began = time.perf_counter()
         for offset in range(0, len(documents), args.batch):
             index.upsert(documents[offset : offset + args.batch])

@@ -200,9 +200,9 @@ def insert_rows(backends: Backends, documents: Sequence[IndexedDocument], upload
 _worker_index: ElasticsearchIndex | None = None
 
 
-def _start_loader(url: str, cache_dir: str) -> None:
+def _start_loader(url: str) -> None:
     global _worker_index
-    analyzer = TextAnalyzer(cache_dir=Path(cache_dir))
+    analyzer = TextAnalyzer()
     _worker_index = ElasticsearchIndex(url, analyzer=analyzer, alias=ALIAS, timeout_seconds=120)
 
 
@@ -222,7 +222,7 @@ def index_documents(
     with context.Pool(
         workers,
         initializer=_start_loader,
-        initargs=(settings.elasticsearch_url, str(settings.data_dir)),
+        initargs=(settings.elasticsearch_url,),
     ) as pool:
         done = 0
         for count in pool.imap_unordered(_upsert, batches):
