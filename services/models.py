@@ -222,6 +222,34 @@ class Document(Base):
     )
 
 
+class DocumentText(Base):
+    """A document's extracted text, masked of personal data as the index holds it.
+
+    Derived data like the index: kept so that reindexing (a full rebuild, a dictionary change)
+    segments it again without fetching and extracting the file. ``sha256`` is the file it came
+    from; text of another file is never reused.
+    """
+
+    __tablename__ = "document_texts"
+
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    extracted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DictionaryWord(Base):
+    """A word of the county dictionary (a village, a programme) that segmentation keeps whole."""
+
+    __tablename__ = "dictionary_words"
+
+    word: Mapped[str] = mapped_column(String(40), primary_key=True)
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class IndexAction(StrEnum):
     upsert = "upsert"
     delete = "delete"
