@@ -19,6 +19,7 @@ from indexer.extractors import (
 from indexer.extractors._doc import DocExtractor
 from indexer.extractors._docx import DocxExtractor
 from indexer.extractors._image import ImageExtractor
+from indexer.extractors._markdown import MarkdownExtractor
 from indexer.extractors._ofd import OfdExtractor
 from indexer.extractors._pdf import PdfExtractor
 from indexer.extractors._ppt import PptExtractor
@@ -39,6 +40,7 @@ EXTRACTORS: tuple[Extractor, ...] = (
     PptExtractor(),
     OfdExtractor(),
     PlainTextExtractor(),
+    MarkdownExtractor(),
     ImageExtractor(),
 )
 

@@ -1,4 +1,4 @@
-"""TXT, CSV and Markdown: the bytes decoded in the encoding they were written in.
+"""TXT and CSV: the bytes decoded in the encoding they were written in (Markdown reads them so too).
 
 Chinese Windows writes GB18030/GBK without any marker, and generic detectors call it ISO-8859:
 so BOMs first, then strict UTF-8, then strict GB18030, and only then charset-normalizer's guess.
@@ -12,20 +12,25 @@ import charset_normalizer
 
 from indexer.extractors import Extracted, ExtractionContext
 
-__all__ = ["PlainTextExtractor", "decode_text"]
+__all__ = ["PlainTextExtractor", "decode_text", "read_text"]
 
 _BYTES_PER_CHAR = 4  # the most any of these encodings spends on one character
 _DETECTION_SAMPLE_BYTES = 64 * 1024
 
 
 class PlainTextExtractor:
-    mime_types = frozenset({"text/plain", "text/csv", "text/markdown"})
+    mime_types = frozenset({"text/plain", "text/csv"})
 
     def extract(self, context: ExtractionContext) -> Extracted:
-        with context.path.open("rb") as file:
-            data = file.read(context.limits.max_chars * _BYTES_PER_CHAR)
-            complete = not file.read(1)
-        return Extracted(text=decode_text(data, complete=complete))
+        return Extracted(text=read_text(context))
+
+
+def read_text(context: ExtractionContext) -> str:
+    """The file's text, decoded, up to the characters the limits allow."""
+    with context.path.open("rb") as file:
+        data = file.read(context.limits.max_chars * _BYTES_PER_CHAR)
+        complete = not file.read(1)
+    return decode_text(data, complete=complete)
 
 
 def decode_text(data: bytes, *, complete: bool = True) -> str:

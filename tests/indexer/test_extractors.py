@@ -293,6 +293,28 @@ def test_text_in_its_encoding(tmp_path: Path, encoding: str, content_type: str) 
     )
 
 
+def test_markdown_is_indexed_as_the_text_a_reader_sees(tmp_path: Path) -> None:
+    path = tmp_path / "说明.md"
+    source = (
+        "# 柳湾镇防汛工作总结\n\n"
+        "## 一、工作开展情况\n\n"
+        "全镇**落实**巡查人员 56 人，详见[值班表](http://intranet/duty.xlsx)。\n\n"
+        "- 排查隐患 12 处\n"
+        "- 转移群众 `30` 人\n\n"
+        "| 村 | 户数 |\n| --- | --- |\n| 柳树湾村 | 12 |\n"
+    )
+    path.write_bytes(source.encode("gb18030"))
+    assert run(path, "text/markdown").text == (
+        "柳湾镇防汛工作总结\n"
+        "一、工作开展情况\n"
+        "全镇落实巡查人员 56 人,详见值班表。\n"
+        "排查隐患 12 处\n"
+        "转移群众 30 人\n"
+        "村\t户数\n"
+        "柳树湾村\t12"
+    )
+
+
 def test_long_text_is_cut_and_noted(tmp_path: Path) -> None:
     path = tmp_path / "long.txt"
     path.write_bytes(("一二三四五六七八九十" * 100).encode("gbk"))
