@@ -1,8 +1,9 @@
 """Text extraction: one extractor per format behind one interface, bounded against hostile files.
 
 ``extract(context)`` picks the extractor declaring the document's MIME type and runs it under the
-context's limits in a separate process, killed when it takes longer than ``timeout_seconds``; a file
-that cannot be read raises ``ExtractionFailed`` with a reason for people.
+context's limits in a separate process, killed when it takes longer than ``timeout_seconds`` (plus
+``ocr_seconds_per_page`` for each scanned page it starts to recognise); a file that cannot be read
+raises ``ExtractionFailed`` with a reason for people.
 
 Notes an ``Extracted`` may carry: ``no_text_layer`` (PDF/OFD without text, e.g. a scan),
 ``truncated`` (text cut at ``max_chars``), ``page_limit`` (pages, slides, sheets or rows beyond the
@@ -39,6 +40,7 @@ class ExtractionLimits:
     max_rows: int = 100_000  # spreadsheet rows read per sheet
     max_memory_bytes: int = 2 * 1024 * 1024 * 1024  # address space of the extracting process
     ocr_max_pages: int = 20  # scanned PDF pages recognised with Tesseract; 0 turns OCR off
+    ocr_seconds_per_page: float = 10.0  # time OCR may add per page (about 5 s a page measured)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,10 @@ class Extracted:
         if "ocr_unavailable" in self.notes:
             return _OCR_UNAVAILABLE_REMARK
         if "ocr_incomplete" in self.notes:
-            return f"扫描页较多，文字识别超过 {limits.timeout_seconds:g} 秒的时限，只识别了部分页面"
+            return (
+                f"扫描页较多，文字识别超过时限（每页 {limits.ocr_seconds_per_page:g} 秒），"
+                "只识别了部分页面"
+            )
         if "ocr_page_limit" in self.notes:
             return f"扫描件只识别了前 {limits.ocr_max_pages} 页的文字"
         return None

@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from indexer.extractors import Extracted, ExtractionContext, ExtractionFailed
 from indexer.extractors._ocr import MAX_SIDE_PIXELS, ocr_unavailable, recognise_pages
+from indexer.extractors._time import ask_for_time
 
 __all__ = ["ImageExtractor"]
 
@@ -55,7 +56,8 @@ class ImageExtractor:
             # JPEG decodes straight at a fraction of its size when that is all OCR needs.
             image.draft("L", (MAX_SIDE_PIXELS, MAX_SIDE_PIXELS))
             upright = ImageOps.exif_transpose(image)
-            result = recognise_pages([upright], deadline=deadline)
+            more = ask_for_time(context.limits.ocr_seconds_per_page)
+            result = recognise_pages([upright], deadline=deadline + more)
         return Extracted(text=result.text, exif=metadata, notes=result.notes, ocr=bool(result.text))
 
 

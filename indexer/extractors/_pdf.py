@@ -22,6 +22,7 @@ from PIL import Image
 from indexer.extractors import Extracted, ExtractionContext, ExtractionFailed
 from indexer.extractors._ocr import MAX_SIDE_PIXELS, ocr_unavailable, recognise_pages
 from indexer.extractors._ole import ENCRYPTED_REASON
+from indexer.extractors._time import ask_for_time
 
 __all__ = ["PdfExtractor"]
 
@@ -73,6 +74,8 @@ def _ocr(context: ExtractionContext, deadline: float, notes: list[str]) -> Extra
         pages = min(len(document), context.limits.max_pages, context.limits.ocr_max_pages)
         if len(document) > context.limits.ocr_max_pages < context.limits.max_pages:
             notes.append("ocr_page_limit")
+        # Reading the file took part of the per-file time; OCR has its own for each page.
+        deadline += ask_for_time(pages * context.limits.ocr_seconds_per_page)
         result = recognise_pages(_rendered(document, pages), deadline=deadline)
     finally:
         document.close()

@@ -21,6 +21,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from indexer.extractors import Extracted, ExtractionContext, ExtractionFailed
+from indexer.extractors._time import MORE_TIME, limit_cpu, serving
 
 __all__ = ["extract_in_child_process"]
 
@@ -45,7 +46,6 @@ _idle_lock = threading.Lock()
 def extract_in_child_process(context: ExtractionContext) -> Extracted:
     """``extract_here`` in a helper process; ExtractionFailed(timeout) when it overruns."""
     helper = _take_helper()
-    timeout = context.limits.timeout_seconds
     try:
         helper.connection.send(context)
     except OSError:  # it died while idle
@@ -53,9 +53,7 @@ def extract_in_child_process(context: ExtractionContext) -> Extracted:
         helper = _start_helper()
         helper.connection.send(context)
     try:
-        if not helper.connection.poll(timeout):
-            raise ExtractionFailed(f"文件处理超时（超过 {timeout:g} 秒），已停止", code="timeout")
-        message: tuple[Any, ...] = helper.connection.recv()
+        message = _answer(helper.connection, context)
     except EOFError as exc:  # the helper died on this file (a crash in C code, the OOM killer)
         _stop(helper)
         raise ExtractionFailed(_CHILD_EXITED_REASON, code="corrupt") from exc
@@ -71,6 +69,25 @@ def extract_in_child_process(context: ExtractionContext) -> Extracted:
         raise ExtractionFailed(message[1], code=message[2])
     extracted: Extracted = message[1]
     return extracted
+
+
+def _answer(connection: Connection, context: ExtractionContext) -> tuple[Any, ...]:
+    """The helper's answer, waiting the per-file time and what OCR asks for on top of it."""
+    limits = context.limits
+    deadline = time.monotonic() + limits.timeout_seconds
+    allowed = limits.timeout_seconds
+    extra_left = limits.ocr_max_pages * limits.ocr_seconds_per_page
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not connection.poll(remaining):
+            raise ExtractionFailed(f"文件处理超时（超过 {allowed:g} 秒），已停止", code="timeout")
+        message: tuple[Any, ...] = connection.recv()
+        if message[0] != MORE_TIME:
+            return message
+        granted = min(float(message[1]), extra_left)
+        extra_left -= granted
+        deadline += granted
+        allowed += granted
 
 
 def _take_helper() -> _Helper:
@@ -130,12 +147,11 @@ def _serve(connection: Connection) -> None:
         resource.setrlimit(
             resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard)
         )
-        # The caller stops a task that overruns its time; a CPU-time cap a little beyond that
-        # ends one that spins on after its caller is gone (SIGXCPU terminates the process).
-        _limit_cpu(context.limits.timeout_seconds)
+        limit_cpu(context.limits.timeout_seconds)
         message: tuple[Any, ...]
         try:
-            message = ("ok", extract_here(context))
+            with serving(connection):
+                message = ("ok", extract_here(context))
         except ExtractionFailed as failure:
             # Sent as plain values: the exception's keyword-only code does not survive pickling.
             out_of_memory = isinstance(failure.__cause__, MemoryError)
@@ -145,15 +161,6 @@ def _serve(connection: Connection) -> None:
         connection.send(message)
         if message[0] == "retire":
             return
-
-
-def _limit_cpu(seconds: float) -> None:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = int(usage.ru_utime + usage.ru_stime + seconds) + 2
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def _exit_when_orphaned() -> None:

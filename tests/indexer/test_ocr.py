@@ -129,6 +129,27 @@ def test_a_scanned_pdf_is_recognised(tmp_path: Path) -> None:
     assert "第二页:饮水安全工程" in extracted.text  # NFKC, as every extracted text
 
 
+@needs_ocr
+def test_recognising_scanned_pages_gets_time_of_its_own(tmp_path: Path) -> None:
+    # Three pages take longer than the per-file limit (about 5 s a page): each page adds its own.
+    pages = [["第一页：危房改造"], ["第二页：医疗保障"], ["第三页：饮水安全"]]
+    extracted = run(scanned_pdf(pages), "application/pdf", tmp_path, timeout_seconds=1.0)
+    assert extracted.notes == ["no_text_layer"]
+    lines = [line for line in extracted.text.splitlines() if line]
+    assert lines == ["第一页:危房改造", "第二页:医疗保障", "第三页:饮水安全"]
+
+
+@needs_ocr
+def test_recognition_stops_when_its_time_runs_out(tmp_path: Path) -> None:
+    pages = [["第一页：危房改造"], ["第二页：医疗保障"], ["第三页：饮水安全"]]
+    limits = {"timeout_seconds": 1.0, "ocr_seconds_per_page": 0.5}
+    extracted = run(scanned_pdf(pages), "application/pdf", tmp_path, **limits)
+    assert "ocr_incomplete" in extracted.notes
+    assert extracted.remark(ExtractionLimits(**limits)) == (
+        "扫描页较多，文字识别超过时限（每页 0.5 秒），只识别了部分页面"
+    )
+
+
 def test_a_pdf_with_a_text_layer_is_not_ocred(tmp_path: Path) -> None:
     extracted = run((FIXTURES / "notice.pdf").read_bytes(), "application/pdf", tmp_path)
     assert (extracted.ocr, extracted.text_source, extracted.notes) == (False, "text_layer", [])
