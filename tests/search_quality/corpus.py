@@ -17,6 +17,7 @@ from tests.search_quality import county_work, poverty_work
 from tests.search_quality.files import CONTENT_TYPES, EXTENSIONS, render_rows, render_text
 from tests.search_quality.vocabulary import (
     DESCRIPTIONS,
+    FORMAT_OF_KIND,
     GENERIC_STEMS,
     GIVEN_NAMES,
     PLANTED,
@@ -180,6 +181,7 @@ class Composer:
         if tags is None:
             tags = [TOPIC_TAGS[topic]] if topic in TOPIC_TAGS and self.rng.random() < 0.6 else []
         fmt = "png" if picture else self.rng.choice(TABLE_FORMATS if rows else PROSE_FORMATS)
+        fmt = FORMAT_OF_KIND.get((kind, fmt), fmt)
         description = self.rng.choice(DESCRIPTIONS) if self.rng.random() < 0.3 else ""
         send_title = bool(picture) or self.rng.random() < 0.85
         file_stem = ""

@@ -1,4 +1,5 @@
-"""The file formats township offices upload, built in memory: DOCX, PDF, TXT, Markdown, CSV, XLSX.
+"""The file formats township offices upload, built in memory: DOCX, PDF, TXT, Markdown, CSV, XLSX,
+PPTX slides and scanned pages (an image-only PDF that only OCR can read).
 
 Chinese PDFs use the standard STSong-Light CID font (no embedding), as Office's "save as PDF" does.
 """
@@ -12,8 +13,11 @@ from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
 import openpyxl
+import pptx
+from pptx.util import Pt
 
 from tests.samples import docx_from_paragraphs, pdf_from_objects
+from tests.scans import scanned_pdf
 
 __all__ = ["CONTENT_TYPES", "EXTENSIONS", "render_rows", "render_text"]
 
@@ -26,6 +30,8 @@ EXTENSIONS = {
     "csv": ".csv",
     "csv-gb18030": ".csv",
     "xlsx": ".xlsx",
+    "pptx": ".pptx",
+    "scan": ".pdf",
     "png": ".png",
 }
 CONTENT_TYPES = {
@@ -37,6 +43,8 @@ CONTENT_TYPES = {
     "csv": "text/csv",
     "csv-gb18030": "text/csv",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "scan": "application/pdf",
     "png": "image/png",
 }
 
@@ -58,6 +66,10 @@ def render_text(fmt: str, lines: Sequence[str]) -> bytes:
         return "\r\n".join(lines).encode("gb18030")
     if fmt == "md":
         return _markdown(lines).encode("utf-8")
+    if fmt == "pptx":
+        return _pptx(lines)
+    if fmt == "scan":
+        return _scan(lines)
     raise ValueError(f"not a prose format: {fmt}")
 
 
@@ -134,6 +146,49 @@ def _markdown(lines: Sequence[str]) -> str:
         is_heading = line[:1] in _HEADINGS and line[1:2] == "、" and len(line) <= 20
         parts.append(f"## {line}" if is_heading else line)
     return "\n\n".join(parts) + "\n"
+
+
+_LINES_PER_SLIDE = 5
+
+
+def _pptx(lines: Sequence[str]) -> bytes:
+    """A title slide, then the text five lines a slide, as a report is shown at a meeting."""
+    deck = pptx.Presentation()
+    title_slide = deck.slides.add_slide(deck.slide_layouts[0])
+    title_slide.shapes.title.text = lines[0]
+    for start in range(1, len(lines), _LINES_PER_SLIDE):
+        slide = deck.slides.add_slide(deck.slide_layouts[6])  # blank
+        box = slide.shapes.add_textbox(Pt(40), Pt(40), Pt(640), Pt(460)).text_frame
+        box.word_wrap = True
+        for number, line in enumerate(lines[start : start + _LINES_PER_SLIDE]):
+            paragraph = box.paragraphs[0] if number == 0 else box.add_paragraph()
+            paragraph.text = line
+            paragraph.font.size = Pt(20)
+    stamp = dt.datetime(*_STAMP)
+    deck.core_properties.created = stamp
+    deck.core_properties.modified = stamp
+    deck.core_properties.last_printed = stamp
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    return buffer.getvalue()
+
+
+_SCAN_CHARS_PER_LINE = 30  # A4 at 14 pt inside one-inch margins
+_SCAN_LINES_PER_PAGE = 26
+
+
+def _scan(lines: Sequence[str]) -> bytes:
+    """The printed, signed paper run through the office scanner: pages of pixels, no text."""
+    wrapped = [
+        line[start : start + _SCAN_CHARS_PER_LINE]
+        for line in lines
+        for start in range(0, max(len(line), 1), _SCAN_CHARS_PER_LINE)
+    ]
+    pages = [
+        wrapped[start : start + _SCAN_LINES_PER_PAGE]
+        for start in range(0, len(wrapped), _SCAN_LINES_PER_PAGE)
+    ]
+    return scanned_pdf(pages)
 
 
 def _xlsx(rows: Sequence[Sequence[str]]) -> bytes:

@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api.app import create_app
 from indexer.worker import IndexWorker
 from services import orgs
 from services.backends import Backends, open_backends
 from services.config import Settings
-from services.models import OrgKind, Role
+from services.models import Document, OrgKind, Role
 from tests.conftest import PASSWORD, Api, seed_county, stack_settings
 from tests.search_quality.corpus import TOWNSHIPS, Material, build_corpus
 from tests.search_quality.queries import MAX_RELEVANT, LabelledQuery, label
@@ -63,6 +64,7 @@ class Run:
     corpus: tuple[Material, ...]
     indexed: int
     outcomes: list[Outcome]
+    text_sources: dict[str, str | None]  # material key → where its indexed text came from
 
 
 def _seed_townships(backends: Backends) -> None:
@@ -134,7 +136,10 @@ def _run(corpus: tuple[Material, ...], settings: Settings) -> Iterator[Run]:
                     answer = ask(followed)
                 returned = tuple(keys[hit["document"]["id"]] for hit in answer["hits"])
                 outcomes.append(Outcome(query, returned, answer["relaxed"], followed))
-            yield Run(corpus, backends.index.count(), outcomes)
+            with backends.db.session() as session:
+                rows = session.execute(select(Document.id, Document.text_source)).all()
+            sources = {keys[document_id]: source for document_id, source in rows}
+            yield Run(corpus, backends.index.count(), outcomes, sources)
     finally:
         backends.close()
 
@@ -158,6 +163,11 @@ def test_labels_are_usable() -> None:
 @pytest.mark.slow
 def test_every_material_is_indexed(run: Run) -> None:
     assert run.indexed == len(run.corpus)
+    # Scanned pages are read by OCR, everything else from its own text; photos have none.
+    expected = {"scan": "ocr", "png": "none"}
+    assert {m.key: run.text_sources[m.key] for m in run.corpus} == {
+        m.key: expected.get(m.fmt, "text_layer") for m in run.corpus
+    }
 
 
 @pytest.mark.slow

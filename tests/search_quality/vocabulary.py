@@ -159,12 +159,18 @@ GENERIC_STEMS = {
     "txt": ("新建文本文档", "材料{}"),
     "txt-gb18030": ("新建文本文档", "材料{}"),
     "md": ("材料{}", "草稿{}"),
+    # As many stems as the format they stand in for: the corpus's random draws stay the same.
+    "pptx": ("新建 Microsoft PowerPoint 演示文稿", "汇报{}", "附件{}", "材料{}"),
+    "scan": ("扫描件{}", "附件{}", "scan_{:04d}"),
     "xlsx": _TABLE_STEMS,
     "csv": _TABLE_STEMS,
     "csv-gb18030": _TABLE_STEMS,
 }
 PROSE_FORMATS = ("docx", "docx", "docx", "pdf", "pdf", "txt", "txt-gb18030", "md")
 TABLE_FORMATS = ("xlsx", "xlsx", "csv", "csv-gb18030")
+# Kinds of material that come in another format than the one drawn: plans and reports shown as
+# slides, notices scanned after signing and stamping (only OCR reads them).
+FORMAT_OF_KIND = {("plan", "docx"): "pptx", ("report", "docx"): "pptx", ("notice", "pdf"): "scan"}
 
 
 def period_words(period: str) -> str:
