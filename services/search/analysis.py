@@ -34,8 +34,8 @@ __all__ = ["CHAR_FIELDS", "WORD_FIELDS", "AnalysedDocument", "TextAnalyzer"]
 # query's word ranks above one that only holds its characters in sequence.
 WORD_FIELDS: Mapping[str, float] = {
     "title": 10.0,
-    "tags": 12.0,
-    "filename": 4.0,
+    "tags": 0.8,  # tags, file name, category and township: below title and body
+    "filename": 0.8,
     "description": 2.0,
     "body": 1.0,
     "meta": 0.5,  # category and township name: searched as text, weighted below the rest
