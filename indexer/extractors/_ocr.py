@@ -14,12 +14,22 @@ import shutil
 import subprocess
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from PIL import Image
 
-__all__ = ["LANGUAGES", "OcrResult", "ocr_unavailable", "recognise_pages"]
+from indexer.extractors import Extracted, ExtractionContext
+from indexer.extractors._time import ask_for_time
+
+__all__ = [
+    "LANGUAGES",
+    "OcrResult",
+    "ocr_unavailable",
+    "read_scan",
+    "recognise_pages",
+    "unread_scan",
+]
 
 # chi_sim reads Latin letters and digits too; adding eng doubled the time without fewer errors.
 LANGUAGES = "chi_sim"
@@ -56,6 +66,41 @@ def ocr_unavailable() -> str | None:
         return "tesseract"
     languages = set(listed.stdout.decode("utf-8", "replace").split())
     return None if "chi_sim" in languages else "chi_sim"
+
+
+def unread_scan(context: ExtractionContext, notes: list[str]) -> Extracted | None:
+    """What a scan without a text layer gives when it cannot be OCRed (turned off, or Tesseract
+    missing); None when it can."""
+    if context.limits.ocr_max_pages <= 0:
+        return Extracted(text="", notes=["no_text_layer", *notes])
+    if ocr_unavailable():
+        return Extracted(text="", notes=["no_text_layer", "ocr_unavailable", *notes])
+    return None
+
+
+def read_scan(
+    context: ExtractionContext,
+    *,
+    page_count: int,
+    pages: Callable[[int], Iterable[Image.Image]],
+    deadline: float,
+    notes: list[str],
+) -> Extracted:
+    """A document without a text layer (a scanned PDF or OFD): its first pages recognised.
+
+    ``pages(n)`` yields the images of the first ``n`` pages. Reading the file took part of the
+    per-file time (``deadline``); recognition asks for its own time for each page. Call it when
+    ``unread_scan`` found nothing in the way.
+    """
+    limits = context.limits
+    count = min(page_count, limits.max_pages, limits.ocr_max_pages)
+    if page_count > limits.ocr_max_pages < limits.max_pages:
+        notes.append("ocr_page_limit")
+    deadline += ask_for_time(count * limits.ocr_seconds_per_page)
+    result = recognise_pages(pages(count), deadline=deadline)
+    return Extracted(
+        text=result.text, notes=["no_text_layer", *notes, *result.notes], ocr=bool(result.text)
+    )
 
 
 def recognise_pages(pages: Iterable[Image.Image], *, deadline: float) -> OcrResult:

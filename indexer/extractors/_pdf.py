@@ -20,9 +20,8 @@ from pdfminer.pdfparser import PDFParser
 from PIL import Image
 
 from indexer.extractors import Extracted, ExtractionContext, ExtractionFailed
-from indexer.extractors._ocr import MAX_SIDE_PIXELS, ocr_unavailable, recognise_pages
+from indexer.extractors._ocr import MAX_SIDE_PIXELS, read_scan, unread_scan
 from indexer.extractors._ole import ENCRYPTED_REASON
-from indexer.extractors._time import ask_for_time
 
 __all__ = ["PdfExtractor"]
 
@@ -56,32 +55,25 @@ class PdfExtractor:
         text = output.getvalue()
         if text.strip():
             return Extracted(text=text, notes=notes)
-        if limits.ocr_max_pages <= 0:
-            return Extracted(text="", notes=["no_text_layer", *notes])
-        if ocr_unavailable():
-            return Extracted(text="", notes=["no_text_layer", "ocr_unavailable", *notes])
-        return _ocr(context, deadline, notes)
+        unread = unread_scan(context, notes)
+        if unread is not None:
+            return unread
+        scan = pypdfium2.PdfDocument(str(context.path))
+        try:
+            return read_scan(
+                context,
+                page_count=len(scan),
+                pages=lambda count: _rendered(scan, count),
+                deadline=deadline,
+                notes=notes,
+            )
+        finally:
+            scan.close()
 
 
 # Body text of 10.5–14 pt read best at 150–200 dpi; 300 dpi was slower and, at 14 pt, worse.
 _DPI = 200
 _POINTS_PER_INCH = 72
-
-
-def _ocr(context: ExtractionContext, deadline: float, notes: list[str]) -> Extracted:
-    document = pypdfium2.PdfDocument(str(context.path))
-    try:
-        pages = min(len(document), context.limits.max_pages, context.limits.ocr_max_pages)
-        if len(document) > context.limits.ocr_max_pages < context.limits.max_pages:
-            notes.append("ocr_page_limit")
-        # Reading the file took part of the per-file time; OCR has its own for each page.
-        deadline += ask_for_time(pages * context.limits.ocr_seconds_per_page)
-        result = recognise_pages(_rendered(document, pages), deadline=deadline)
-    finally:
-        document.close()
-    return Extracted(
-        text=result.text, notes=["no_text_layer", *notes, *result.notes], ocr=bool(result.text)
-    )
 
 
 def _rendered(document: pypdfium2.PdfDocument, pages: int) -> Iterator[Image.Image]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zipfile
 from collections.abc import Callable
 from difflib import SequenceMatcher
 from pathlib import Path
@@ -19,7 +20,7 @@ import pptx
 import pytest
 from PIL import Image
 
-from indexer.extractors import Extracted, ExtractionContext, ExtractionLimits, _image, _pdf, extract
+from indexer.extractors import Extracted, ExtractionContext, ExtractionLimits, _image, _ocr, extract
 from indexer.extractors._dispatch import extract_here
 from indexer.extractors._ocr import _lines_of, ocr_unavailable
 from indexer.indexing import index_document
@@ -150,6 +151,61 @@ def test_recognition_stops_when_its_time_runs_out(tmp_path: Path) -> None:
     )
 
 
+def _ofd_of_scans(pages: list[list[str]]) -> bytes:
+    """An OFD as scanner software writes it: each page one JPEG image, no text objects."""
+    ns = 'xmlns:ofd="http://www.ofdspec.org/2016"'
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "OFD.xml",
+            f"<ofd:OFD {ns} Version='1.0' DocType='OFD'><ofd:DocBody>"
+            "<ofd:DocRoot>/Doc_0/Document.xml</ofd:DocRoot></ofd:DocBody></ofd:OFD>",
+        )
+        listed = "".join(
+            f"<ofd:Page ID='{n}' BaseLoc='Pages/Page_{n}/Content.xml'/>" for n in range(len(pages))
+        )
+        archive.writestr(
+            "Doc_0/Document.xml",
+            f"<ofd:Document {ns}><ofd:CommonData><ofd:MaxUnitID>99</ofd:MaxUnitID>"
+            "<ofd:DocumentRes>DocumentRes.xml</ofd:DocumentRes></ofd:CommonData>"
+            f"<ofd:Pages>{listed}</ofd:Pages></ofd:Document>",
+        )
+        media = "".join(
+            f"<ofd:MultiMedia ID='{50 + n}' Type='Image' Format='JPEG'>"
+            f"<ofd:MediaFile>Image_{n}.jpg</ofd:MediaFile></ofd:MultiMedia>"
+            for n in range(len(pages))
+        )
+        archive.writestr(
+            "Doc_0/DocumentRes.xml",
+            f"<ofd:Res {ns} BaseLoc='Res'><ofd:MultiMedias>{media}</ofd:MultiMedias></ofd:Res>",
+        )
+        for number, lines in enumerate(pages):
+            picture = io.BytesIO()
+            page_image(lines, dpi=200).save(picture, "JPEG", quality=90)
+            archive.writestr(f"Doc_0/Res/Image_{number}.jpg", picture.getvalue())
+            archive.writestr(
+                f"Doc_0/Pages/Page_{number}/Content.xml",
+                f"<ofd:Page {ns}><ofd:Content><ofd:Layer ID='9'>"
+                f"<ofd:ImageObject ID='{10 + number}' ResourceID='{50 + number}' "
+                "Boundary='0 0 210 297' CTM='210 0 0 297 0 0'/>"
+                "</ofd:Layer></ofd:Content></ofd:Page>",
+            )
+    return out.getvalue()
+
+
+@needs_ocr
+def test_an_ofd_of_scanned_pages_is_recognised(tmp_path: Path) -> None:
+    ofd = _ofd_of_scans([LINES, ["第二页：饮水安全工程"]])
+    extracted = run(ofd, "application/ofd", tmp_path)
+    assert (extracted.text_source, extracted.notes) == ("ocr", ["no_text_layer"])
+    assert extracted.text.splitlines()[0] == "城关镇防汛检查通知"
+    assert "第二页:饮水安全工程" in extracted.text
+
+    capped = run(ofd, "application/ofd", tmp_path, ocr_max_pages=1)
+    assert capped.notes == ["no_text_layer", "ocr_page_limit"]
+    assert "饮水" not in capped.text
+
+
 def test_a_pdf_with_a_text_layer_is_not_ocred(tmp_path: Path) -> None:
     extracted = run((FIXTURES / "notice.pdf").read_bytes(), "application/pdf", tmp_path)
     assert (extracted.ocr, extracted.text_source, extracted.notes) == (False, "text_layer", [])
@@ -229,7 +285,7 @@ def test_without_tesseract_a_scan_is_noted_and_explained(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # In this process, not the helper: there the real Tesseract would be found.
-    monkeypatch.setattr(_pdf, "ocr_unavailable", lambda: "tesseract")
+    monkeypatch.setattr(_ocr, "ocr_unavailable", lambda: "tesseract")
     monkeypatch.setattr(_image, "ocr_unavailable", lambda: "tesseract")
     for content, content_type, notes in [
         (scanned_pdf([["无"]]), "application/pdf", ["no_text_layer", "ocr_unavailable"]),
