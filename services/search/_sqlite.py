@@ -6,13 +6,18 @@ FTS5 columns and translates plans into MATCH strings. Filters live in a plain ta
 
 from __future__ import annotations
 
+import json
 import logging
+import operator
+import re
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date
+from functools import lru_cache
+from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ from services.search import (
 from services.search.analysis import CHAR_FIELDS, WORD_FIELDS, AnalysedDocument, TextAnalyzer
 from services.search.forgiving import search_forgivingly
 from services.search.planning import QueryPlan, QueryTerm
+from services.search.segmentation import CHAR_TOKEN
 from services.search.suggestions import VocabularyProbe
 
 __all__ = ["SqliteSearchIndex"]
@@ -88,6 +94,7 @@ MAX_KNOWN_WORDS = 500_000  # vocabulary words remembered as written, to skip wri
 MAX_LOOKUP_WORDS = 500
 _log = logging.getLogger(__name__)
 _RANK = f"bm25(document_terms, {', '.join(str(weight) for weight in COLUMNS.values())})"
+_IDEOGRAPH = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
 class SqliteSearchIndex:
@@ -220,59 +227,45 @@ class SqliteSearchIndex:
         self, conn: sqlite3.Connection, plan: QueryPlan, query: SearchQuery, count_only: bool
     ) -> SearchResult:
         where, params = _filters(query)
-        in_head, head_params = _head_matches(plan)
-        matched, matched_params = _clauses_matched(plan)
         # Two FTS passes, each cheaper than one doing both: the matching set (character phrases,
-        # no ranking function), then bm25 over word-level phrases only.
-        rows = conn.execute(
-            f"""
-            SELECT d.rowid, d.id, d.township_name, d.category, d.year, d.created_at,
-                   {in_head}, {matched}
-            FROM (SELECT rowid FROM document_terms WHERE document_terms MATCH ?) AS m
-            JOIN documents AS d ON d.rowid = m.rowid
-            WHERE {where}
-            """,  # noqa: S608 - only fixed SQL; values are parameters
-            [*head_params, *matched_params, match_expression(plan), *params],
-        ).fetchall()
-        if not rows or count_only:
-            return SearchResult(total=len(rows), facets={name: [] for name in FACETS})
-        ranks: dict[int, float] = dict(
-            conn.execute(
-                f"SELECT rowid, {_RANK} FROM document_terms WHERE document_terms MATCH ?",  # noqa: S608
-                (rank_expression(plan),),
-            ).fetchall()
+        # no ranking function), then bm25 over word-level phrases, only where it orders the page.
+        # Only fixed SQL; values are parameters.
+        matching = (
+            "FROM (SELECT rowid FROM document_terms WHERE document_terms MATCH ?) AS m "  # noqa: S608
+            f"JOIN documents AS d ON d.rowid = m.rowid WHERE {where}"
         )
-        facets = {
-            "township": Counter(row[2] for row in rows),
-            "category": Counter(row[3] for row in rows),
-            "year": Counter(str(row[4]) for row in rows),
-        }
-        # Relaxed, each clause matched outweighs every title match: most + 1 per clause.
-        most = len(plan.groups) + (1 if plan.phrase else 0)
-        ranked: list[tuple[float, float, int, str]] = []  # score, created_at, rowid, id
-        for rowid, document_id, _, _, _, created_at, in_head, clauses in rows:
-            relevance = -ranks.get(rowid, 0.0)  # bm25() is negative, better matches more so
-            score = clauses * (most + 1) + in_head + relevance / (1.0 + relevance)
-            ranked.append((score, created_at, rowid, document_id))
-        if query.sort == SearchSort.date:
-            # Ties by id, as the Elasticsearch backend breaks them.
-            ranked.sort(key=lambda entry: (entry[1], entry[3]), reverse=True)
-        else:
-            ranked.sort(key=lambda entry: entry[:3], reverse=True)
+        if count_only:
+            total: int = conn.execute(
+                f"SELECT count(*) {matching}", [match_expression(plan), *params]
+            ).fetchone()[0]
+            return SearchResult(total=total, facets={name: [] for name in FACETS})
+        # The matching set as one row: each column of it one string, which Python splits in C.
+        # Thousands of rows, read one by one, cost more than finding them.
+        columns = dict(_MATCH_COLUMNS)
+        if plan.numbers:
+            columns["head_numbers"] = "group_concat(d.head_numbers, char(0))"
+        clauses, clauses_params = _clauses_matched(plan)
+        if plan.relaxed:
+            columns["clauses"] = f"json_group_array({clauses})"
+        found = conn.execute(
+            f"SELECT {', '.join(columns.values())} {matching}",
+            [*clauses_params, match_expression(plan), *params],
+        ).fetchone()
+        matches = _Matches(plan, dict(zip(columns, found, strict=True)))
+        if not matches.rowids:
+            return SearchResult(total=0, facets={name: [] for name in FACETS})
         page, size = _page(query)
-        chosen = ranked[(page - 1) * size : page * size]
-        texts = self._texts(conn, [entry[2] for entry in chosen]) if query.highlight else {}
-        hits = [
-            SearchHit(
-                document_id=document_id,
-                score=score,
-                highlights=(
-                    tuple(self._analyzer.highlight(plan, texts[rowid])) if rowid in texts else ()
-                ),
-            )
-            for score, _, rowid, document_id in chosen
-        ]
-        return SearchResult(total=len(ranked), hits=hits, facets=_buckets(facets))
+        if query.sort == SearchSort.date:
+            chosen = matches.newest(conn, (page - 1) * size, page * size)
+        else:
+            chosen = matches.most_relevant(conn, (page - 1) * size, page * size)
+        documents = _page_documents(conn, [rowid for rowid, _ in chosen], texts=query.highlight)
+        hits = []
+        for rowid, score in chosen:
+            document_id, texts = documents[rowid]
+            highlights = tuple(self._analyzer.highlight(plan, texts)) if texts else ()
+            hits.append(SearchHit(document_id=document_id, score=score, highlights=highlights))
+        return SearchResult(total=len(matches.rowids), hits=hits, facets=_buckets(matches.facets()))
 
     def _lookup(self, conn: sqlite3.Connection, probe: VocabularyProbe) -> list[str]:
         """Vocabulary words fitting the probe's patterns (``?`` one character) or pinyin."""
@@ -300,17 +293,6 @@ class SqliteSearchIndex:
                 )
             ]
         return found
-
-    def _texts(self, conn: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple[str, ...]]:
-        if not rowids:
-            return {}
-        marks = ", ".join("?" * len(rowids))
-        rows = conn.execute(
-            f"SELECT document, title, body, description FROM document_texts "  # noqa: S608
-            f"WHERE document IN ({marks})",
-            rowids,
-        ).fetchall()
-        return {row[0]: tuple(row[1:]) for row in rows}
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -495,14 +477,37 @@ def match_expression(plan: QueryPlan) -> str:
 def _term_expression(term: QueryTerm) -> str:
     groups = []
     for group in term.groups:
-        units = " AND ".join(f"{CHAR_COLUMNS} : {_phrase(unit.chars)}" for unit in group.units)
+        if term.exact and all(_within(unit.chars, term.exact) for unit in group.units):
+            continue  # the quoted phrase holds the group's words: its match is theirs
+        units = " AND ".join(_char_phrase(unit.chars) for unit in group.units)
         if group.numbers:
-            numbers = " AND ".join(_phrase((number,)) for number in group.numbers)
-            units = f"({units}) OR ({WORD_COLUMNS} : ({numbers}))"
+            numbers = " AND ".join(_word_phrase((number,)) for number in group.numbers)
+            units = f"({units}) OR ({numbers})"
         groups.append(f"({units})")
     if term.exact:
-        groups.append(f"({CHAR_COLUMNS} : {_phrase(term.exact)})")
+        groups.append(f"({_char_phrase(term.exact)})")
     return "(" + " AND ".join(groups) + ")"
+
+
+def _char_phrase(chars: Sequence[str]) -> str:
+    """A phrase of character tokens, matching as in the character-level columns.
+
+    A phrase of ideographs needs no column filter, which costs FTS5 reading the column of every
+    position: a word-level column holds an ideograph alone only where jieba cut a word of one
+    character (search mode adds only longer sub-words), and two such words stand side by side
+    only when they do in the text, with at most spaces or punctuation between them, which the
+    character columns leave out too. So wherever a word-level column holds the phrase, the
+    character column of the same text does. ``tests/test_search_match_columns.py`` checks it.
+    Letters and digits keep the filter: jieba may cut their runs where character tokens do not.
+    """
+    if all(_IDEOGRAPH.fullmatch(char) for char in chars):
+        return _phrase(chars)
+    return f"{CHAR_COLUMNS} : {_phrase(chars)}"
+
+
+def _within(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
+    """Whether ``part`` stands in ``whole`` as consecutive tokens."""
+    return any(whole[at : at + len(part)] == part for at in range(len(whole) - len(part) + 1))
 
 
 def rank_expression(plan: QueryPlan) -> str:
@@ -510,9 +515,23 @@ def rank_expression(plan: QueryPlan) -> str:
 
     Documents that hold a query word rank above those holding only its characters in sequence.
     """
-    phrases = [_phrase(unit.words) for group in plan.groups for unit in group.units]
-    phrases.extend(_phrase((number,)) for number in plan.numbers)
-    return f"{WORD_COLUMNS} : ({' OR '.join(phrases)})"
+    phrases = [_word_phrase(unit.words) for group in plan.groups for unit in group.units]
+    phrases.extend(_word_phrase((number,)) for number in plan.numbers)
+    if not phrases:  # a relaxed plan of quoted phrases only: nothing ranks its matches
+        return ""
+    return " OR ".join(phrases)
+
+
+def _word_phrase(tokens: Sequence[str]) -> str:
+    """A phrase of word-level tokens, found in the word-level columns only.
+
+    A token that is no character token (乡村振兴, 2020年, but not 局, 2020 or q) never stands in a
+    character column: such a phrase needs no column filter, which saves FTS5 reading the column
+    of each of its positions. Matches and bm25 are the same either way.
+    """
+    if any(CHAR_TOKEN.fullmatch(token) is None for token in tokens):
+        return _phrase(tokens)
+    return f"{WORD_COLUMNS} : {_phrase(tokens)}"
 
 
 def _clauses_matched(plan: QueryPlan) -> tuple[str, list[str]]:
@@ -538,27 +557,208 @@ def _phrase(tokens: Sequence[str]) -> str:
     return '"' + " ".join(token.replace('"', '""') for token in tokens) + '"'
 
 
-def _head_matches(plan: QueryPlan) -> tuple[str, list[str]]:
-    """SQL counting the query's groups found in the title or tags of ``documents AS d``.
+# The matching set's columns always read (each row's facet values as a JSON array, in which
+# char(0) never stands); head numbers and clauses only when needed.
+_MATCH_COLUMNS = {
+    "rowid": "json_group_array(d.rowid)",
+    "head": "group_concat(d.head, char(0))",
+    "facets": "group_concat(json_array(d.township_name, d.category, d.year), char(0))",
+}
 
-    Such matches rank first, whatever bm25 says: its column weights saturate, so a body saying a
-    word often would otherwise outrank a title saying it once. ``d.head`` holds title and tags as
-    letters and digits only; ``d.head_numbers`` their canonical number tokens between spaces.
+
+class _Matches:
+    """The documents a plan matches, column by column, and the page of them a search shows.
+
+    Relevance puts title and tag matches first, whatever bm25 says: its column weights saturate,
+    so a body saying a word often would otherwise outrank a title saying it once. A document's
+    tier counts the query's groups found in ``documents.head`` (title and tags as letters and
+    digits only) or, for a number, in ``head_numbers`` (canonical tokens between spaces), and
+    the whole query verbatim; relaxed, each clause matched outweighs every title match (most + 1
+    per clause). bm25 orders the documents of one tier: the score is the tier plus a fraction
+    below 1, then newer first.
     """
-    terms: list[str] = []
-    params: list[str] = []
-    for group in plan.groups:
-        test = " AND ".join("instr(d.head, ?) > 0" for _ in group.units)
-        params.extend("".join(unit.chars) for unit in group.units)
-        if group.numbers:
-            numbers = " AND ".join("instr(d.head_numbers, ?) > 0" for _ in group.numbers)
-            test = f"({test}) OR ({numbers})"
-            params.extend(f" {number} " for number in group.numbers)
-        terms.append(f"({test})")
-    if plan.phrase:  # the whole query verbatim
-        terms.append("(instr(d.head, ?) > 0)")
-        params.append("".join(plan.phrase))
-    return " + ".join(terms), params
+
+    def __init__(self, plan: QueryPlan, columns: dict[str, str | None]) -> None:
+        self._plan = plan
+        self.rowids: list[int] = json.loads(columns["rowid"] or "[]")
+        self._clauses: list[int] = json.loads(columns.get("clauses") or "[]")
+        # group_concat: the values joined by char(0), which heads and facet arrays never hold.
+        self._joined = {name: value or "" for name, value in columns.items()}
+
+    def _split(self, name: str) -> list[str]:
+        return self._joined[name].split("\x00")
+
+    def facets(self) -> dict[str, Counter[str]]:
+        facets: dict[str, Counter[str]] = {name: Counter() for name in FACETS}
+        for values, number in Counter(self._split("facets")).items():
+            township, category, year = _facet_values(values)
+            facets["township"][township] += number
+            facets["category"][category] += number
+            facets["year"][year] += number
+        return facets
+
+    def tiers(self) -> list[int]:
+        """Each document's tier, computed test by test over all documents (each test is a
+        loop in C: a query has a few tests, the matching set thousands of documents)."""
+        heads = self._split("head")
+        tests: list[Iterator[int]] = []
+        for group in self._plan.groups:
+            words = ["".join(unit.chars) for unit in group.units]
+            test = _every(heads, words)
+            if group.numbers:
+                numbers = [f" {number} " for number in group.numbers]
+                test = map(operator.or_, test, _every(self._split("head_numbers"), numbers))
+            tests.append(test)
+        if self._plan.phrase:  # the whole query verbatim
+            tests.append(map(operator.contains, heads, repeat("".join(self._plan.phrase))))
+        if self._clauses:
+            weight = len(self._plan.groups) + (1 if self._plan.phrase else 0) + 1
+            tests.append(map(operator.mul, self._clauses, repeat(weight)))
+        if not tests:
+            return [0] * len(heads)
+        return list(map(sum, zip(*tests, strict=True)))
+
+    def most_relevant(
+        self, conn: sqlite3.Connection, first: int, last: int
+    ) -> list[tuple[int, float]]:
+        """Rowid and score of the documents ``first`` to ``last`` (excluded) by relevance.
+
+        bm25 is computed only for the tiers the page reaches into: a tier wholly before the
+        page is only counted, one after it never looked at.
+        """
+        tiers = self.tiers()
+        sizes = Counter(tiers)
+        skipped, above, wanted = 0, 0, []
+        for tier in sorted(sizes, reverse=True):
+            if above >= last:
+                break
+            if above + sizes[tier] <= first:
+                skipped += sizes[tier]
+            else:
+                wanted.append(tier)
+            above += sizes[tier]
+        if not wanted:
+            return []
+        expression = rank_expression(self._plan)
+        ranked = _RANKED.format(rank=_RANK) if expression else _UNRANKED
+        chosen: list[tuple[int, float]] = conn.execute(
+            _RELEVANCE_PAGE.format(ranked=ranked),
+            (self._by_tier(tiers, wanted), expression, last - first, first - skipped),
+        ).fetchall()
+        return chosen
+
+    def newest(self, conn: sqlite3.Connection, first: int, last: int) -> list[tuple[int, float]]:
+        """Rowid and score of the documents ``first`` to ``last`` (excluded), newest first.
+
+        Ties by id, as the Elasticsearch backend breaks them.
+        """
+        if last <= first:
+            return []
+        tiers = self.tiers()
+        chosen = conn.execute(
+            _DATE_PAGE, (self._by_tier(tiers, set(tiers)), last - first, first)
+        ).fetchall()
+        fractions = _fractions(conn, self._plan, [rowid for rowid, _ in chosen])
+        return [(rowid, tier + fractions.get(rowid, 0.0)) for rowid, tier in chosen]
+
+    def _by_tier(self, tiers: list[int], wanted: Collection[int]) -> str:
+        """The rowids of the wanted tiers as JSON, ``{"tier": [rowid, …]}``."""
+        if len(wanted) == 1 and len(set(tiers)) == 1:
+            return json.dumps({tiers[0]: self.rowids})
+        return json.dumps(
+            {
+                tier: list(compress(self.rowids, map(operator.eq, tiers, repeat(tier))))
+                for tier in wanted
+            }
+        )
+
+
+# The candidates of a page: {"tier": [rowid, …]} as (tier, rowid) rows.
+_CANDIDATES = """
+    candidates(tier, rowid) AS (
+        SELECT CAST(tiers.key AS INTEGER), rowids.value
+        FROM json_each(?1) AS tiers, json_each(tiers.value) AS rowids
+    )
+"""
+# bm25 of the candidates, computed once: "+rowid" filters one scan. As a constraint, FTS5 would
+# look each rowid up with a fresh cursor, and bm25 would count every phrase's documents again.
+_RANKED = """
+    ranked(rowid, rank) AS MATERIALIZED (
+        SELECT rowid, {rank} FROM document_terms
+        WHERE document_terms MATCH ?2 AND +rowid IN (SELECT rowid FROM candidates)
+    )
+"""
+_UNRANKED = "ranked(rowid, rank) AS (SELECT NULL, NULL WHERE 0)"
+# A candidate's score: its tier plus bm25 as a fraction below 1 (bm25() is negative, better
+# matches more so); then newer first. In SQL, where sorting thousands of candidates is cheap.
+_RELEVANCE_PAGE = f"""
+    WITH {_CANDIDATES}, {{ranked}}
+    SELECT c.rowid, c.tier + coalesce((-r.rank) / (1.0 + (-r.rank)), 0.0) AS score
+    FROM candidates AS c
+    JOIN documents AS d ON d.rowid = c.rowid
+    LEFT JOIN ranked AS r ON r.rowid = c.rowid
+    ORDER BY score DESC, d.created_at DESC, c.rowid DESC
+    LIMIT ?3 OFFSET ?4
+"""  # noqa: S608 - only fixed SQL
+_DATE_PAGE = f"""
+    WITH {_CANDIDATES}
+    SELECT c.rowid, c.tier FROM candidates AS c JOIN documents AS d ON d.rowid = c.rowid
+    ORDER BY d.created_at DESC, d.id DESC
+    LIMIT ?2 OFFSET ?3
+"""  # noqa: S608 - only fixed SQL
+
+
+def _fractions(conn: sqlite3.Connection, plan: QueryPlan, rowids: list[int]) -> dict[int, float]:
+    """bm25 of these documents as a fraction below 1, to add to their tier (as in
+    ``_RELEVANCE_PAGE``); none where the rank expression finds nothing."""
+    expression = rank_expression(plan)
+    if not rowids or not expression:
+        return {}
+    fractions = {}
+    for rowid, rank in conn.execute(
+        f"SELECT rowid, {_RANK} FROM document_terms WHERE document_terms MATCH ? "  # noqa: S608
+        "AND +rowid IN (SELECT value FROM json_each(?))",
+        (expression, json.dumps(rowids)),
+    ):
+        relevance = -rank
+        fractions[rowid] = relevance / (1.0 + relevance)
+    return fractions
+
+
+@lru_cache(maxsize=4096)
+def _facet_values(values: str) -> tuple[str, str, str]:
+    """Township, category and year of a ``json_array`` of them (the same few for every search)."""
+    township, category, year = json.loads(values)
+    return township, category, str(year)
+
+
+def _every(texts: Sequence[str], needles: Sequence[str]) -> Iterator[bool]:
+    """Whether each text holds every needle."""
+    if len(needles) == 1:
+        return map(operator.contains, texts, repeat(needles[0]))
+    tests = [map(operator.contains, texts, repeat(needle)) for needle in needles]
+    return map(all, zip(*tests, strict=True))
+
+
+def _page_documents(
+    conn: sqlite3.Connection, rowids: list[int], *, texts: bool
+) -> dict[int, tuple[str, tuple[str, ...]]]:
+    """The id of each document of a page and, for highlighting, its title, body, description."""
+    if not rowids:
+        return {}
+    marks = ", ".join("?" * len(rowids))
+    if not texts:
+        found = conn.execute(
+            f"SELECT rowid, id FROM documents WHERE rowid IN ({marks})",  # noqa: S608
+            rowids,
+        ).fetchall()
+        return {rowid: (document_id, ()) for rowid, document_id in found}
+    found = conn.execute(
+        "SELECT d.rowid, d.id, t.title, t.body, t.description FROM documents AS d "  # noqa: S608
+        f"LEFT JOIN document_texts AS t ON t.document = d.rowid WHERE d.rowid IN ({marks})",
+        rowids,
+    ).fetchall()
+    return {row[0]: (row[1], () if row[2] is None else tuple(row[2:])) for row in found}
 
 
 def _filters(query: SearchQuery) -> tuple[str, list[Any]]:

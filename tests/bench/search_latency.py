@@ -1,18 +1,22 @@
 """Benchmark: index a synthetic Chinese corpus into the SQLite FTS5 index and time searches.
 
-Run: ``.venv/bin/python -m tests.bench.search_latency [--docs 10000] [--chars 2000]``. Prints the
-indexing rate and the median / p95 / max latency of about 200 varied searches (words, phrases,
-dates, character fragments, misses, filters, scopes). The corpus is generated with a fixed seed.
+Run: ``.venv/bin/python -m tests.bench.search_latency [--docs 10000] [--chars 2000] [--index F]``.
+Prints the indexing rate and the median / p95 / max latency of about 200 varied searches (words,
+phrases, dates, character fragments, misses, filters, scopes) against the target (p95 under
+50 ms), with their CPU time and the load average. The corpus is generated with a fixed seed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
 import statistics
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -46,6 +50,7 @@ DETAILS = [
 ]  # fmt: skip
 CONNECTORS = ["同时", "此外", "按照要求", "根据县里部署", "经研究", "截至目前", "下一步", "会上"]
 CN_QUARTERS = ["一", "二", "三", "四"]
+TARGET_P95_MS = 50  # issue 10: embedded search at 10,000 documents
 
 
 def sentence(rng: random.Random) -> str:
@@ -116,7 +121,7 @@ def queries(count: int, seed: int = 7) -> list[tuple[str, SearchQuery]]:
         ReadScope(department_id=DEPARTMENTS[0]),
         ReadScope(township_id=3),
     ]
-    makers = {
+    makers: dict[str, Callable[[], str]] = {
         "word": lambda: rng.choice(["扶贫", "低保户", "台账", "入户走访", "统计", "督查", "光伏"]),
         "phrase": lambda: rng.choice(OBJECTS),
         "two words": lambda: f"{rng.choice(SUBJECTS)} {rng.choice(OBJECTS)}",
@@ -168,37 +173,74 @@ def main() -> None:
     parser.add_argument("--chars", type=int, default=2_000, help="body length of each document")
     parser.add_argument("--queries", type=int, default=200, help="searches to time")
     parser.add_argument("--batch", type=int, default=100, help="documents per upsert")
+    parser.add_argument(
+        "--index",
+        type=Path,
+        help="keep the index in this file; when it already holds the corpus, search it as it is",
+    )
     args = parser.parse_args()
 
-    documents = corpus(args.docs, args.chars)
+    with contextlib.ExitStack() as stack:
+        path = args.index
+        if path is None:
+            directory = stack.enter_context(
+                tempfile.TemporaryDirectory(dir=Path.cwd(), prefix=".bench-search-")
+            )
+            path = Path(directory) / "search.sqlite3"
+        analyzer = TextAnalyzer()
+        index = SqliteSearchIndex(path, analyzer=analyzer)
+        stack.callback(index.close)
+        if index.count() == args.docs:
+            print(f"searching the {args.docs} documents already in {path}")
+            # Loaded on first use otherwise, as indexing does: not what a search costs.
+            analyzer.segmenter.load()
+            analyzer.pinyin("扶贫")
+        else:
+            build(index, path, corpus(args.docs, args.chars), args.batch)
+        search(index, queries(args.queries))
+
+
+def build(
+    index: SqliteSearchIndex, path: Path, documents: list[IndexedDocument], batch: int
+) -> None:
     total_chars = sum(len(document.body) for document in documents)
-    with tempfile.TemporaryDirectory(dir=Path.cwd(), prefix=".bench-search-") as directory:
-        index = SqliteSearchIndex(Path(directory) / "search.sqlite3", analyzer=TextAnalyzer())
-        began = time.perf_counter()
-        for offset in range(0, len(documents), args.batch):
-            index.upsert(documents[offset : offset + args.batch])
-        seconds = time.perf_counter() - began
-        size_mib = (Path(directory) / "search.sqlite3").stat().st_size / 2**20
-        print(
-            f"indexed {len(documents)} documents ({total_chars / 1e6:.1f} M characters) in "
-            f"{seconds:.1f} s: {len(documents) / seconds:.0f} documents/s, index {size_mib:.0f} MiB"
-        )
+    began = time.perf_counter()
+    for offset in range(0, len(documents), batch):
+        index.upsert(documents[offset : offset + batch])
+    seconds = time.perf_counter() - began
+    size_mib = path.stat().st_size / 2**20
+    print(
+        f"indexed {len(documents)} documents ({total_chars / 1e6:.1f} M characters) in "
+        f"{seconds:.1f} s: {len(documents) / seconds:.0f} documents/s, index {size_mib:.0f} MiB"
+    )
 
-        timings: list[float] = []
-        by_kind: dict[str, list[float]] = defaultdict(list)
-        totals: dict[str, list[int]] = defaultdict(list)
-        for kind, query in queries(args.queries):
-            began = time.perf_counter()
-            result = index.search(query)
-            elapsed = (time.perf_counter() - began) * 1000
-            timings.append(elapsed)
-            by_kind[kind].append(elapsed)
-            totals[kind].append(result.total)
-        index.close()
 
+def search(index: SqliteSearchIndex, searches: list[tuple[str, SearchQuery]]) -> None:
+    # The search runs in this thread (SQLite included): its CPU time is the work a search takes,
+    # its wall time that plus any wait for a core other processes hold.
+    load = os.getloadavg()[0]
+    timings: list[float] = []
+    cpu: list[float] = []
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    totals: dict[str, list[int]] = defaultdict(list)
+    for kind, query in searches:
+        began, began_cpu = time.perf_counter(), time.thread_time()
+        result = index.search(query)
+        elapsed = (time.perf_counter() - began) * 1000
+        cpu.append((time.thread_time() - began_cpu) * 1000)
+        timings.append(elapsed)
+        by_kind[kind].append(elapsed)
+        totals[kind].append(result.total)
+    p95 = percentile(timings, 0.95)
     print(
         f"{len(timings)} searches: median {statistics.median(timings):.1f} ms, "
-        f"p95 {percentile(timings, 0.95):.1f} ms, max {max(timings):.1f} ms"
+        f"p95 {p95:.1f} ms, max {max(timings):.1f} ms "
+        f"(target: p95 under {TARGET_P95_MS} ms, {'met' if p95 < TARGET_P95_MS else 'missed'})"
+    )
+    print(
+        f"  CPU time: median {statistics.median(cpu):.1f} ms, p95 {percentile(cpu, 0.95):.1f} ms, "
+        f"max {max(cpu):.1f} ms; load average {load:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores"
     )
     for kind, values in by_kind.items():
         print(
