@@ -8,7 +8,7 @@ import signal
 import time
 from multiprocessing.connection import Connection
 
-from indexer.extractors import _sandbox
+from indexer.extractors import _sandbox, _time
 
 
 def spin_forever() -> None:
@@ -30,7 +30,7 @@ def parent_of_busy_helper(report: Connection) -> None:
 
 
 def cpu_limited_spin(seconds: float) -> None:
-    _sandbox._limit_cpu(seconds)
+    _time.limit_cpu(seconds)
     spin_forever()
 
 
