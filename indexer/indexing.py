@@ -1,6 +1,8 @@
 """Index one document: fetch its blob, extract, mask personal data, fingerprint, link near-
 duplicates, write it to the search index, and record the outcome on the document row.
 
+The masked text is kept (``DocumentText``) with the sha256 of its file: indexing the same file
+again segments the kept text instead of fetching and extracting it, unless extraction is asked for.
 Idempotent by document id: running it twice leaves the same index entry and the same row.
 """
 
@@ -8,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from indexer.extractors import (
@@ -27,6 +30,7 @@ from services.metadata import period_bounds
 from services.models import (
     Document,
     DocumentSimilarity,
+    DocumentText,
     FingerprintBand,
     IndexStatus,
     TextSource,
@@ -107,6 +111,31 @@ def to_indexed(document: Document, body: str) -> IndexedDocument:
     )
 
 
+def with_kept_text(document: Document, body: str) -> IndexedDocument:
+    """The index entry of a document whose masked text was kept: only the metadata is masked."""
+    masked, _ = mask_indexed(to_indexed(document, ""))
+    return replace(masked, body=body)
+
+
+def _keep_text(session: Session, document: Document, body: str | None) -> None:
+    """Store or replace the masked text of the document's file; ``None`` forgets it.
+
+    An upsert: a worker and a rebuild may extract the same new document at the same time.
+    """
+    if body is None:
+        session.execute(delete(DocumentText).where(DocumentText.document_id == document.id))
+        return
+    values = {"sha256": document.sha256, "body": body, "extracted_at": utcnow()}
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(DocumentText).values(document_id=document.id, **values)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[DocumentText.document_id],
+            set_={name: statement.excluded[name] for name in values},
+        )
+    )
+
+
 def _link_near_duplicates(session: Session, document: Document, marks: tuple[int, ...]) -> None:
     session.execute(
         delete(DocumentSimilarity).where(
@@ -156,13 +185,20 @@ def index_document(
     *,
     document_id: str,
     limits: ExtractionLimits | None = None,
+    extract: bool = False,
 ) -> IndexOutcome:
-    """Bring the index entry of one document in line with the database."""
+    """Bring the index entry of one document in line with the database.
+
+    The text kept from its file is used again unless ``extract`` (new extractors, OCR installed).
+    """
     with backends.db.session() as session:
         document = session.get(Document, document_id)
+        kept = session.get(DocumentText, document_id)
     if document is None or document.withdrawn_at is not None:
         index.delete([document_id])
         return IndexOutcome(document_id, "removed")
+    if kept is not None and kept.sha256 == document.sha256 and not extract:
+        return index_kept_texts(backends, index, [(document, kept.body)])[0]
 
     limits = limits or ExtractionLimits(ocr_max_pages=backends.settings.ocr_max_pages)
     extracted, failure = _extract(backends, document, limits)
@@ -185,8 +221,31 @@ def index_document(
         row.exif = extracted.exif if extracted else None
         row.fingerprint = list(marks) if marks else None
         _link_near_duplicates(session, row, marks)
+        # A failed extraction keeps no text: the next try extracts again.
+        _keep_text(session, row, None if failure else indexed.body)
     status = "failed" if failure else "indexed"
     return IndexOutcome(document_id, status, failure)
+
+
+def index_kept_texts(
+    backends: Backends, index: SearchIndex, documents: list[tuple[Document, str]]
+) -> list[IndexOutcome]:
+    """Write live documents with their kept texts in one bulk request, without extracting.
+
+    Status, text source, fingerprint and EXIF stay what the extraction found.
+    """
+    if not documents:
+        return []
+    index.upsert([with_kept_text(document, body) for document, body in documents])
+    ids = [document.id for document, _ in documents]
+    with backends.db.session() as session:
+        session.execute(update(Document).where(Document.id.in_(ids)).values(indexed_at=utcnow()))
+    outcomes = []
+    for document, _ in documents:
+        failed = document.index_status == IndexStatus.failed.value
+        reason = document.index_error if failed else None
+        outcomes.append(IndexOutcome(document.id, "failed" if failed else "indexed", reason))
+    return outcomes
 
 
 def mark_failed(backends: Backends, *, document_id: str, reason: str) -> None:

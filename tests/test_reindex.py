@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,11 @@ from indexer.reindex import reindex
 from indexer.worker import IndexWorker
 from services.backends import Backends, open_backends
 from services.config import Settings
+from services.models import Document, DocumentText
 from services.search import ReadScope, SearchQuery
 from services.search._elasticsearch import ElasticsearchIndex
 from tests.conftest import Api, seed_county, stack_settings
+from tests.samples import docx_bytes
 
 
 class Interrupted(Exception):
@@ -134,3 +137,110 @@ def _rebuild_behind_the_alias(api: Api, backends: Backends) -> None:
     assert index.count() == 40
     with Elasticsearch(backends.settings.elasticsearch_url) as es:
         assert not es.indices.exists(index=before)
+
+
+# -- the text kept from each file ----------------------------------------------------------------
+
+
+def _kept(backends: Backends, document_id: str) -> DocumentText | None:
+    with backends.db.session() as session:
+        return session.get(DocumentText, document_id)
+
+
+def _blob_path(backends: Backends, document_id: str) -> Path:
+    with backends.db.session() as session:
+        sha256 = session.get_one(Document, document_id).sha256
+    return backends.settings.blob_dir / sha256[:2] / sha256[2:4] / sha256
+
+
+def _upload_and_index(api: Api, backends: Backends, filename: str, content: bytes) -> str:
+    response = api.upload("east", filename, content)
+    assert response.status_code == 201, response.text
+    IndexWorker(backends, backends.index).drain()
+    document_id: str = response.json()["id"]
+    return document_id
+
+
+def test_indexing_keeps_the_masked_text_and_a_rebuild_uses_it_without_the_file(
+    api: Api, backends: Backends
+) -> None:
+    body = "城关镇入户走访记录：帮扶责任人电话13812345678，核实饮水安全情况。"
+    document_id = _upload_and_index(api, backends, "走访记录.txt", body.encode())
+    kept = _kept(backends, document_id)
+    assert kept is not None
+    with backends.db.session() as session:
+        document = session.get_one(Document, document_id)
+    assert kept.sha256 == document.sha256
+    assert "饮水安全" in kept.body
+    assert "13812345678" not in kept.body  # what the index holds: masked
+
+    _blob_path(backends, document_id).unlink()  # the rebuild cannot fetch the file
+    backends.index.delete([document_id])
+    assert _everything(backends, "饮水安全") == set()
+    report = reindex(backends, backends.index)
+    assert (report.indexed, report.failed) == (1, 0)
+    assert _everything(backends, "饮水安全") == {document_id}  # a word only the body holds
+    with backends.db.session() as session:
+        after = session.get_one(Document, document_id)
+    assert (after.index_status, after.text_source, after.contains_personal_data) == (
+        "indexed",
+        "text_layer",
+        True,
+    )
+
+
+def test_reindex_extract_reads_every_file_again(
+    api: Api, backends: Backends, settings: Settings
+) -> None:
+    document_id = _upload_and_index(api, backends, "值班.txt", "河口村防汛值班巡查堤坝".encode())
+    with backends.db.session() as session:  # as an older extractor might have read it
+        session.get_one(DocumentText, document_id).body = "旧版提取的文字"
+    reindex(backends, backends.index)
+    assert _everything(backends, "旧版提取") == {document_id}  # the kept text, not the file
+    assert _everything(backends, "巡查堤坝") == set()
+
+    result = CliRunner().invoke(
+        main, ["reindex", "--extract", "--data-dir", str(settings.data_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    assert _everything(backends, "巡查堤坝") == {document_id}
+    assert _everything(backends, "旧版提取") == set()
+    kept = _kept(backends, document_id)
+    assert kept is not None
+    assert "巡查堤坝" in kept.body
+
+
+def test_a_text_kept_from_another_file_is_not_used(api: Api, backends: Backends) -> None:
+    document_id = _upload_and_index(api, backends, "台账.txt", "低保户动态调整台账".encode())
+    with backends.db.session() as session:
+        kept = session.get_one(DocumentText, document_id)
+        kept.sha256, kept.body = "0" * 64, "另一个文件的文字"
+    reindex(backends, backends.index)
+    assert _everything(backends, "另一个文件") == set()
+    assert _everything(backends, "动态调整") == {document_id}
+    replaced = _kept(backends, document_id)
+    assert replaced is not None
+    assert "动态调整" in replaced.body
+    assert replaced.sha256 == hashlib.sha256("低保户动态调整台账".encode()).hexdigest()
+
+
+def test_a_failed_extraction_keeps_no_text_and_the_next_try_extracts_again(
+    api: Api, backends: Backends
+) -> None:
+    good = docx_bytes("城关镇秸秆禁烧工作总结")
+    document_id = _upload_and_index(api, backends, "总结.docx", good)
+    assert _kept(backends, document_id) is not None
+    blob = _blob_path(backends, document_id)
+    blob.chmod(0o640)
+    blob.write_bytes(good[:-200])  # truncated: the zip's directory is gone
+
+    report = reindex(backends, backends.index, extract=True)
+    assert (report.indexed, report.failed) == (0, 1)
+    assert _kept(backends, document_id) is None
+    assert _everything(backends, "秸秆禁烧") == set()
+
+    blob.write_bytes(good)
+    report = reindex(backends, backends.index)  # no kept text: extracted without being asked
+    assert (report.indexed, report.failed) == (1, 0)
+    assert _everything(backends, "秸秆禁烧") == {document_id}
+    assert _kept(backends, document_id) is not None

@@ -7,7 +7,8 @@ rank, a match in the title or tags ranks first. Highlights are cut in Python fro
 
 Readers and writers use an alias (``MATERIALS_ELASTICSEARCH_INDEX``). A rebuild creates a new
 index behind a second alias, ``<alias>-building``, which every live write also reaches; finishing
-it moves the alias in one atomic step and drops the old index, so searches never see a gap.
+it moves the alias in one atomic step and drops the old index, so searches never see a gap. No one
+searches the index being built: it is written without refreshes or replicas until it is finished.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ FACET_FIELDS = {"township": "township_name", "category": "category", "year": "ye
 MAX_FACET_BUCKETS = 1000
 MAX_RESULT_WINDOW = 10_000  # Elasticsearch's default; deeper pages answer no hits
 MAX_LOOKUP_WORDS = 500  # vocabulary words one correction look-up brings back
+REBUILD_TIMEOUT_SECONDS = 120.0  # for one bulk request of a rebuild (hundreds of documents)
+
+# Settings of an index while it is being built, and what finishing it restores (index_body's).
+_BUILDING = {"refresh_interval": "-1", "number_of_replicas": 0, "auto_expand_replicas": "false"}
+_SERVING = {"refresh_interval": None, "auto_expand_replicas": "0-1"}
 
 _log = logging.getLogger(__name__)
 _WHITESPACE_TEXT = {"type": "text", "analyzer": "whitespace"}
@@ -133,7 +139,8 @@ class ElasticsearchIndex:
     # -- the SearchIndex protocol ---------------------------------------------------------------
 
     def upsert(self, documents: Sequence[IndexedDocument]) -> None:
-        """Add or replace documents (by id) in one bulk request; searchable when it returns."""
+        """Add or replace documents (by id) in one bulk request; searchable when it returns (in
+        a rebuild's index: once the rebuild is finished)."""
         if not documents:
             return
         sources = [
@@ -314,14 +321,19 @@ class ElasticsearchIndex:
                 self._client.indices.delete(index=index)
             current = self._indices_of(self._alias)
             name = _next_index_name(self._alias, [*current, *building])
-            self._client.indices.create(index=name, aliases={self._building: {}}, **index_body())
+            body = index_body()
+            body["settings"].update(_BUILDING)
+            self._client.indices.create(index=name, aliases={self._building: {}}, **body)
             return self._bound_to(name)
 
     def finish_rebuild(self, rebuilt: SearchIndex) -> None:
-        """Point the alias at the rebuilt index in one step, then drop the indices it replaced."""
+        """Give the rebuilt index its serving settings and refresh it, point the alias at it in
+        one step, then drop the indices it replaced."""
         if not isinstance(rebuilt, ElasticsearchIndex) or rebuilt._target is None:
             raise ValueError("finish_rebuild needs the index begin_rebuild returned")
         with self._errors():
+            self._client.indices.put_settings(index=rebuilt._target, settings={"index": _SERVING})
+            self._client.indices.refresh(index=rebuilt._target)
             previous = [name for name in self._indices_of(self._alias) if name != rebuilt._target]
             actions: list[dict[str, Any]] = [
                 {"add": {"index": rebuilt._target, "alias": self._alias}},
@@ -405,7 +417,13 @@ class ElasticsearchIndex:
                 _log.warning("search index %s cannot take the new fields: %s", name, exc)
 
     def _bulk(self, operations: list[dict[str, Any]]) -> None:
-        response = self._client.bulk(operations=operations, refresh=True).body
+        # Live writes are searchable when they return; a rebuild's refreshes once, at the end, and
+        # its large requests may take longer than a live one.
+        if self._target is None:
+            response = self._client.bulk(operations=operations, refresh=True).body
+        else:
+            client = self._client.options(request_timeout=REBUILD_TIMEOUT_SECONDS)
+            response = client.bulk(operations=operations).body
         if not response.get("errors"):
             return
         for item in response["items"]:

@@ -1,7 +1,7 @@
 """The ``SearchIndex`` contract: what every search backend does, run against each implementation.
 
 A backend joins by adding a factory to ``INDEX_FACTORIES``. Documents are searchable as soon as
-``upsert`` returns.
+``upsert`` returns (written into a rebuild: once the rebuild is finished).
 """
 
 from __future__ import annotations
@@ -828,6 +828,34 @@ def test_elasticsearch_searches_the_old_index_until_the_rebuild_finishes(
         assert not client.indices.exists(index=before)  # the replaced index is dropped
     with pytest.raises(ValueError, match="begin_rebuild"):
         index.finish_rebuild(index)
+    index.close()
+
+
+def test_elasticsearch_builds_without_refreshes_and_serves_everything_after_the_switch(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    index = elasticsearch_index(request, tmp_path)
+    assert isinstance(index, ElasticsearchIndex)
+    index.upsert([material("old", title="防汛值班")])
+    rebuilt = index.begin_rebuild()
+    for start in range(0, 600, 200):
+        rebuilt.upsert(
+            [
+                material(f"m{number}", title="扶贫台账", body=f"第{number}户走访记录")
+                for number in range(start, start + 200)
+            ]
+        )
+    assert search(rebuilt, "扶贫").total == 0  # bulk writes without refreshes: nothing visible yet
+    index.finish_rebuild(rebuilt)
+    assert search(index, "扶贫").total == 600
+    assert search(index, "走访记录").total == 600
+    with Elasticsearch(index_url(request)) as client:
+        name = index.physical_index()
+        settings = client.indices.get_settings(index=name).body[name]["settings"]["index"]
+    assert "refresh_interval" not in settings  # the default again: refreshed every second
+    assert settings["auto_expand_replicas"] == "0-1"
+    index.upsert([material("live", title="扶贫总结")])  # live writes: searchable on return
+    assert search(index, "扶贫").total == 601
     index.close()
 
 
