@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from api.upload_client import upload_command
-from services import administration, figures, maintenance
+from services import administration, dictionary, figures, maintenance
 from services.audit import Actor
 from services.backends import Backends, open_backends
 from services.config import Settings
@@ -180,6 +180,72 @@ def create_user(username: str, password: str, org: str, role: str, data_dir: Pat
         backends.close()
 
 
+@main.group("dictionary")
+def dictionary_group() -> None:
+    """The county dictionary: words search keeps whole (village names, programmes)."""
+
+
+@dictionary_group.command("add")
+@click.argument("words", nargs=-1, required=True)
+@data_dir_option
+def dictionary_add(words: tuple[str, ...], data_dir: Path | None) -> None:
+    """Add words (all or none); prints what was added and how many documents are reindexed."""
+    backends = _with_backends(data_dir)
+    try:
+        added = dictionary.console_add_words(backends, actor=_cli_actor(), words=list(words))
+    finally:
+        backends.close()
+    _emit(
+        {
+            "added": added.added,
+            "already_present": added.already_present,
+            "reindex_queued": added.reindex_queued,
+        }
+    )
+
+
+@dictionary_group.command("remove")
+@click.argument("word")
+@data_dir_option
+def dictionary_remove(word: str, data_dir: Path | None) -> None:
+    """Remove a word; prints it and how many documents are reindexed."""
+    backends = _with_backends(data_dir)
+    try:
+        queued = dictionary.console_remove_word(backends, actor=_cli_actor(), word=word)
+    finally:
+        backends.close()
+    _emit({"removed": dictionary.clean_word(word), "reindex_queued": queued})
+
+
+@dictionary_group.command("list")
+@data_dir_option
+def dictionary_list(data_dir: Path | None) -> None:
+    """Every word segmentation adds, one JSON line each: the dictionary's own words (newest
+    first, with who added them and when), then the organisation, catalog item and category
+    names."""
+    backends = _with_backends(data_dir)
+    try:
+        found = dictionary.listing(backends)
+    finally:
+        backends.close()
+    for entry in found.entries:
+        _emit(
+            {
+                "word": entry.word,
+                "source": "dictionary",
+                "added_by": entry.added_by,
+                "added_at": entry.added_at.isoformat(),
+            }
+        )
+    for source, names in (
+        ("org", found.orgs),
+        ("catalog_item", found.catalog_items),
+        ("category", found.categories),
+    ):
+        for name in names:
+            _emit({"word": name, "source": source})
+
+
 @main.group()
 def audit() -> None:
     """The tamper-evident access log."""
@@ -256,13 +322,20 @@ def worker(data_dir: Path | None) -> None:
 @main.command()
 @data_dir_option
 @click.option("--restart", is_flag=True, help="Start over instead of resuming an unfinished run.")
-def reindex(data_dir: Path | None, restart: bool) -> None:
+@click.option(
+    "--extract",
+    is_flag=True,
+    help="Extract every file again instead of using the text kept from the last extraction "
+    "(after installing Tesseract or upgrading the extractors).",
+)
+def reindex(data_dir: Path | None, restart: bool, extract: bool) -> None:
     """Rebuild the search index from the database and the blob store (resumable)."""
     from tqdm import tqdm
 
     from indexer.reindex import reindex as rebuild
 
     backends = _with_backends(data_dir)
+    dictionary.refresh(backends)  # segment with the county's words
     bar = tqdm(unit="doc", desc="reindex", file=sys.stderr)
 
     def on_total(total: int, done: int) -> None:
@@ -274,6 +347,7 @@ def reindex(data_dir: Path | None, restart: bool) -> None:
             backends,
             backends.index,
             restart=restart,
+            extract=extract,
             on_total=on_total,
             on_progress=bar.update,
         )

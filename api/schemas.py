@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from services.audit import VerifyReport
+from services.dictionary import MAX_WORDS_AT_ONCE, DictionaryListing
 from services.documents import Receipt
 from services.models import AuditEvent, Category, Document, Org, User
 from services.personal_data import mask_personal_data
@@ -353,3 +354,50 @@ class GrantOut(BaseModel):
     username: str
     document_id: str
     expires_at: datetime | None
+
+
+class DictionaryIn(BaseModel):
+    """Words to add to the county dictionary: all of them are stored, or none."""
+
+    words: list[str] = Field(max_length=MAX_WORDS_AT_ONCE)
+
+
+class DictionaryWordOut(BaseModel):
+    word: str
+    added_by: str | None  # the username; null when added on the server console
+    added_at: datetime
+
+
+class DictionaryDerivedOut(BaseModel):
+    """Names that count as words without being added: they come and go with their objects."""
+
+    orgs: list[str]
+    catalog_items: list[str]
+    categories: list[str]
+
+
+class DictionaryOut(BaseModel):
+    words: list[DictionaryWordOut]
+    derived: DictionaryDerivedOut
+    total: int  # distinct words segmentation adds, derived ones included
+
+    @classmethod
+    def of(cls, listing: DictionaryListing) -> DictionaryOut:
+        return cls(
+            words=[
+                DictionaryWordOut(word=e.word, added_by=e.added_by, added_at=e.added_at)
+                for e in listing.entries
+            ],
+            derived=DictionaryDerivedOut(
+                orgs=listing.orgs,
+                catalog_items=listing.catalog_items,
+                categories=listing.categories,
+            ),
+            total=listing.total,
+        )
+
+
+class DictionaryAddedOut(BaseModel):
+    added: list[str]
+    already_present: list[str]
+    reindex_queued: int  # live documents mentioning a new word, queued for reindexing

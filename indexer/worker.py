@@ -16,7 +16,7 @@ import uuid
 from indexer import outbox
 from indexer.extractors import ExtractionLimits
 from indexer.indexing import index_document, mark_failed
-from services import requests
+from services import dictionary, requests
 from services.backends import Backends
 from services.errors import BackendUnavailable
 from services.search import SearchIndex
@@ -52,6 +52,7 @@ class IndexWorker:
     def run_once(self) -> int:
         """Process one batch of due events; how many were claimed."""
         db = self._backends.db
+        dictionary.keep_current(self._backends)  # segment with the county's current words
         claims = outbox.claim(
             db, owner=self.owner, lease_seconds=self._lease_seconds, limit=self._batch_size
         )

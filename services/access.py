@@ -18,7 +18,9 @@ Every permission decision in the system is one of these functions. Read top to b
   see every request that left its draft (a department may join another's instead of asking
   again), and only the department that created a request decides on it;
 - the catalog is read by everyone signed in; a township reads its own row of a coverage grid,
-  and its own line of the figures, as does a department.
+  and its own line of the figures, as does a department;
+- the county dictionary (words segmentation keeps whole) is changed by admins and read by admins
+  and coordinators.
 A document the caller may not see must answer "not found", so that its existence does not leak.
 """
 
@@ -141,6 +143,16 @@ def can_read_audit(principal: Principal) -> bool:
 
 def can_administer(principal: Principal) -> bool:
     return principal.role is Role.admin
+
+
+def can_change_dictionary(principal: Principal) -> bool:
+    """Adding words to the county dictionary and removing them."""
+    return principal.role is Role.admin
+
+
+def can_read_dictionary(principal: Principal) -> bool:
+    """The dictionary's words, who added them and when, and the names that count as words."""
+    return principal.role in (Role.admin, Role.coordinator)
 
 
 def can_keep_catalog(principal: Principal) -> bool:

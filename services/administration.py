@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from services import access, orgs
+from services import access, dictionary, orgs
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
@@ -65,7 +65,10 @@ def add_org(
     org_kind = _enum(OrgKind, "kind", kind)
     assert isinstance(org_kind, OrgKind)
     with backends.db.session() as session:
+        words = dictionary.county_words(session)
         org, created = orgs.create_org(session, name=name, kind=org_kind, parent=parent)
+        # A new organisation's name is a word: documents naming it are segmented again.
+        dictionary.queue_reindexing(session, settings=backends.settings, before=words)
         backends.audit.append(
             session,
             actor=actor,
@@ -73,6 +76,8 @@ def add_org(
             outcome=Outcome.allowed,
             details={"org": org.name, "kind": org.kind, "created": created},
         )
+    if created:
+        dictionary.refresh(backends)
     return org, created
 
 
@@ -233,7 +238,9 @@ def create_category(
     """Add a category to the fixed list uploads must use; True when it was created."""
     _require_admin(backends, principal=principal, action=AuditAction.category_create, ip=ip)
     with backends.db.session() as session:
+        words = dictionary.county_words(session)
         category, created = orgs.create_category(session, name=name)
+        dictionary.queue_reindexing(session, settings=backends.settings, before=words)
         backends.audit.append(
             session,
             actor=actor_of(principal, ip),
@@ -241,6 +248,8 @@ def create_category(
             outcome=Outcome.allowed,
             details={"category": category.name, "created": created},
         )
+    if created:
+        dictionary.refresh(backends)
     return category, created
 
 

@@ -68,6 +68,10 @@ class AuditAction(StrEnum):
     notify = "notify"  # one in-app notification to one user
     notification_read = "notification_read"
     figures_read = "figures_read"
+    # The county dictionary: words segmentation keeps whole (village names, programmes).
+    dictionary_add = "dictionary_add"
+    dictionary_remove = "dictionary_remove"
+    dictionary_read = "dictionary_read"
 
 
 class Outcome(StrEnum):
@@ -118,6 +122,9 @@ ACTION_NAMES: dict[str, str] = {
     AuditAction.notify.value: "发送提醒",
     AuditAction.notification_read.value: "阅读提醒",
     AuditAction.figures_read.value: "查阅减负成效",
+    AuditAction.dictionary_add.value: "添加词库词语",
+    AuditAction.dictionary_remove.value: "删除词库词语",
+    AuditAction.dictionary_read.value: "查阅词库",
 }
 OUTCOME_NAMES: dict[str, str] = {
     Outcome.allowed.value: "允许",

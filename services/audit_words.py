@@ -74,6 +74,10 @@ DETAIL_NAMES: dict[str, str] = {
     "first_bad_seq": "首条异常记录",
     "created": "新建",
     "changed": "有改动",
+    "word": "词语",
+    "words": "词语",
+    "already_present": "已在词库中",
+    "reindex_queued": "待重新索引材料数",
     "method": "请求方式",
     "path": "地址",
     # The audit page's filters, as a read of the log records them.
@@ -162,6 +166,8 @@ REASON_NAMES: dict[str, str] = {
     "org_exists": "单位已存在",
     "role_org_mismatch": "角色与单位不符",
     "cannot_disable_self": "不能停用自己",
+    "dictionary_not_allowed": "无权查看词库",
+    "word_not_found": "词库中没有该词",
 }
 
 # How figures are grouped (figures.py records ``by``).

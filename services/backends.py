@@ -5,14 +5,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from services.audit import AuditLog
 from services.blobs import BlobStore, open_blob_store
 from services.config import Settings
 from services.db import Database
 from services.passwords import Passwords
-from services.search import SearchIndex, open_search_index
+from services.search import SearchIndex, TextAnalyzer, open_search_index
+
+
+@dataclass
+class WordsCheck:
+    """When this process next reads the county's words (``services.dictionary.keep_current``)."""
+
+    due_at: float = 0.0  # time.monotonic(); 0: not read yet
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,9 @@ class Backends:
     audit: AuditLog
     passwords: Passwords
     index: SearchIndex
+    # The index's text analyzer, kept current with the county dictionary by services.dictionary.
+    analyzer: TextAnalyzer
+    words_check: WordsCheck = field(default_factory=WordsCheck)
 
     def close(self) -> None:
         self.index.close()
@@ -35,11 +47,13 @@ def open_backends(settings: Settings, *, migrate: bool = True) -> Backends:
     db = Database(settings.resolved_database_url)
     if migrate:
         db.migrate()
+    analyzer = TextAnalyzer.from_settings(settings)
     return Backends(
         settings=settings,
         db=db,
         blobs=open_blob_store(settings),
         audit=AuditLog(db),
         passwords=Passwords.from_settings(settings),
-        index=open_search_index(settings),
+        index=open_search_index(settings, analyzer=analyzer),
+        analyzer=analyzer,
     )

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services import access, orgs, slots
+from services import access, dictionary, orgs, slots
 from services.access import Principal
 from services.audit import AuditAction, Outcome
 from services.backends import Backends
@@ -110,12 +110,15 @@ def create_item(
     if missing:
         raise InvalidField(missing[0], f"缺少字段：{missing[0]}", code="missing_field")
     with backends.db.session() as session:
+        words = dictionary.county_words(session)
         item = CatalogItem(
             active=True, all_townships=True, description="", owed_from=county_today()
         )
         _apply(session, item, fields, creating=True)
         session.add(item)
         session.flush()
+        # The item's name is a word: documents naming it are segmented again.
+        dictionary.queue_reindexing(session, settings=backends.settings, before=words)
         backends.audit.append(
             session,
             actor=actor_of(principal, ip),
@@ -123,7 +126,8 @@ def create_item(
             outcome=Outcome.allowed,
             details={"catalog_item": item.id, **describe(item)},
         )
-        return item
+    dictionary.refresh(backends)
+    return item
 
 
 def update_item(
@@ -133,9 +137,13 @@ def update_item(
     _require_coordinator(backends, principal=principal, action=AuditAction.catalog_update, ip=ip)
     with backends.db.session() as session:
         item = slots.find_item(session, item_id)
+        renamed = fields.name is not None and fields.name.strip() != item.name
+        words = dictionary.county_words(session) if renamed else ()
         _apply(session, item, fields, creating=False)
         item.updated_at = utcnow()
         session.flush()
+        if renamed:  # documents naming the old or the new name are segmented again
+            dictionary.queue_reindexing(session, settings=backends.settings, before=words)
         backends.audit.append(
             session,
             actor=actor_of(principal, ip),
@@ -143,7 +151,9 @@ def update_item(
             outcome=Outcome.allowed,
             details={"catalog_item": item.id, **describe(item)},
         )
-        return item
+    if renamed:
+        dictionary.refresh(backends)
+    return item
 
 
 def describe(item: CatalogItem) -> dict[str, Any]:

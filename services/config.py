@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # Pages of a scanned PDF recognised with Tesseract OCR (0 turns OCR off, photos included);
     # all of it still within the extraction's time limit per file.
     ocr_max_pages: int = Field(default=20, ge=0)
+    # How often each process reads the county dictionary (organisation, catalog item and category
+    # names and the admins' words) to segment with it; a change reaches every process within this.
+    dictionary_check_seconds: float = Field(default=5.0, ge=0)
     production: bool = False
     # Run an index worker thread inside the API process (embedded mode). Production runs
     # `materials worker` processes instead and sets this to false.

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from services import access, notifications, orgs, slots
+from services import access, dictionary, notifications, orgs, slots
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
@@ -347,6 +347,7 @@ def find_matches(
             .limit(200)
         ).all()
     try:
+        dictionary.keep_current(backends)
         result = backends.index.search(
             SearchQuery(
                 text=title,

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, raiseload
 
-from services import access, orgs
+from services import access, dictionary, orgs
 from services.access import Principal
 from services.audit import AuditAction, Outcome
 from services.backends import Backends
@@ -69,6 +69,7 @@ def search(
         with backends.db.session() as session:
             org = orgs.find_org(session, township)
         township_id = org.id if org else -1
+    dictionary.keep_current(backends)  # the county's words, for the query's segmentation
     result = backends.index.search(
         SearchQuery(
             text=text,

@@ -80,6 +80,7 @@ NAVIGATION: dict[Role, tuple[NavItem, ...]] = {
         NavItem("用户", "/admin/users"),
         NavItem("组织机构", "/admin/orgs"),
         NavItem("材料类别", "/admin/categories"),
+        NavItem("词库", "/admin/dictionary"),
         NavItem("下载授权", "/admin/grants"),
         _CATALOG,
         _FIGURES,

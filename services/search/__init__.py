@@ -148,12 +148,13 @@ class SearchIndex(Protocol):
         """Serve searches from ``rebuilt`` from now on (one atomic switch), dropping the old."""
 
 
-def open_search_index(settings: Settings) -> SearchIndex:
+def open_search_index(settings: Settings, *, analyzer: TextAnalyzer | None = None) -> SearchIndex:
     """The index the settings choose: SQLite FTS5 in the data dir unless Elasticsearch is set.
 
-    The text analyzer is built here, once, from the same settings, and handed to the backend.
+    The text analyzer is handed to the backend: the one given (the process keeps it current with
+    the county's words), or one built here from the same settings.
     """
-    analyzer = TextAnalyzer.from_settings(settings)
+    analyzer = analyzer or TextAnalyzer.from_settings(settings)
     if settings.elasticsearch_url:
         from services.search._elasticsearch import ElasticsearchIndex
 

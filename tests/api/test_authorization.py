@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
-from services import orgs
-from services.audit import AuditAction
+from services import dictionary, orgs
+from services.audit import Actor, AuditAction
 from services.backends import Backends, open_backends
 from services.config import Settings
 from services.models import AuditEvent, Role
@@ -100,7 +100,20 @@ ACCOUNT_MATRIX: list[tuple[str, int, int, int]] = [
     ("auditor",  403,     403,    403),
     ("admin",    200,     200,    204),
 ]
+# The county dictionary: GET /dictionary, POST /dictionary, DELETE /dictionary/{word}.
+DICTIONARY_MATRIX: list[tuple[str, int, int, int]] = [
+    # user       read  add  remove
+    ("east",     403,  403, 403),
+    ("east2",    403,  403, 403),
+    ("west",     403,  403, 403),
+    ("poverty",  403,  403, 403),
+    ("stats",    403,  403, 403),
+    ("auditor",  403,  403, 403),
+    ("coord",    200,  403, 403),
+    ("admin",    200,  201, 204),
+]
 # fmt: on
+DICTIONARY_ENDPOINTS = ("read_dictionary", "add_words", "remove_word")
 SYSTEM_ENDPOINTS = (
     "upload",
     "audit_events",
@@ -149,6 +162,9 @@ SYSTEM_REFUSALS: dict[str, tuple[str, AuditAction]] = {
     "disable_user": ("admin_only", AuditAction.user_disable),
     "enable_user": ("admin_only", AuditAction.user_enable),
     "reset_password": ("admin_only", AuditAction.user_password_reset),
+    "read_dictionary": ("dictionary_not_allowed", AuditAction.dictionary_read),
+    "add_words": ("admin_only", AuditAction.dictionary_add),
+    "remove_word": ("admin_only", AuditAction.dictionary_remove),
 }
 
 DOCUMENT_CELLS = [
@@ -161,6 +177,7 @@ SYSTEM_CELLS = [
     for matrix, endpoints in (
         (SYSTEM_MATRIX, SYSTEM_ENDPOINTS),
         (ACCOUNT_MATRIX, ACCOUNT_ENDPOINTS),
+        (DICTIONARY_MATRIX, DICTIONARY_ENDPOINTS),
     )
     for user, *statuses in matrix
     for endpoint, expected in zip(endpoints, statuses, strict=True)
@@ -276,6 +293,14 @@ def _call_system(world: World, user: str, endpoint: str) -> httpx.Response:
     if endpoint == "upload":
         content = text_bytes(f"{user} 新材料 {uuid.uuid4()}")
         return world.api.upload(user, "新材料.txt", content, "text/plain")
+    if endpoint == "add_words":
+        return client.post("/api/v1/dictionary", json={"words": [f"北岭村{user}"]}, headers=headers)
+    if endpoint == "remove_word":
+        # A word of its own, so that every cell finds one to remove.
+        dictionary.console_add_words(
+            world.backends, actor=Actor(username="cli:test"), words=[f"南岭村{user}"]
+        )
+        return client.delete(f"/api/v1/dictionary/南岭村{user}", headers=headers)
     if endpoint in ACCOUNT_PATHS:
         # Acting on a user of its own, so that the users the other cells sign in as stay usable.
         spare = _spare_user(world)
@@ -289,6 +314,7 @@ def _call_system(world: World, user: str, endpoint: str) -> httpx.Response:
         "audit_verify": "/api/v1/audit/verify",
         "list_users": "/api/v1/users",
         "me": "/api/v1/me",
+        "read_dictionary": "/api/v1/dictionary",
     }
     return client.get(paths[endpoint], headers=headers)
 

@@ -24,9 +24,9 @@ Predicate = Callable[[Material], bool]
 @dataclass(frozen=True)
 class Query:
     text: str
-    # segmentation two_char numbers township colloquial category title topic, and the forgiving
-    # kinds: traditional (characters), typo (one wrong character), syntax (OR, "…", -word),
-    # metadata (a township or category typed in the box).
+    # segmentation two_char numbers township village colloquial category title topic, and the
+    # forgiving kinds: traditional (characters), typo (one wrong character), syntax (OR, "…",
+    # -word), metadata (a township or category typed in the box).
     kind: str
     relevant: Predicate
 
@@ -106,6 +106,14 @@ QUERIES: tuple[Query, ...] = (
     Query("城关镇 人居环境整治", "township", about("environment", township="城关镇")),
     Query("河口乡 防汛", "township", about("flood", township="河口乡")),
     Query("青山街道 森林防火", "township", about("fire", township="青山街道")),
+    # A village's name (the dictionary keeps it whole): only materials that name that village, not
+    # those of 柳湾镇 that say 村 elsewhere, nor 马家湾村 for 柳湾村.
+    Query("柳湾村", "village", mentioning("柳湾村")),
+    Query("杨柳村", "village", mentioning("杨柳村")),
+    Query("北山村", "village", mentioning("北山村")),
+    Query("高家庄村", "village", mentioning("高家庄村")),
+    Query("龍泉村", "village", mentioning("龙泉村")),
+    Query("马家湾村 入户走访", "village", lambda m: m.kind == "visit" and m.mentions("马家湾村")),
     # Everyday wording that reaches the same materials through the words they share.
     Query("贫困户走访 石桥乡", "colloquial", about(kind="visit", township="石桥乡")),
     Query("石桥乡入户走访记录", "colloquial", about(kind="visit", township="石桥乡")),

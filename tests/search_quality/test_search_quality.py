@@ -18,10 +18,11 @@ from sqlalchemy import select
 
 from api.app import create_app
 from indexer.worker import IndexWorker
-from services import orgs
+from services import dictionary, orgs
+from services.access import Principal
 from services.backends import Backends, open_backends
 from services.config import Settings
-from services.models import Document, OrgKind, Role
+from services.models import Document, OrgKind, Role, User
 from tests.conftest import PASSWORD, Api, seed_county, stack_settings
 from tests.search_quality.corpus import TOWNSHIPS, Material, build_corpus
 from tests.search_quality.queries import MAX_RELEVANT, LabelledQuery, label
@@ -83,6 +84,17 @@ def _seed_townships(backends: Backends) -> None:
             )
 
 
+def _add_villages(backends: Backends) -> None:
+    """The townships' villages in the county dictionary, added by the admin as on the 词库 page."""
+    with backends.db.session() as session:
+        admin = session.scalar(select(User).where(User.username == "admin"))
+        assert admin is not None
+        principal = Principal.of(admin)
+    villages = [village for township in TOWNSHIPS for village in township.villages]
+    added = dictionary.add_words(backends, principal=principal, words=villages, ip=None)
+    assert added.added == villages
+
+
 def _upload_all(api: Api, corpus: tuple[Material, ...]) -> dict[str, str]:
     """Each material uploaded by its township; document id → material key."""
     keys = {}
@@ -113,6 +125,7 @@ def _run(corpus: tuple[Material, ...], settings: Settings) -> Iterator[Run]:
     backends = open_backends(settings)
     try:
         _seed_townships(backends)
+        _add_villages(backends)
         with TestClient(create_app(settings, backends=backends)) as client:
             api = Api(client, {})
             keys = _upload_all(api, corpus)

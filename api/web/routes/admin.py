@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 from api.deps import BackendsDep, ClientIP
 from api.web.render import LOCAL_TIME, ORG_KIND_LABELS, ROLE_LABELS, flash_redirect, render
 from api.web.session import CheckedForm, SignedIn
-from services import administration
+from services import access, administration, dictionary
 from services.backends import Backends
 from services.errors import Forbidden, InvalidField, MaterialsError
 from services.models import Org, OrgKind, Role
@@ -249,6 +249,64 @@ def create_category(
         return _back(request, backends, "/admin/categories", exc)
     text = f"已添加材料类别 {category.name}" if created else f"材料类别 {category.name} 已存在"
     return flash_redirect(request, backends.settings, "/admin/categories", text=text)
+
+
+# ---------------------------------------------------------------- county dictionary
+
+
+@router.get("/admin/dictionary")
+def dictionary_page(
+    request: Request, web: SignedIn, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """The county dictionary: the admins' words with who added them and when, the names that
+    count as words, a form to add words (one a line) and a remove button per word."""
+    return render(
+        request,
+        "admin_dictionary.html",
+        principal=web.principal,
+        csrf_token=web.csrf_token,
+        found=dictionary.list_words(backends, principal=web.principal, ip=ip),
+        may_change=access.can_change_dictionary(web.principal),
+        max_length=dictionary.MAX_WORD_LENGTH,
+    )
+
+
+@router.post("/admin/dictionary")
+def add_dictionary_words(
+    request: Request, web: SignedIn, form: CheckedForm, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Add the words typed one a line: all of them, or none when one is not a word."""
+    value = form.get("words")
+    lines = value.splitlines() if isinstance(value, str) else []
+    words = [line.strip() for line in lines if line.strip()]
+    try:
+        added = dictionary.add_words(backends, principal=web.principal, words=words, ip=ip)
+    except MaterialsError as exc:
+        return _back(request, backends, "/admin/dictionary", exc)
+    parts = []
+    if added.added:
+        parts.append(f"已添加 {len(added.added)} 个词：{'、'.join(added.added)}")
+    if added.already_present:
+        parts.append(f"已在词库中：{'、'.join(added.already_present)}")
+    if added.reindex_queued:
+        parts.append(f"提到这些词的 {added.reindex_queued} 份材料将在后台重新索引")
+    return flash_redirect(request, backends.settings, "/admin/dictionary", text="；".join(parts))
+
+
+@router.post("/admin/dictionary/remove")
+def remove_dictionary_word(
+    request: Request, web: SignedIn, form: CheckedForm, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Remove one word from the dictionary."""
+    word = _field(form, "word")
+    try:
+        queued = dictionary.remove_word(backends, principal=web.principal, word=word, ip=ip)
+    except MaterialsError as exc:
+        return _back(request, backends, "/admin/dictionary", exc)
+    text = f"已从词库删除“{word}”" + (
+        f"；提到它的 {queued} 份材料将在后台重新索引" if queued else ""
+    )
+    return flash_redirect(request, backends.settings, "/admin/dictionary", text=text)
 
 
 # ---------------------------------------------------------------- download grants
