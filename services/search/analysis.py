@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 from services.search.highlighting import MAX_HIGHLIGHT_SOURCE, highlight
 from services.search.numbers import number_tokens
 from services.search.planning import MAX_QUERY_CHARS, QueryPlan, plan_query
-from services.search.segmentation import ALNUM_RUN, DOMAIN_WORDS, Segmenter, char_tokens, normalize
+from services.search.segmentation import (
+    ALNUM_RUN,
+    CHAR_TOKEN,
+    DOMAIN_WORDS,
+    Segmenter,
+    char_tokens,
+    normalize,
+)
 from services.search.suggestions import (
     VocabularyProbe,
     corrections,
@@ -91,30 +98,31 @@ class TextAnalyzer:
 
     def analyse(self, document: IndexedDocument) -> AnalysedDocument:
         """The token strings of every field of a document."""
-        head = (document.title, *document.tags)
-        meta = (document.category, document.township_name)
-        words = {
-            "title": self.word_tokens(document.title),
-            "tags": [token for tag in document.tags for token in self.word_tokens(tag)],
-            "filename": self.word_tokens(document.filename),
-            "description": self.word_tokens(document.description),
-            "body": self.word_tokens(document.body),
-            "meta": [token for part in meta for token in self.word_tokens(part)],
-        }
-        vocabulary = dict.fromkeys(
-            token for tokens in words.values() for token in tokens if is_vocabulary_word(token)
+        head = [normalize(part) for part in (document.title, *document.tags)]
+        meta = [normalize(document.category), normalize(document.township_name)]
+        filename, description, body = (
+            normalize(text) for text in (document.filename, document.description, document.body)
         )
+        words = {
+            "title": self._words(head[0]),
+            "tags": [token for tag in head[1:] for token in self._words(tag)],
+            "filename": self._words(filename),
+            "description": self._words(description),
+            "body": self._words(body),
+            "meta": [token for part in meta for token in self._words(part)],
+        }
+        # Each distinct token tested once; the first occurrences keep their order.
+        distinct = dict.fromkeys(token for tokens in words.values() for token in tokens)
+        vocabulary = [token for token in distinct if is_vocabulary_word(token)]
         return AnalysedDocument(
             words={field: " ".join(tokens) for field, tokens in words.items()},
             chars={
-                "title_chars": char_field(head),
-                "body_chars": char_field([document.filename, document.description, document.body]),
-                "meta_chars": char_field(meta),
+                "title_chars": _char_field(head),
+                "body_chars": _char_field([filename, description, body]),
+                "meta_chars": _char_field(meta),
             },
-            head=tuple(tuple(char_tokens(part)) for part in head),
-            head_numbers=tuple(
-                token for part in head for token, _, _ in number_tokens(normalize(part))
-            ),
+            head=tuple(tuple(CHAR_TOKEN.findall(part)) for part in head),
+            head_numbers=tuple(token for part in head for token, _, _ in number_tokens(part)),
             texts=(
                 document.title,
                 document.body[:MAX_HIGHLIGHT_SOURCE],
@@ -125,7 +133,9 @@ class TextAnalyzer:
 
     def word_tokens(self, text: str) -> list[str]:
         """jieba search-mode words (with their dictionary sub-words), then canonical numbers."""
-        normalized = normalize(text)
+        return self._words(normalize(text))
+
+    def _words(self, normalized: str) -> list[str]:
         tokens: list[str] = []
         for word in self.segmenter.cut(normalized):
             if word.isalnum():  # the usual case, checked fast
@@ -172,4 +182,8 @@ class TextAnalyzer:
 
 def char_field(texts: Iterable[str]) -> str:
     """The character-level field value: tokens of every text, joined by single spaces."""
-    return " ".join(token for text in texts for token in char_tokens(text))
+    return _char_field(normalize(text) for text in texts)
+
+
+def _char_field(normalized: Iterable[str]) -> str:
+    return " ".join(token for text in normalized for token in CHAR_TOKEN.findall(text))
