@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from services.models import COUNTY_TIME
 from tests.conftest import PASSWORD
 from tests.samples import pdf_bytes, text_bytes
 from tests.web.conftest import (
@@ -498,7 +500,10 @@ def test_figures_page_draws_its_charts_and_offers_the_csv(visitor: Visitor, seed
     expect(chart).to_have_attribute("role", "img")
     expect(chart.locator("title")).to_have_text("节省工时（小时），按乡镇")
     expect(chart.locator("desc")).to_contain_text("东镇 4 小时")
-    expect(page.locator("svg#chart-months desc")).to_contain_text("2026年11月 4 小时")
+    # Counted in the month the seeding happened, in the county's time (UTC+8).
+    now = datetime.now(COUNTY_TIME)
+    this_month = f"{now.year}年{now.month}月 4 小时"
+    expect(page.locator("svg#chart-months desc")).to_contain_text(this_month)
     screenshot(page, "figures")
     href = page.get_by_role("link", name="下载表格（CSV）").get_attribute("href")
     assert href is not None
