@@ -102,17 +102,19 @@ _PDF_CHARS_PER_LINE = 36  # A4 at 14 pt, 50 pt margins
 _PDF_LINES_PER_PAGE = 44
 
 
-def _pdf(lines: Sequence[str]) -> bytes:
-    """A text-layer PDF: lines wrapped at the page width (words may break across lines)."""
+def _paged(lines: Sequence[str], *, width: int, height: int) -> list[list[str]]:
+    """Lines wrapped at ``width`` characters (words may break across lines), ``height`` a page."""
     wrapped = [
-        line[start : start + _PDF_CHARS_PER_LINE]
+        line[start : start + width]
         for line in lines
-        for start in range(0, max(len(line), 1), _PDF_CHARS_PER_LINE)
+        for start in range(0, max(len(line), 1), width)
     ]
-    pages = [
-        wrapped[start : start + _PDF_LINES_PER_PAGE]
-        for start in range(0, len(wrapped), _PDF_LINES_PER_PAGE)
-    ]
+    return [wrapped[start : start + height] for start in range(0, len(wrapped), height)]
+
+
+def _pdf(lines: Sequence[str]) -> bytes:
+    """A text-layer PDF: lines wrapped at the page width."""
+    pages = _paged(lines, width=_PDF_CHARS_PER_LINE, height=_PDF_LINES_PER_PAGE)
     font = 3 + 2 * len(pages)  # objects: catalog, pages, (page, contents) per page, fonts
     objects: list[bytes] = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -179,16 +181,7 @@ _SCAN_LINES_PER_PAGE = 26
 
 def _scan(lines: Sequence[str]) -> bytes:
     """The printed, signed paper run through the office scanner: pages of pixels, no text."""
-    wrapped = [
-        line[start : start + _SCAN_CHARS_PER_LINE]
-        for line in lines
-        for start in range(0, max(len(line), 1), _SCAN_CHARS_PER_LINE)
-    ]
-    pages = [
-        wrapped[start : start + _SCAN_LINES_PER_PAGE]
-        for start in range(0, len(wrapped), _SCAN_LINES_PER_PAGE)
-    ]
-    return scanned_pdf(pages)
+    return scanned_pdf(_paged(lines, width=_SCAN_CHARS_PER_LINE, height=_SCAN_LINES_PER_PAGE))
 
 
 def _xlsx(rows: Sequence[Sequence[str]]) -> bytes:
