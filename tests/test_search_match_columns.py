@@ -126,6 +126,29 @@ def test_ideographs_in_sequence_in_a_word_column_are_so_in_a_character_column(
     assert checked > 500  # runs of several ideographs, not only single ones
 
 
+def test_a_phrase_of_pairs_finds_what_the_phrase_of_characters_finds(
+    random_index: SqliteSearchIndex,
+) -> None:
+    conn = index_file(random_index)
+    rng = random.Random(5)
+    ideographs = [char for char in ALPHABET[0] if sqlite_backend._IDEOGRAPH.fullmatch(char)]
+    found_some = 0
+    for _ in range(300):
+        chars = rng.choices(ideographs, k=rng.randint(2, 3))
+        pairs = sqlite_backend._char_phrase(chars)
+        assert sqlite_backend.PAIR_MARK in pairs
+        matched = [
+            conn.execute(
+                "SELECT rowid FROM document_terms WHERE document_terms MATCH ? ORDER BY rowid",
+                (phrase,),
+            ).fetchall()
+            for phrase in (pairs, f'{CHAR_COLUMNS} : "{" ".join(chars)}"')
+        ]
+        assert matched[0] == matched[1], chars
+        found_some += bool(matched[0])
+    assert found_some > 50
+
+
 QUERIES = [
     "扶贫",
     "局村",
@@ -165,7 +188,9 @@ def test_the_shortcuts_find_rank_and_highlight_as_the_plain_query(
 
 def test_a_quoted_phrase_is_not_looked_for_again_word_by_word() -> None:
     plan = ANALYZER.plan('"扶贫工作总结" -"会议纪要"')
-    assert match_expression(plan) == '(((("扶 贫 工 作 总 结")))) NOT ((("会 议 纪 要")))'
+    # Each phrase as the pairs of its ideographs (one private-use mark before each pair).
+    expression = match_expression(plan).replace(sqlite_backend.PAIR_MARK, "+")
+    assert expression == '(((("+扶贫 +贫工 +工作 +作总 +总结")))) NOT ((("+会议 +议纪 +纪要")))'
 
 
 def test_quoted_phrases_found_nowhere_together_answer_each_alone(

@@ -13,15 +13,15 @@ import re
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date
-from functools import lru_cache
-from itertools import compress, repeat
+from itertools import compress, pairwise, repeat
 from pathlib import Path
 from typing import Any
 
 from services.errors import BackendUnavailable
+from services.private_files import create_private_file, make_private_dir
 from services.search import (
     FACETS,
     FacetBucket,
@@ -42,12 +42,19 @@ from services.search.suggestions import VocabularyProbe
 __all__ = ["SqliteSearchIndex"]
 
 BACKEND = "search index"
-SCHEMA_VERSION = 2  # bump when tokenisation or tables change: the index is then rebuilt empty
+SCHEMA_VERSION = 3  # bump when tokenisation or tables change: the index is then rebuilt empty
 
+# Each character field also as pairs of neighbouring ideographs (``_pairs``): FTS5 finds a
+# phrase of rarer pair tokens many times faster than the same phrase of single characters.
+PAIR_FIELDS = tuple(field.removesuffix("_chars") + "_pairs" for field in CHAR_FIELDS)
 # FTS5 columns and their bm25 weights: the analyzer's fields, character fields weighing nothing.
-COLUMNS = {**WORD_FIELDS, **dict.fromkeys(CHAR_FIELDS, 0.0)}
+COLUMNS = {**WORD_FIELDS, **dict.fromkeys((*CHAR_FIELDS, *PAIR_FIELDS), 0.0)}
 WORD_COLUMNS = "{" + " ".join(WORD_FIELDS) + "}"
 CHAR_COLUMNS = "{" + " ".join(CHAR_FIELDS) + "}"
+# Pair tokens start with a private-use character, a token character to FTS5 that no other
+# column holds (no text token is made of one): a phrase of pairs needs no column filter.
+PAIR_MARK = "\ue000"
+PAIR_GAP = "\ue001"  # stands where a neighbour is no ideograph: positions stay aligned
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS documents (
@@ -61,10 +68,18 @@ CREATE TABLE IF NOT EXISTS documents (
     period_end TEXT,
     created_at REAL NOT NULL,
     year INTEGER NOT NULL,
+    facet INTEGER NOT NULL REFERENCES facets (id),
     head TEXT NOT NULL,
     head_numbers TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS documents_created ON documents (created_at);
+CREATE TABLE IF NOT EXISTS facets (
+    id INTEGER PRIMARY KEY,
+    township_name TEXT NOT NULL,
+    category TEXT NOT NULL,
+    year INTEGER NOT NULL,
+    UNIQUE (township_name, category, year)
+);
 CREATE TABLE IF NOT EXISTS document_departments (
     department_id INTEGER NOT NULL,
     document INTEGER NOT NULL,
@@ -89,7 +104,14 @@ CREATE VIRTUAL TABLE IF NOT EXISTS document_terms USING fts5(
     tokenize = "unicode61 remove_diacritics 0"
 );
 """
-_TABLES = ("documents", "document_departments", "document_texts", "vocabulary", "document_terms")
+_TABLES = (
+    "documents",
+    "facets",
+    "document_departments",
+    "document_texts",
+    "vocabulary",
+    "document_terms",
+)
 MAX_KNOWN_WORDS = 500_000  # vocabulary words remembered as written, to skip writing them again
 MAX_LOOKUP_WORDS = 500
 _log = logging.getLogger(__name__)
@@ -111,7 +133,7 @@ class SqliteSearchIndex:
         self._closed = False
         self._known: set[str] = set()  # vocabulary words this process has written
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self._path.parent)
             with self._connection() as conn:
                 self._create_schema(conn)
         except (sqlite3.Error, OSError) as exc:
@@ -239,19 +261,15 @@ class SqliteSearchIndex:
                 f"SELECT count(*) {matching}", [match_expression(plan), *params]
             ).fetchone()[0]
             return SearchResult(total=total, facets={name: [] for name in FACETS})
-        # The matching set as one row: each column of it one string, which Python splits in C.
-        # Thousands of rows, read one by one, cost more than finding them.
-        columns = dict(_MATCH_COLUMNS)
-        if plan.numbers:
-            columns["head_numbers"] = "group_concat(d.head_numbers, char(0))"
-        clauses, clauses_params = _clauses_matched(plan)
-        if plan.relaxed:
-            columns["clauses"] = f"json_group_array({clauses})"
+        # The matching set as one row: each document's rowid, tier and facet key, each column
+        # one string that Python splits in C. Thousands of rows, read one by one, cost more
+        # than finding them.
+        tier, tier_params = _tier_expression(plan)
         found = conn.execute(
-            f"SELECT {', '.join(columns.values())} {matching}",
-            [*clauses_params, match_expression(plan), *params],
+            f"SELECT group_concat(d.rowid), group_concat({tier}), group_concat(d.facet) {matching}",
+            [*tier_params, match_expression(plan), *params],
         ).fetchone()
-        matches = _Matches(plan, dict(zip(columns, found, strict=True)))
+        matches = _Matches(plan, *found)
         if not matches.rowids:
             return SearchResult(total=0, facets={name: [] for name in FACETS})
         page, size = _page(query)
@@ -265,7 +283,9 @@ class SqliteSearchIndex:
             document_id, texts = documents[rowid]
             highlights = tuple(self._analyzer.highlight(plan, texts)) if texts else ()
             hits.append(SearchHit(document_id=document_id, score=score, highlights=highlights))
-        return SearchResult(total=len(matches.rowids), hits=hits, facets=_buckets(matches.facets()))
+        return SearchResult(
+            total=len(matches.rowids), hits=hits, facets=_buckets(_facets(conn, matches.facets))
+        )
 
     def _lookup(self, conn: sqlite3.Connection, probe: VocabularyProbe) -> list[str]:
         """Vocabulary words fitting the probe's patterns (``?`` one character) or pinyin."""
@@ -297,21 +317,31 @@ class SqliteSearchIndex:
     # -- writing --------------------------------------------------------------------------------
 
     def _write(self, conn: sqlite3.Connection, row: _Row) -> None:
+        # The facet values' key: a search counts facets by these small integers.
+        facet: int = conn.execute(
+            """
+            INSERT INTO facets (township_name, category, year) VALUES (?, ?, ?)
+            ON CONFLICT (township_name, category, year) DO UPDATE SET year = excluded.year
+            RETURNING id
+            """,
+            (row.document["township_name"], row.document["category"], row.document["year"]),
+        ).fetchone()[0]
         rowid: int = conn.execute(
             """
             INSERT INTO documents (id, township_id, township_name, category, visibility,
-                                   period_start, period_end, created_at, year, head, head_numbers)
+                                   period_start, period_end, created_at, year, facet, head,
+                                   head_numbers)
             VALUES (:id, :township_id, :township_name, :category, :visibility,
-                    :period_start, :period_end, :created_at, :year, :head, :head_numbers)
+                    :period_start, :period_end, :created_at, :year, :facet, :head, :head_numbers)
             ON CONFLICT (id) DO UPDATE SET
                 township_id = excluded.township_id, township_name = excluded.township_name,
                 category = excluded.category, visibility = excluded.visibility,
                 period_start = excluded.period_start, period_end = excluded.period_end,
-                created_at = excluded.created_at, year = excluded.year, head = excluded.head,
-                head_numbers = excluded.head_numbers
+                created_at = excluded.created_at, year = excluded.year, facet = excluded.facet,
+                head = excluded.head, head_numbers = excluded.head_numbers
             RETURNING rowid
             """,
-            row.document,
+            {**row.document, "facet": facet},
         ).fetchone()[0]
         self._remove(conn, rowid, keep_document=True)
         conn.executemany(
@@ -374,6 +404,7 @@ class SqliteSearchIndex:
                 conn.close()
 
     def _connect(self) -> sqlite3.Connection:
+        create_private_file(self._path)  # 0600, and so its -wal and -shm files
         conn = sqlite3.connect(
             self._path, timeout=10.0, isolation_level=None, check_same_thread=False
         )
@@ -450,7 +481,10 @@ class _Row:
             },
             department_ids=tuple(dict.fromkeys(document.department_ids)),
             texts=(analysed.texts[0], analysed.texts[2], analysed.texts[1]),
-            terms=tuple({**analysed.words, **analysed.chars}[column] for column in COLUMNS),
+            terms=tuple(
+                {**analysed.words, **analysed.chars, **_pair_fields(analysed.chars)}[column]
+                for column in COLUMNS
+            ),
             vocabulary=analysed.vocabulary,
         )
 
@@ -492,17 +526,43 @@ def _term_expression(term: QueryTerm) -> str:
 def _char_phrase(chars: Sequence[str]) -> str:
     """A phrase of character tokens, matching as in the character-level columns.
 
-    A phrase of ideographs needs no column filter, which costs FTS5 reading the column of every
-    position: a word-level column holds an ideograph alone only where jieba cut a word of one
-    character (search mode adds only longer sub-words), and two such words stand side by side
-    only when they do in the text, with at most spaces or punctuation between them, which the
-    character columns leave out too. So wherever a word-level column holds the phrase, the
-    character column of the same text does. ``tests/test_search_match_columns.py`` checks it.
-    Letters and digits keep the filter: jieba may cut their runs where character tokens do not.
+    Two or more ideographs match as the phrase of their pairs, which stands in a pair column
+    exactly where the characters stand in sequence in the character column beside it. A single
+    ideograph needs no column filter, which costs FTS5 reading the column of every position: a
+    word-level column holds an ideograph alone only where jieba cut a word of one character
+    (search mode adds only longer sub-words), and two such words stand side by side only when
+    they do in the text, with at most spaces or punctuation between them, which the character
+    columns leave out too. So wherever a word-level column holds the phrase, the character column
+    of the same text does. ``tests/test_search_match_columns.py`` checks both. Letters and digits
+    keep the filter: jieba may cut their runs where character tokens do not.
     """
     if all(_IDEOGRAPH.fullmatch(char) for char in chars):
+        if len(chars) > 1:
+            return _phrase([PAIR_MARK + first + then for first, then in pairwise(chars)])
         return _phrase(chars)
     return f"{CHAR_COLUMNS} : {_phrase(chars)}"
+
+
+def _pair_fields(chars: Mapping[str, str]) -> dict[str, str]:
+    """The pair columns of a document's character fields."""
+    return {
+        pair_field: _pairs(chars[char_field])
+        for char_field, pair_field in zip(CHAR_FIELDS, PAIR_FIELDS, strict=True)
+    }
+
+
+def _pairs(tokens: str) -> str:
+    """Each position's token and the next as one pair token where both are ideographs.
+
+    Positions as FTS5 counts them: tokens that are only punctuation to it (the katakana middle
+    dot) take none.
+    """
+    kept = [token for token in tokens.split() if token.isalnum()]
+    ideographs = [token if _IDEOGRAPH.fullmatch(token) else None for token in kept]
+    return " ".join(
+        PAIR_MARK + first + then if first and then else PAIR_GAP
+        for first, then in pairwise(ideographs)
+    )
 
 
 def _within(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
@@ -534,18 +594,36 @@ def _word_phrase(tokens: Sequence[str]) -> str:
     return f"{WORD_COLUMNS} : {_phrase(tokens)}"
 
 
-def _clauses_matched(plan: QueryPlan) -> tuple[str, list[str]]:
-    """SQL counting the clauses a relaxed plan's documents match (0 when not relaxed)."""
-    if not plan.relaxed:
-        return "0", []
-    tests = [
-        "(d.rowid IN (SELECT rowid FROM document_terms WHERE document_terms MATCH ?))"
-        for _ in plan.clauses
-    ]
-    params = [
-        " OR ".join(_term_expression(term) for term in clause.terms) for clause in plan.clauses
-    ]
-    return " + ".join(tests), params
+def _tier_expression(plan: QueryPlan) -> tuple[str, list[str]]:
+    """SQL of a matching document's tier (see ``_Matches``), over ``documents AS d``.
+
+    Each of the query's groups found in the title or tags counts one (every word of it in
+    ``d.head``, or each of its numbers in ``d.head_numbers``), and the whole query verbatim one;
+    relaxed, each clause matched outweighs every title match. Only fixed SQL; words are
+    parameters.
+    """
+    tests: list[str] = []
+    params: list[str] = []
+    for group in plan.groups:
+        test = " AND ".join("instr(d.head, ?) > 0" for _ in group.units)
+        params.extend("".join(unit.chars) for unit in group.units)
+        if group.numbers:
+            numbers = " AND ".join("instr(d.head_numbers, ?) > 0" for _ in group.numbers)
+            test = f"({test}) OR ({numbers})"
+            params.extend(f" {number} " for number in group.numbers)
+        tests.append(f"({test})")
+    if plan.phrase:
+        tests.append("(instr(d.head, ?) > 0)")
+        params.append("".join(plan.phrase))
+    if plan.relaxed:
+        weight = len(plan.groups) + (1 if plan.phrase else 0) + 1
+        for clause in plan.clauses:
+            tests.append(
+                f"{weight} * (d.rowid IN (SELECT rowid FROM document_terms "  # noqa: S608
+                "WHERE document_terms MATCH ?))"
+            )
+            params.append(" OR ".join(_term_expression(term) for term in clause.terms))
+    return " + ".join(tests) or "0", params
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -557,66 +635,24 @@ def _phrase(tokens: Sequence[str]) -> str:
     return '"' + " ".join(token.replace('"', '""') for token in tokens) + '"'
 
 
-# The matching set's columns always read (each row's facet values as a JSON array, in which
-# char(0) never stands); head numbers and clauses only when needed.
-_MATCH_COLUMNS = {
-    "rowid": "json_group_array(d.rowid)",
-    "head": "group_concat(d.head, char(0))",
-    "facets": "group_concat(json_array(d.township_name, d.category, d.year), char(0))",
-}
-
-
 class _Matches:
-    """The documents a plan matches, column by column, and the page of them a search shows.
+    """The documents a plan matches, in three parallel lists, and the page of them a search shows.
 
     Relevance puts title and tag matches first, whatever bm25 says: its column weights saturate,
     so a body saying a word often would otherwise outrank a title saying it once. A document's
-    tier counts the query's groups found in ``documents.head`` (title and tags as letters and
-    digits only) or, for a number, in ``head_numbers`` (canonical tokens between spaces), and
-    the whole query verbatim; relaxed, each clause matched outweighs every title match (most + 1
-    per clause). bm25 orders the documents of one tier: the score is the tier plus a fraction
-    below 1, then newer first.
+    tier (``_tier_expression``) counts the query's groups found in its title and tags; bm25
+    orders the documents of one tier: the score is the tier plus a fraction below 1, then newer
+    first.
     """
 
-    def __init__(self, plan: QueryPlan, columns: dict[str, str | None]) -> None:
+    def __init__(
+        self, plan: QueryPlan, rowids: str | None, tiers: str | None, facets: str | None
+    ) -> None:
         self._plan = plan
-        self.rowids: list[int] = json.loads(columns["rowid"] or "[]")
-        self._clauses: list[int] = json.loads(columns.get("clauses") or "[]")
-        # group_concat: the values joined by char(0), which heads and facet arrays never hold.
-        self._joined = {name: value or "" for name, value in columns.items()}
-
-    def _split(self, name: str) -> list[str]:
-        return self._joined[name].split("\x00")
-
-    def facets(self) -> dict[str, Counter[str]]:
-        facets: dict[str, Counter[str]] = {name: Counter() for name in FACETS}
-        for values, number in Counter(self._split("facets")).items():
-            township, category, year = _facet_values(values)
-            facets["township"][township] += number
-            facets["category"][category] += number
-            facets["year"][year] += number
-        return facets
-
-    def tiers(self) -> list[int]:
-        """Each document's tier, computed test by test over all documents (each test is a
-        loop in C: a query has a few tests, the matching set thousands of documents)."""
-        heads = self._split("head")
-        tests: list[Iterator[int]] = []
-        for group in self._plan.groups:
-            words = ["".join(unit.chars) for unit in group.units]
-            test = _every(heads, words)
-            if group.numbers:
-                numbers = [f" {number} " for number in group.numbers]
-                test = map(operator.or_, test, _every(self._split("head_numbers"), numbers))
-            tests.append(test)
-        if self._plan.phrase:  # the whole query verbatim
-            tests.append(map(operator.contains, heads, repeat("".join(self._plan.phrase))))
-        if self._clauses:
-            weight = len(self._plan.groups) + (1 if self._plan.phrase else 0) + 1
-            tests.append(map(operator.mul, self._clauses, repeat(weight)))
-        if not tests:
-            return [0] * len(heads)
-        return list(map(sum, zip(*tests, strict=True)))
+        # group_concat: integers joined by commas, in the same row order in every column.
+        self.rowids: list[int] = list(map(int, rowids.split(","))) if rowids else []
+        self.tiers: list[int] = list(map(int, tiers.split(","))) if tiers else []
+        self.facets: Counter[int] = Counter(map(int, facets.split(","))) if facets else Counter()
 
     def most_relevant(
         self, conn: sqlite3.Connection, first: int, last: int
@@ -626,7 +662,7 @@ class _Matches:
         bm25 is computed only for the tiers the page reaches into: a tier wholly before the
         page is only counted, one after it never looked at.
         """
-        tiers = self.tiers()
+        tiers = self.tiers
         sizes = Counter(tiers)
         skipped, above, wanted = 0, 0, []
         for tier in sorted(sizes, reverse=True):
@@ -654,7 +690,7 @@ class _Matches:
         """
         if last <= first:
             return []
-        tiers = self.tiers()
+        tiers = self.tiers
         chosen = conn.execute(
             _DATE_PAGE, (self._by_tier(tiers, set(tiers)), last - first, first)
         ).fetchall()
@@ -725,19 +761,21 @@ def _fractions(conn: sqlite3.Connection, plan: QueryPlan, rowids: list[int]) -> 
     return fractions
 
 
-@lru_cache(maxsize=4096)
-def _facet_values(values: str) -> tuple[str, str, str]:
-    """Township, category and year of a ``json_array`` of them (the same few for every search)."""
-    township, category, year = json.loads(values)
-    return township, category, str(year)
-
-
-def _every(texts: Sequence[str], needles: Sequence[str]) -> Iterator[bool]:
-    """Whether each text holds every needle."""
-    if len(needles) == 1:
-        return map(operator.contains, texts, repeat(needles[0]))
-    tests = [map(operator.contains, texts, repeat(needle)) for needle in needles]
-    return map(all, zip(*tests, strict=True))
+def _facets(conn: sqlite3.Connection, counts: Counter[int]) -> dict[str, Counter[str]]:
+    """Documents per township, category and year, from documents per facet key."""
+    facets: dict[str, Counter[str]] = {name: Counter() for name in FACETS}
+    if not counts:
+        return facets
+    for key, township, category, year in conn.execute(
+        "SELECT id, township_name, category, year FROM facets "
+        "WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(counts)),),
+    ):
+        number = counts[key]
+        facets["township"][township] += number
+        facets["category"][category] += number
+        facets["year"][str(year)] += number
+    return facets
 
 
 def _page_documents(
