@@ -44,7 +44,7 @@ from services.search.suggestions import VocabularyProbe
 __all__ = ["SCHEMA_VERSION", "ElasticsearchIndex", "index_body"]
 
 BACKEND = "search index"
-SCHEMA_VERSION = 2  # bump with the mapping; `materials reindex` then builds an index with it
+SCHEMA_VERSION = 3  # bump with the mapping; `materials reindex` then builds an index with it
 
 # The analyzer's word-level fields (named ``<field>_words`` here) with their weights; its
 # character fields only match.
@@ -66,6 +66,14 @@ _SERVING = {"refresh_interval": None, "auto_expand_replicas": "0-1"}
 _log = logging.getLogger(__name__)
 _WHITESPACE_TEXT = {"type": "text", "analyzer": "whitespace"}
 _STORED_ONLY = {"type": "text", "index": False}
+_TOKEN_FIELDS = (
+    *WORD_FIELDS,
+    *CHAR_FIELDS,
+    "head_chars",
+    "head_numbers",
+    "vocabulary",
+    "vocabulary_pinyin",
+)
 
 
 def index_body() -> dict[str, Any]:
@@ -79,6 +87,9 @@ def index_body() -> dict[str, Any]:
         "mappings": {
             "dynamic": "strict",
             "_meta": {"schema_version": SCHEMA_VERSION},
+            # Token fields are indexed, not stored: searches read only the id and the texts a
+            # highlight needs, and the tokens are most of a document's bytes.
+            "_source": {"excludes": list(_TOKEN_FIELDS)},
             "properties": {
                 "id": {"type": "keyword"},
                 "township_id": {"type": "long"},
