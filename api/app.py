@@ -6,18 +6,20 @@ Build it with explicit settings (tests do); ``materials serve`` builds it from t
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import fastapi_offline
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
-from api.headers import DOCS_PATH, apply_security_headers
+from api.headers import DOCS_PATH, SecurityHeaders
+from api.proxies import TrustedProxies
 from api.routes import (
     admin,
     audit,
@@ -48,6 +50,12 @@ FIRST_ADMIN_HINT = (
     "or load a sample county with: materials demo"
 )
 
+NO_SCANNER_HINT = (
+    "未配置病毒扫描（MATERIALS_CLAMD_ADDRESS）/ No virus scanner configured: "
+    "uploaded files are %sserved unscanned (MATERIALS_SERVE_UNSCANNED). "
+    "Production should run clamd and set MATERIALS_CLAMD_ADDRESS."
+)
+
 
 def has_users(backends: Backends) -> bool:
     with backends.db.session() as session:
@@ -62,6 +70,8 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if not has_users(opened):
             log.warning(FIRST_ADMIN_HINT)
+        if opened.scanner is None:
+            log.warning(NO_SCANNER_HINT, "" if settings.serve_unscanned else "not ")
         worker = None
         if settings.embedded_worker:
             worker = BackgroundWorker(IndexWorker(opened, opened.index))
@@ -81,6 +91,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
         redoc_url=None,
     )
     app.state.backends = opened
+    app.state.settings = settings
     app.state.authenticator = Authenticator(settings=settings, backends=opened)
     install_error_handlers(app)
     for module in (
@@ -100,14 +111,18 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
 
     install_web(app)
     _install_api_docs(app)
-
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        return apply_security_headers(request.url.path, await call_next(request))
-
+    _install_edge(app, settings)
     return app
+
+
+def _install_edge(app: FastAPI, settings: Settings) -> None:
+    """What every request passes first (the last added runs first): the client as a trusted
+    proxy forwards it, the security headers on the way out, the body limit before any parsing."""
+    # POST /api/v1/documents is the upload (the web form posts there too); it has its own limit.
+    uploads = {("POST", documents.router.prefix)}
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=uploads)
+    app.add_middleware(SecurityHeaders, https=settings.https)
+    app.add_middleware(TrustedProxies, networks=settings.trusted_proxy_networks)
 
 
 def _install_api_docs(app: FastAPI) -> None:

@@ -23,6 +23,7 @@ from services.config import Settings
 from services.db import Database
 from services.errors import MaterialsError
 from services.models import OrgKind, Role
+from services.private_files import make_private_dir
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -68,6 +69,12 @@ def main() -> None:
     """县域材料共享库 — county shared materials repository."""
 
 
+# The app decides whose X-Forwarded-For to believe (MATERIALS_TRUSTED_PROXIES, api/proxies.py);
+# uvicorn's own proxy handling would believe any local client, and rewrite the peer before the
+# app could tell.
+SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False}
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -87,10 +94,10 @@ def serve(host: str, port: int, data_dir: Path | None, demo: bool, workers: int)
         import os
 
         os.environ["MATERIALS_DATA_DIR"] = str(settings.data_dir)
-        uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, proxy_headers=True)
+        uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, **SERVER_OPTIONS)
         return
     click.echo(f"data directory: {settings.data_dir}", err=True)
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)
+    uvicorn.run(create_app(settings), host=host, port=port, **SERVER_OPTIONS)
 
 
 def _load_demo(settings: Settings) -> None:
@@ -155,7 +162,12 @@ def create_org(kind: str, name: str, parent: str | None, data_dir: Path | None) 
 
 @admin.command("create-user")
 @click.option("--username", required=True)
-@click.option("--password", required=True, help="At least 8 characters.")
+@click.option(
+    "--password",
+    required=True,
+    help="At least 10 characters of two kinds or more (letters, digits, symbols); not a common "
+    "password.",
+)
 @click.option("--org", required=True, help="Organisation name or id.")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @data_dir_option
@@ -275,7 +287,7 @@ def migrate(data_dir: Path | None) -> None:
     replicas and workers so that none of them changes the schema while others serve.
     """
     settings = _settings(data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     database = Database(settings.resolved_database_url)
     try:
         database.migrate()

@@ -35,6 +35,7 @@ def get_authenticator(request: Request) -> Authenticator:
 
 
 def get_client_ip(request: Request) -> str | None:
+    """The client's address: the peer's, or what a trusted proxy forwarded (api/proxies.py)."""
     return request.client.host if request.client else None
 
 
@@ -55,18 +56,20 @@ async def get_current_user(
     cookie = request.cookies.get(SESSION_COOKIE)
     try:
         if token:
-            return await run_in_threadpool(authenticator.principal, token)
-        if not cookie:
-            raise NotAuthenticated("请先登录", code="not_authenticated")
-        active = await run_in_threadpool(sessions.resolve_session, backends, token=cookie)
-        if request.method not in SAFE_METHODS and not sessions.csrf_matches(
-            active.csrf_token, request.headers.get(CSRF_HEADER)
-        ):
-            raise Forbidden("请求缺少有效的 CSRF 令牌，请刷新页面后重试", code="csrf_failed")
-        return active.principal
+            principal = await run_in_threadpool(authenticator.principal, token)
+        else:
+            if not cookie:
+                raise NotAuthenticated("请先登录", code="not_authenticated")
+            active = await run_in_threadpool(sessions.resolve_session, backends, token=cookie)
+            if request.method not in SAFE_METHODS and not sessions.csrf_matches(
+                active.csrf_token, request.headers.get(CSRF_HEADER)
+            ):
+                raise Forbidden("请求缺少有效的 CSRF 令牌，请刷新页面后重试", code="csrf_failed")
+            principal = active.principal
     except (NotAuthenticated, Forbidden) as exc:
+        # Counted in bursts, not one chained event each: a flood of bad tokens stays cheap.
         await run_in_threadpool(
-            backends.audit.record,
+            backends.audit.record_burst,
             actor=Actor(username="", ip=ip),
             action=AuditAction.access,
             outcome=Outcome.denied,
@@ -77,9 +80,46 @@ async def get_current_user(
             },
         )
         raise
+    request.state.principal = principal  # named in the audit event if its parameters are refused
+    return principal
 
 
-CurrentUser = Annotated[Principal, Depends(get_current_user)]
+# The caller, also one whose password an admin reset and who must choose a new one first: only
+# for GET /me, POST /me/password and logout.
+AuthenticatedUser = Annotated[Principal, Depends(get_current_user)]
+# The bearer token itself, for logout (None when the caller came with the session cookie).
+BearerToken = Annotated[str | None, Depends(_bearer)]
+
+
+async def get_settled_user(
+    request: Request, principal: AuthenticatedUser, backends: BackendsDep, ip: ClientIP
+) -> Principal:
+    """The caller, refused (403, audited) while an admin's reset waits for a password change."""
+    if principal.must_change_password:
+        await run_in_threadpool(
+            backends.audit.record,
+            actor=Actor(
+                username=principal.username,
+                org=principal.org_name,
+                role=principal.role.value,
+                ip=ip,
+            ),
+            action=AuditAction.access,
+            outcome=Outcome.denied,
+            details={
+                "reason": "password_change_required",
+                "method": request.method,
+                "path": request.url.path[:200],
+            },
+        )
+        raise Forbidden(
+            "管理员已重置您的密码，请先通过 POST /api/v1/me/password 设置新密码",
+            code="password_change_required",
+        )
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(get_settled_user)]
 
 MAX_PAGE = 100_000
 

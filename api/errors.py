@@ -13,10 +13,14 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.deps import get_client_ip
 from api.headers import apply_security_headers
 from api.web.errors import error_page, is_page_request
+from services.access import Principal
+from services.audit import Actor, AuditAction, Outcome
 from services.errors import BackendUnavailable, MaterialsError, NotAuthenticated, RateLimited
 
 log = logging.getLogger("materials.api")
@@ -74,6 +78,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    await _audit_refusal(request, exc)
     if any(error.get("type") == "json_invalid" for error in exc.errors()):
         # A body that is not JSON at all is malformed (400), not a field with a bad value.
         if is_page_request(request):
@@ -94,13 +99,45 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _audit_refusal(request: Request, exc: RequestValidationError) -> None:
+    """A signed-in caller's request refused for its parameters (an id out of range, a field
+    of the wrong type) is in the audit log like any other refusal. Without a caller there is
+    nobody to name: such requests are refused (401) before their parameters are looked at."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        return
+    fields = sorted(
+        {".".join(str(part) for part in error.get("loc", ())) for error in exc.errors()}
+    )
+    await run_in_threadpool(
+        request.app.state.backends.audit.record,
+        actor=Actor(
+            username=principal.username,
+            org=principal.org_name,
+            role=principal.role.value,
+            ip=get_client_ip(request),
+        ),
+        action=AuditAction.invalid_input,
+        outcome=Outcome.denied,
+        details={
+            "reason": "invalid_field",
+            "fields": [field[:100] for field in fields[:10]],
+            "method": request.method,
+            "path": request.url.path[:200],
+        },
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error", exc_info=exc)
     # This answer passes no middleware: it gets its security headers here.
+    https = request.app.state.settings.https
     if is_page_request(request):
-        return apply_security_headers(request.url.path, error_page(request, 500, ""))
+        return apply_security_headers(request.scope, error_page(request, 500, ""), https=https)
     return apply_security_headers(
-        request.url.path, error_response(500, "internal_error", "服务器内部错误，请联系管理员")
+        request.scope,
+        error_response(500, "internal_error", "服务器内部错误，请联系管理员"),
+        https=https,
     )
 
 

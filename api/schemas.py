@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from services.audit import VerifyReport
 from services.dictionary import MAX_WORDS_AT_ONCE, DictionaryListing
@@ -15,6 +16,23 @@ from services.models import AuditEvent, Category, Document, Org, User
 from services.personal_data import mask_personal_data
 from services.searching import SearchPage
 from services.usage import DocumentUsage
+
+# Ids are the database's integers, 1 to 2³¹−1 on every backend. Anything else names nothing: it is
+# refused (422, and audited for a signed-in caller) before it reaches a query, where it could
+# overflow. Every integer id a route takes, in a path, query, form or body, is a DbId.
+MAX_ID = 2**31 - 1
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
+_NUMBER = re.compile(r"[+-]?\d+")
+
+
+def _id_in_range(ref: str) -> str:
+    if _NUMBER.fullmatch(ref.strip()) and not 1 <= int(ref) <= MAX_ID:
+        raise ValueError(f"编号须在 1 到 {MAX_ID} 之间")
+    return ref
+
+
+# An organisation named by its name or by its id: a number must then be a possible id.
+OrgNameOrId = Annotated[str, AfterValidator(_id_in_range)]
 
 
 class OrgRef(BaseModel):
@@ -37,6 +55,8 @@ class MeOut(BaseModel):
     username: str
     role: str
     org: OrgOut
+    # After an admin's reset: everything but /me, /me/password and logout answers 403 until then.
+    must_change_password: bool = False
 
 
 class UserOut(BaseModel):
@@ -45,6 +65,7 @@ class UserOut(BaseModel):
     role: str
     org: OrgOut
     active: bool
+    must_change_password: bool = False
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -54,6 +75,7 @@ class UserOut(BaseModel):
             role=user.role,
             org=OrgOut.of(user.org),
             active=user.active,
+            must_change_password=bool(user.must_change_password),
         )
 
 
@@ -103,6 +125,9 @@ class DocumentOut(BaseModel):
     index_error: str | None = None
     # Where the body text came from: text_layer | ocr | none; null until indexed.
     text_source: str | None = None
+    # The virus scan: pending | clean | infected | too_large | unscanned, and what it found.
+    scan_status: str = "unscanned"
+    scan_detail: str | None = None
     contains_personal_data: bool = False
     exif: dict[str, Any] | None = None
     similar_to: list[SimilarOut] = []
@@ -150,6 +175,8 @@ class DocumentOut(BaseModel):
             withdrawn_at=document.withdrawn_at,
             index_error=document.index_error,
             text_source=document.text_source,
+            scan_status=document.scan_status,
+            scan_detail=document.scan_detail,
             contains_personal_data=document.contains_personal_data,
             exif=document.exif,
             similar_to=[
@@ -325,13 +352,13 @@ class VerifyOut(BaseModel):
 class OrgIn(BaseModel):
     name: str
     kind: str
-    parent: str | None = None
+    parent: OrgNameOrId | None = None
 
 
 class UserIn(BaseModel):
     username: str
     password: str
-    org: str
+    org: OrgNameOrId
     role: str
 
 
@@ -340,7 +367,12 @@ class CategoryIn(BaseModel):
 
 
 class PasswordResetIn(BaseModel):
-    new_password: str
+    new_password: str = Field(max_length=1024)
+
+
+class PasswordChangeIn(BaseModel):
+    old_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
 
 
 class GrantIn(BaseModel):

@@ -23,6 +23,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from services.blobs import BlobWriter
 from services.errors import BadRequest, InvalidField, MaterialsError, PayloadTooLarge
 from services.metadata import SHA256_FIELD, normalize_sha256
+from services.private_files import make_private_dir
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -239,7 +240,7 @@ class _PartReader:
             self._declared_type = _decode_utf8(
                 content_type, what="文件类型", details={"field": "content_type"}
             )
-        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self._spool_dir)  # the spooled file itself: mkstemp, 0600
         self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in finish()/discard()
             dir=self._spool_dir, prefix="upload-", suffix=".part", delete=False
         )

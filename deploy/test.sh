@@ -6,6 +6,8 @@ source "$(dirname "$0")/_venv.sh"
 ensure_debian_packages antiword postgresql
 # OCR of scanned PDFs and photos: Tesseract with its Simplified Chinese data.
 ensure_debian_packages tesseract-ocr tesseract-ocr-chi-sim
+# Virus scanning: ClamAV's daemon, run by the tests with the project's test signatures.
+ensure_debian_packages clamav-daemon
 # The web interface tests drive Debian's Chromium (never a downloaded browser), with CJK fonts.
 ensure_debian_packages chromium fonts-noto-cjk
 ensure_venv "[test]"

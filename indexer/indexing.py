@@ -22,9 +22,10 @@ from indexer.extractors import (
     ExtractionContext,
     ExtractionFailed,
     ExtractionLimits,
-    extract,
 )
+from indexer.extractors import extract as extract_text
 from indexer.similarity import band_keys, fingerprint, similarity
+from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
 from services.metadata import period_bounds
 from services.models import (
@@ -33,13 +34,24 @@ from services.models import (
     DocumentText,
     FingerprintBand,
     IndexStatus,
+    ScanStatus,
     TextSource,
     utcnow,
 )
 from services.personal_data import mask_indexed
+from services.private_files import make_private_dir
+from services.scanning import ScanVerdict, may_serve, needs_scan
 from services.search import IndexedDocument, SearchIndex
 
 NEAR_DUPLICATE_THRESHOLD = 0.8
+SCANNER_ACTOR = Actor(username="system:antivirus", role="system")
+# Why a document is kept out of the index, by its scan status (what ``may_serve`` refuses).
+_WITHHELD = {
+    ScanStatus.pending: "等待病毒扫描",
+    ScanStatus.infected: "文件含有病毒，已隔离，不予索引和下载",
+    ScanStatus.too_large: "文件超出病毒扫描的大小限制，未经扫描，按设置不予索引和下载",
+    ScanStatus.unscanned: "文件未经病毒扫描，按设置不予索引和下载",
+}
 
 log = logging.getLogger("materials.indexer")
 
@@ -59,17 +71,41 @@ def _fetch(backends: Backends, document: Document, directory: Path) -> Path:
     return path
 
 
-def _extract(
-    backends: Backends, document: Document, limits: ExtractionLimits
-) -> tuple[Extracted | None, str | None]:
-    backends.settings.spool_dir.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class _FileOutcome:
+    """What reading a document's file found: the scan's verdict (when it was scanned) and the
+    extracted text (when it was extracted), or why extraction failed."""
+
+    verdict: ScanVerdict | None = None
+    extracted: Extracted | None = None
+    failure: str | None = None
+
+
+def _read_file(
+    backends: Backends,
+    document: Document,
+    limits: ExtractionLimits,
+    *,
+    scan: bool,
+    extract: bool,
+) -> _FileOutcome:
+    """Fetch the file once: scan it (before anything else reads it), then extract its text if it
+    may be served. BackendUnavailable when the scanner cannot be asked: the event waits."""
+    make_private_dir(backends.settings.spool_dir)  # and mkdtemp's directory is 0700
     with tempfile.TemporaryDirectory(dir=backends.settings.spool_dir) as tmp:
         path = _fetch(backends, document, Path(tmp))
+        verdict = None
+        if scan and backends.scanner is not None:
+            verdict = backends.scanner.scan(path)
+            if not may_serve(verdict.status, serve_unscanned=backends.settings.serve_unscanned):
+                return _FileOutcome(verdict)
+        if not extract:
+            return _FileOutcome(verdict)
         context = ExtractionContext(
             path=path, content_type=document.content_type, filename=document.filename, limits=limits
         )
         try:
-            extracted = extract(context)
+            extracted = extract_text(context)
         except ExtractionFailed as failure:
             log.warning(
                 "extracting document %s (%s) failed: %s: %s",
@@ -78,14 +114,60 @@ def _extract(
                 failure.code,
                 failure.reason,
             )
-            return None, failure.reason
+            return _FileOutcome(verdict, failure=failure.reason)
     if "ocr_unavailable" in extracted.notes:
         log.warning(
             "document %s (%s) was not OCRed: Tesseract with chi_sim is not installed",
             document.id,
             document.content_type,
         )
-    return extracted, None
+    return _FileOutcome(verdict, extracted)
+
+
+def _record_scan(backends: Backends, document: Document, verdict: ScanVerdict | None) -> str:
+    """Store the scan's verdict (or that the file stays unscanned); the status now in force.
+
+    An infected file is quarantined: recorded for the auditors, never indexed or served.
+    """
+    status = verdict.status if verdict else ScanStatus.unscanned
+    if verdict is None and document.scan_status != ScanStatus.pending:
+        return document.scan_status  # nothing new to say
+    with backends.db.session() as session:
+        row = session.get(Document, document.id)
+        if row is None:
+            return status
+        row.scan_status = status.value
+        row.scan_detail = verdict.signature if verdict else None
+        row.scanned_at = utcnow() if verdict else None
+        if status == ScanStatus.infected:
+            log.warning("document %s is infected (%s): quarantined", document.id, row.scan_detail)
+            backends.audit.append(
+                session,
+                actor=SCANNER_ACTOR,
+                action=AuditAction.quarantine,
+                outcome=Outcome.denied,
+                document_id=document.id,
+                details={"signature": row.scan_detail, "sha256": document.sha256},
+            )
+        elif status == ScanStatus.too_large:
+            log.warning("document %s is beyond the scanner's limits: not scanned", document.id)
+    return status
+
+
+def _withhold(
+    backends: Backends, index: SearchIndex, document: Document, status: str
+) -> IndexOutcome:
+    """Keep a file the scan does not allow out of the index, and say why on its row."""
+    index.delete([document.id])
+    reason = _WITHHELD[ScanStatus(status)]
+    with backends.db.session() as session:
+        row = session.get(Document, document.id)
+        if row is not None:
+            row.index_status = IndexStatus.failed.value
+            row.index_error = reason
+            row.indexed_at = utcnow()
+            _keep_text(session, row, None)
+    return IndexOutcome(document.id, "failed", reason)
 
 
 def to_indexed(document: Document, body: str) -> IndexedDocument:
@@ -197,11 +279,19 @@ def index_document(
     if document is None or document.withdrawn_at is not None:
         index.delete([document_id])
         return IndexOutcome(document_id, "removed")
-    if kept is not None and kept.sha256 == document.sha256 and not extract:
+    scan = needs_scan(document.scan_status, scanner=backends.scanner)
+    reuse = kept is not None and kept.sha256 == document.sha256 and not extract
+    limits = limits or ExtractionLimits(ocr_max_pages=backends.settings.ocr_max_pages)
+    read = _FileOutcome()
+    if scan or not reuse:
+        read = _read_file(backends, document, limits, scan=scan, extract=not reuse)
+    status = _record_scan(backends, document, read.verdict)
+    if not may_serve(status, serve_unscanned=backends.settings.serve_unscanned):
+        return _withhold(backends, index, document, status)
+    if reuse and kept is not None:
         return index_kept_texts(backends, index, [(document, kept.body)])[0]
 
-    limits = limits or ExtractionLimits(ocr_max_pages=backends.settings.ocr_max_pages)
-    extracted, failure = _extract(backends, document, limits)
+    extracted, failure = read.extracted, read.failure
     text = extracted.text if extracted else ""
     # The index gets masked text only (body and metadata): no snippet can show what it never held.
     indexed, personal = mask_indexed(to_indexed(document, text))
@@ -223,8 +313,8 @@ def index_document(
         _link_near_duplicates(session, row, marks)
         # A failed extraction keeps no text: the next try extracts again.
         _keep_text(session, row, None if failure else indexed.body)
-    status = "failed" if failure else "indexed"
-    return IndexOutcome(document_id, status, failure)
+    status_name = "failed" if failure else "indexed"
+    return IndexOutcome(document_id, status_name, failure)
 
 
 def index_kept_texts(

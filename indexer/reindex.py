@@ -23,6 +23,7 @@ from indexer.extractors import ExtractionLimits
 from indexer.indexing import IndexOutcome, index_document, index_kept_texts
 from services.backends import Backends
 from services.models import Document, DocumentText, OutboxEvent, ReindexRun, utcnow
+from services.scanning import may_serve, needs_scan
 from services.search import SearchIndex
 
 BATCH_SIZE = 250  # documents read at once, and written in one bulk request when texts were kept
@@ -185,6 +186,15 @@ def _needs_extraction(row: WithText, *, extract: bool) -> bool:
     return extract or text is None or text.sha256 != document.sha256
 
 
+def _scan_settled(backends: Backends, document: Document) -> bool:
+    """Is the file's scan done, and does it let the file be indexed? Otherwise ``index_document``
+    scans it or keeps it out of the index."""
+    status = document.scan_status
+    return not needs_scan(status, scanner=backends.scanner) and may_serve(
+        status, serve_unscanned=backends.settings.serve_unscanned
+    )
+
+
 def _batches(rows: list[WithText], *, extract: bool) -> list[list[WithText]]:
     """The rows cut where a checkpoint goes: every CHECKPOINT_EVERY once one needs extracting."""
     batches: list[list[WithText]] = [[]]
@@ -214,7 +224,11 @@ def _write(
     for document, text in batch:
         if document.withdrawn_at is not None:
             removed.append(document.id)
-        elif text is None or _needs_extraction((document, text), extract=extract):
+        elif (
+            text is None
+            or _needs_extraction((document, text), extract=extract)
+            or not _scan_settled(backends, document)
+        ):
             extracting.append(document.id)
         else:
             kept.append((document, text.body))

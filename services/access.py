@@ -5,7 +5,8 @@ Every permission decision in the system is one of these functions. Read top to b
 - readers (department staff) see ``departments`` documents, and ``restricted`` ones naming their
   department; never ``private`` ones;
 - auditors see every document's metadata and the audit log, and download only what an admin
-  granted them;
+  granted them; what a document says (its text, search snippets of it) is read exactly by those
+  who may download it;
 - admins manage organisations, users, categories and grants and may withdraw any document, but
   neither read documents nor the audit log (separation of duties, MLPS 2.0);
 - a withdrawn document is visible only to its own township and to auditors;
@@ -63,6 +64,8 @@ class Principal:
     org_id: int
     org_name: str
     org_kind: OrgKind
+    # After an admin's reset: nothing but choosing a new password (and logging out) is allowed.
+    must_change_password: bool = False
 
     @classmethod
     def of(cls, user: User) -> Principal:
@@ -73,6 +76,7 @@ class Principal:
             org_id=user.org_id,
             org_name=user.org.name,
             org_kind=OrgKind(user.org.kind),
+            must_change_password=bool(user.must_change_password),
         )
 
 
@@ -109,6 +113,22 @@ def can_download(
     if principal.role is Role.auditor:
         return document.id in granted_document_ids
     return _own_township(principal, document) or _shared_with_reader(principal, document)
+
+
+def downloads_by_grant(principal: Principal) -> bool:
+    """Does the caller download only what an admin granted (auditors)? Their grants are then
+    what ``can_download`` and ``can_read_content`` must be given."""
+    return principal.role is Role.auditor
+
+
+def can_read_content(
+    principal: Principal, document: Document, *, granted_document_ids: Collection[str] = ()
+) -> bool:
+    """May the caller read what the document says, in search snippets as in the file? Exactly
+    when they may download it: an auditor searches every document but reads its metadata only."""
+    return can_see(principal, document) and can_download(
+        principal, document, granted_document_ids=granted_document_ids
+    )
 
 
 def can_see_usage(principal: Principal, document: Document) -> bool:

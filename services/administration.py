@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from services import access, dictionary, orgs
+from services import access, dictionary, orgs, sessions
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
@@ -166,7 +166,7 @@ def _refused(
 
 
 def _user_named(session: Session, username: str) -> User:
-    user = session.scalar(select(User).where(User.username == username))
+    user = orgs.find_user(session, username)
     if user is None:
         raise NotFound(f"用户不存在：{username}", code="user_not_found")
     return user
@@ -190,6 +190,7 @@ def set_user_active(
             if changed and not active:
                 # Enabling the account again must not bring its earlier tokens back to life.
                 user.credentials_changed_at = utcnow()
+                sessions.end_user_sessions(session, user_id=user.id)
             backends.audit.append(
                 session,
                 actor=actor_of(principal, ip),
@@ -206,19 +207,22 @@ def set_user_active(
 def reset_password(
     backends: Backends, *, principal: Principal, username: str, new_password: str, ip: str | None
 ) -> User:
-    """Give a user a new password; every token issued before the reset stops working."""
+    """Give a user a new password that they must change at their next login; every token and
+    session from before the reset stops working."""
     action = AuditAction.user_password_reset
     _require_admin(backends, principal=principal, action=action, ip=ip)
     try:
-        try:
-            # The same rules as for a new user's password.
-            password_hash = backends.passwords.hash(new_password)
-        except InvalidField as exc:
-            raise InvalidField("new_password", exc.message, code=exc.error_code) from exc
+        # The same rules as for a new user's password; hashed before the write lock is taken.
+        password_hash = backends.passwords.hash(
+            new_password, username=username, field="new_password"
+        )
         with backends.db.session() as session:
             user = _user_named(session, username)
             user.password_hash = password_hash
             user.credentials_changed_at = utcnow()
+            # The admin knows this password: it only lets its owner choose one of their own.
+            user.must_change_password = True
+            sessions.end_user_sessions(session, user_id=user.id)
             backends.audit.append(
                 session,
                 actor=actor_of(principal, ip),

@@ -10,6 +10,9 @@ import csv
 import hashlib
 import io
 import json
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +27,8 @@ from services.models import COUNTY_TIME, ROLE_NAMES, AuditEvent, utcnow
 
 GENESIS_HASH = "0" * 64
 MAX_ACTOR_LENGTH = 200
+# Bursts followed at once by one process; beyond, new ones are counted together without an address.
+MAX_BURSTS = 1000
 
 
 class AuditAction(StrEnum):
@@ -48,6 +53,7 @@ class AuditAction(StrEnum):
     user_disable = "user_disable"
     user_enable = "user_enable"
     user_password_reset = "user_password_reset"  # noqa: S105 - an action name, not a secret
+    password_change = "password_change"  # noqa: S105 - a user changes their own password
     category_create = "category_create"
     grant_create = "grant_create"
     admin = "admin"  # any other administrative request
@@ -69,9 +75,13 @@ class AuditAction(StrEnum):
     notification_read = "notification_read"
     figures_read = "figures_read"
     # The county dictionary: words segmentation keeps whole (village names, programmes).
+    # The virus scanner found malware in a stored file: quarantined, never indexed or served.
+    quarantine = "quarantine"
     dictionary_add = "dictionary_add"
     dictionary_remove = "dictionary_remove"
     dictionary_read = "dictionary_read"
+    # A signed-in caller's request refused for its parameters (an id out of range, a wrong type).
+    invalid_input = "invalid_input"
 
 
 class Outcome(StrEnum):
@@ -103,6 +113,7 @@ ACTION_NAMES: dict[str, str] = {
     AuditAction.user_disable.value: "停用用户",
     AuditAction.user_enable.value: "启用用户",
     AuditAction.user_password_reset.value: "重置密码",
+    AuditAction.password_change.value: "修改本人密码",
     AuditAction.category_create.value: "添加材料类别",
     AuditAction.grant_create.value: "授予下载权限",
     AuditAction.admin.value: "其他管理操作",
@@ -122,9 +133,11 @@ ACTION_NAMES: dict[str, str] = {
     AuditAction.notify.value: "发送提醒",
     AuditAction.notification_read.value: "阅读提醒",
     AuditAction.figures_read.value: "查阅减负成效",
+    AuditAction.quarantine.value: "隔离染毒文件",
     AuditAction.dictionary_add.value: "添加词库词语",
     AuditAction.dictionary_remove.value: "删除词库词语",
     AuditAction.dictionary_read.value: "查阅词库",
+    AuditAction.invalid_input.value: "参数无效",
 }
 OUTCOME_NAMES: dict[str, str] = {
     Outcome.allowed.value: "允许",
@@ -176,6 +189,29 @@ class EventPage:
     events: list[AuditEvent] = field(default_factory=list)
 
 
+@dataclass
+class _Burst:
+    """Refusals of one kind (action, actor, address, reason) counted since the first was logged."""
+
+    actor: Actor
+    action: AuditAction
+    outcome: Outcome
+    reason: Any
+    started: float  # time.monotonic()
+    last_at: datetime
+    count: int = 1
+    first_seq: int | None = None  # None while the first event is being written
+
+    def summary(self) -> dict[str, Any]:
+        details: dict[str, Any] = {} if self.reason is None else {"reason": self.reason}
+        details.update(
+            count=self.count,
+            first_seq=self.first_seq,
+            last_at=self.last_at.isoformat(timespec="microseconds"),
+        )
+        return details
+
+
 def canonical_content(event: AuditEvent) -> bytes:
     """The bytes an event's hash covers: every field but the hashes, as sorted compact JSON."""
     content = {
@@ -200,8 +236,11 @@ def chain_hash(prev_hash: str, event: AuditEvent) -> str:
 class AuditLog:
     """Appends to, reads and verifies the hash-chained access log."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, burst_seconds: float = 60.0) -> None:
         self._db = db
+        self._burst_seconds = burst_seconds
+        self._bursts: OrderedDict[tuple[Any, ...], _Burst] = OrderedDict()
+        self._bursts_lock = threading.Lock()
 
     def append(
         self,
@@ -248,6 +287,7 @@ class AuditLog:
         details: dict[str, Any] | None = None,
     ) -> AuditEvent:
         """Append one event in a transaction of its own (for denials and reads)."""
+        self._write_summaries(self._take_bursts(ended_only=True))
         with self._db.session() as session:
             return self.append(
                 session,
@@ -257,6 +297,101 @@ class AuditLog:
                 document_id=document_id,
                 details=details,
             )
+
+    def record_burst(
+        self,
+        *,
+        actor: Actor,
+        action: AuditAction,
+        outcome: Outcome,
+        details: dict[str, Any],
+    ) -> None:
+        """Record a refusal that comes in floods (a failed login, a bad token) without a chained
+        append for each: the first of a burst (same action, actor, address and reason) is an
+        event at once; the rest within ``burst_seconds`` are only counted, and one event
+        ``{"reason", "count", "first_seq", "last_at"}`` sums the burst up (count includes the
+        first) when it has ended, before the log is read, or when the process stops."""
+        reason = details.get("reason")
+        key: tuple[Any, ...] = (
+            action.value,
+            outcome.value,
+            actor.username[:MAX_ACTOR_LENGTH],
+            actor.org,
+            actor.role,
+            actor.ip,
+            reason,
+        )
+        now = time.monotonic()
+        with self._bursts_lock:
+            ended = self._take_ended(now)
+            summary_actor = actor
+            if key not in self._bursts and len(self._bursts) >= MAX_BURSTS:
+                # Bursts from very many addresses at once: the first is still logged as it came,
+                # the rest are counted together, so a spread-out flood stays a handful of events.
+                summary_actor = Actor(username="")
+                key = (action.value, outcome.value, "", None, None, None, reason)
+            burst = self._bursts.get(key)
+            first = burst is None
+            if burst is not None:
+                burst.count += 1
+                burst.last_at = utcnow()
+            else:
+                burst = _Burst(summary_actor, action, outcome, reason, now, utcnow())
+                self._bursts[key] = burst
+        self._write_summaries(ended)
+        if not first:
+            return
+        try:
+            event = self.record(actor=actor, action=action, outcome=outcome, details=details)
+        except BaseException:
+            with self._bursts_lock:
+                if self._bursts.get(key) is burst:
+                    del self._bursts[key]
+            raise
+        burst.first_seq = event.seq
+
+    def flush_bursts(self, *, closing: bool = False) -> None:
+        """Write the summary of every burst with refusals not yet logged (before the log is read,
+        and, with ``closing``, every burst still open when the process stops)."""
+        self._write_summaries(self._take_bursts(ended_only=False, closing=closing))
+
+    def _take_bursts(self, *, ended_only: bool, closing: bool = False) -> list[_Burst]:
+        now = time.monotonic()
+        with self._bursts_lock:
+            if ended_only:
+                return self._take_ended(now)
+            taken = [
+                key
+                for key, burst in self._bursts.items()
+                if closing or (burst.count > 1 and burst.first_seq is not None)
+            ]
+            bursts = [self._bursts.pop(key) for key in taken]
+        return [burst for burst in bursts if burst.count > 1]
+
+    def _take_ended(self, now: float) -> list[_Burst]:
+        # Called with the lock held; bursts sit in the order they started.
+        ended: list[_Burst] = []
+        while self._bursts:
+            key, burst = next(iter(self._bursts.items()))
+            if now - burst.started < self._burst_seconds or burst.first_seq is None:
+                break
+            del self._bursts[key]
+            if burst.count > 1:
+                ended.append(burst)
+        return ended
+
+    def _write_summaries(self, bursts: list[_Burst]) -> None:
+        if not bursts:
+            return
+        with self._db.session() as session:
+            for burst in bursts:
+                self.append(
+                    session,
+                    actor=burst.actor,
+                    action=burst.action,
+                    outcome=burst.outcome,
+                    details=burst.summary(),
+                )
 
     def verify(self) -> VerifyReport:
         """Recompute the whole chain; report the first event that does not fit."""
@@ -324,6 +459,7 @@ class AuditLog:
 
     def page(self, filters: AuditFilter, *, page: int, size: int) -> EventPage:
         """One page of events matching the filters, newest first."""
+        self.flush_bursts()
         query = _filtered(select(AuditEvent), filters)
         with self._db.session() as session:
             total = (
@@ -347,6 +483,7 @@ class AuditLog:
         """The matching events as CSV in UTF-8 with a BOM, newest first, for Excel; for people,
         with Chinese headings and names and the county's time instead of codes and UTC (and
         ``row_of`` saying each event, such as services.audit_words with its details in words)."""
+        self.flush_bursts()
         yield "\ufeff".encode()
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")

@@ -1,23 +1,28 @@
 """Passwords (argon2), signed bearer tokens (JWT, HS256) and login with failure throttling.
 
-Every login attempt is an audit event; the failures counted for throttling are those events.
+Attempts are counted by ``services.login_guard`` before the password is checked; failed ones are
+audited in bursts (the first at once, the rest as one event with a count), successes each.
 """
 
 from __future__ import annotations
 
+import math
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from sqlalchemy import select
+from sqlalchemy import delete
 
+from services import orgs
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
 from services.config import Settings
 from services.errors import NotAuthenticated, RateLimited
-from services.models import User, utcnow
+from services.login_guard import LoginGuard, Refused, account_key
+from services.models import RevokedToken, User, utcnow
 
 _TOKEN_ALGORITHM = "HS256"  # noqa: S105 - an algorithm name, not a secret
 _TOKEN_AUDIENCE = "materials-api"  # noqa: S105 - a claim value, not a secret
@@ -37,6 +42,7 @@ class Authenticator:
         self._db = backends.db
         self._audit = backends.audit
         self._passwords = backends.passwords
+        self._guard = LoginGuard(settings=settings, db=backends.db)
         self._key = settings.signing_key()
 
     def login(self, *, username: str, password: str, ip: str | None) -> IssuedToken:
@@ -44,50 +50,37 @@ class Authenticator:
         return self.issue(self.check_credentials(username=username, password=password, ip=ip))
 
     def check_credentials(self, *, username: str, password: str, ip: str | None) -> User:
-        """The active user with this username and password; every attempt is audited, and
-        repeated failures lock the username for a while (RateLimited)."""
-        window_start = utcnow() - timedelta(seconds=self._settings.login_window_seconds)
+        """The active user with this username and password. Each attempt is counted before the
+        password is checked; while its account or address is held back after failures it is
+        refused unchecked (RateLimited). Failures are audited in bursts, successes each."""
         with self._db.session() as session:
-            last_success = self._audit.last_at(
-                session, actor=username, action=AuditAction.login, outcome=Outcome.allowed
-            )
-            since = max(window_start, last_success) if last_success else window_start
-            failures = self._audit.count_recent(
-                session,
-                actor=username,
-                action=AuditAction.login,
-                outcome=Outcome.denied,
-                since=since,
-            )
-            user = session.scalar(select(User).where(User.username == username))
+            # Admin, ａｄｍｉｎ and admin are one account.
+            user = orgs.find_user(session, username)
             actor = Actor(
                 username=username,
                 org=user.org.name if user else None,
                 role=user.role if user else None,
                 ip=ip,
             )
-            if failures >= self._settings.login_max_failures:
-                self._audit.append(
-                    session,
-                    actor=actor,
-                    action=AuditAction.login,
-                    outcome=Outcome.denied,
-                    details={"reason": "locked"},
-                )
-                locked = RateLimited(
-                    "登录失败次数过多，请稍后再试",
-                    retry_after=self._settings.login_window_seconds,
-                )
-            else:
-                locked = None
-        if locked is not None:
-            raise locked
+        attempt = self._guard.admit(
+            account=account_key(user_id=user.id if user else None, username=username), address=ip
+        )
+        if isinstance(attempt, Refused):
+            self._audit.record_burst(
+                actor=actor,
+                action=AuditAction.login,
+                outcome=Outcome.denied,
+                details={"reason": attempt.reason},
+            )
+            raise RateLimited(
+                "登录失败次数过多，请稍后再试", retry_after=max(1, math.ceil(attempt.retry_after))
+            )
         ok = self._passwords.matches(user.password_hash if user else None, password)
         if not ok or user is None or not user.active:
             reason = "bad_password" if user else "unknown_user"
             if ok and user is not None and not user.active:
                 reason = "inactive"
-            self._audit.record(
+            self._audit.record_burst(
                 actor=actor,
                 action=AuditAction.login,
                 outcome=Outcome.denied,
@@ -97,6 +90,7 @@ class Authenticator:
                 # Only someone who knows the password learns that the account is disabled.
                 raise NotAuthenticated("此账号已停用，请联系系统管理员", code="account_disabled")
             raise NotAuthenticated("用户名或密码错误", code="invalid_credentials")
+        self._guard.succeeded(attempt)
         self._audit.record(actor=actor, action=AuditAction.login, outcome=Outcome.allowed)
         return user
 
@@ -110,6 +104,10 @@ class Authenticator:
             "aud": _TOKEN_AUDIENCE,
             "iat": now,
             "exp": now + timedelta(seconds=ttl),
+            # An id, so that logout can revoke this one token.
+            "jti": uuid.uuid4().hex,
+            # The credentials it was issued under: a reset, a change or disabling ends it.
+            "crd": _credentials_stamp(user),
         }
         return IssuedToken(jwt.encode(claims, self._key, algorithm=_TOKEN_ALGORITHM), ttl)
 
@@ -121,9 +119,10 @@ class Authenticator:
                 self._key,
                 algorithms=[_TOKEN_ALGORITHM],
                 audience=_TOKEN_AUDIENCE,
-                options={"require": ["exp", "iat", "sub", "aud"]},
+                options={"require": ["exp", "iat", "sub", "aud", "jti"]},
             )
             user_id = int(claims["sub"])
+            token_id = str(claims["jti"])
         except jwt.ExpiredSignatureError as exc:
             raise NotAuthenticated("登录已过期，请重新登录", code="token_expired") from exc
         except (jwt.InvalidTokenError, ValueError) as exc:
@@ -132,8 +131,44 @@ class Authenticator:
             user = session.get(User, user_id)
             if user is None or not user.active:
                 raise NotAuthenticated("令牌无效", code="invalid_token")
-            changed = user.credentials_changed_at
-            # Tokens carry whole seconds: one issued in the second of a reset still counts.
-            if changed is not None and int(claims["iat"]) < int(changed.timestamp()):
-                raise NotAuthenticated("密码已重置，请重新登录", code="token_revoked")
+            if claims.get("crd") != _credentials_stamp(user):
+                raise NotAuthenticated("密码已更改，请重新登录", code="token_revoked")
+            if session.get(RevokedToken, token_id) is not None:
+                raise NotAuthenticated("已退出登录，请重新登录", code="token_revoked")
             return Principal.of(user)
+
+    def revoke(self, token: str, *, ip: str | None) -> None:
+        """Log out: this token stops working at once (its record is kept until it expires)."""
+        principal = self.principal(token)
+        claims = jwt.decode(
+            token, self._key, algorithms=[_TOKEN_ALGORITHM], audience=_TOKEN_AUDIENCE
+        )
+        now = utcnow()
+        with self._db.session() as session:
+            # Revocations of tokens that expired anyway are of no use to anyone: drop them here.
+            session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+            session.add(
+                RevokedToken(
+                    jti=str(claims["jti"]),
+                    user_id=principal.user_id,
+                    revoked_at=now,
+                    expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+                )
+            )
+            self._audit.append(
+                session,
+                actor=Actor(
+                    username=principal.username,
+                    org=principal.org_name,
+                    role=principal.role.value,
+                    ip=ip,
+                ),
+                action=AuditAction.logout,
+                outcome=Outcome.allowed,
+            )
+
+
+def _credentials_stamp(user: User) -> int:
+    """When the user's credentials last changed, in microseconds (0: never)."""
+    changed = user.credentials_changed_at
+    return 0 if changed is None else round(changed.timestamp() * 1_000_000)

@@ -13,6 +13,8 @@ from services.blobs import BlobStore, open_blob_store
 from services.config import Settings
 from services.db import Database
 from services.passwords import Passwords
+from services.private_files import make_private_dir
+from services.scanning import VirusScanner, open_virus_scanner
 from services.search import SearchIndex, TextAnalyzer, open_search_index
 
 
@@ -34,16 +36,21 @@ class Backends:
     index: SearchIndex
     # The index's text analyzer, kept current with the county dictionary by services.dictionary.
     analyzer: TextAnalyzer
+    # ClamAV's daemon, or None when none is configured (files are then "unscanned").
+    scanner: VirusScanner | None = None
     words_check: WordsCheck = field(default_factory=WordsCheck)
 
     def close(self) -> None:
-        self.index.close()
-        self.db.dispose()
+        try:
+            self.audit.flush_bursts(closing=True)  # counted refusals not yet in the log
+        finally:
+            self.index.close()
+            self.db.dispose()
 
 
 def open_backends(settings: Settings, *, migrate: bool = True) -> Backends:
     """Open the database (migrated to the newest schema), blob store, search index, audit log."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     db = Database(settings.resolved_database_url)
     if migrate:
         db.migrate()
@@ -52,8 +59,9 @@ def open_backends(settings: Settings, *, migrate: bool = True) -> Backends:
         settings=settings,
         db=db,
         blobs=open_blob_store(settings),
-        audit=AuditLog(db),
+        audit=AuditLog(db, burst_seconds=settings.audit_burst_seconds),
         passwords=Passwords.from_settings(settings),
         index=open_search_index(settings, analyzer=analyzer),
         analyzer=analyzer,
+        scanner=open_virus_scanner(settings),
     )

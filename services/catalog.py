@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services import access, dictionary, orgs, slots
+from services import access, dictionary, names, orgs, slots
 from services.access import Principal
 from services.audit import AuditAction, Outcome
 from services.backends import Backends
@@ -229,7 +229,7 @@ def _apply(session: Session, item: CatalogItem, fields: ItemFields, *, creating:
     if fields.description is not None:
         if len(fields.description) > 2000:
             raise InvalidField("description", "说明不能超过 2000 个字符", code="too_long")
-        item.description = fields.description.strip()
+        item.description = names.without_invisible(fields.description).strip()
     if fields.active is not None:
         item.active = fields.active
 

@@ -6,6 +6,7 @@ No other module reads the environment; create one ``Settings`` and hand it to wh
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 import tempfile
@@ -14,7 +15,24 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.private_files import make_private_dir
+
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _parse_networks(value: str) -> tuple[IPNetwork, ...]:
+    """``10.0.0.5, 172.31.240.0/24`` as networks; anything else is a ValueError naming it."""
+    networks = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"not an IP address or network: {entry!r}") from exc
+    return tuple(networks)
 
 
 class Settings(BaseSettings):
@@ -38,6 +56,15 @@ class Settings(BaseSettings):
     elasticsearch_index: str = Field(default="materials", pattern=r"^[a-z0-9][a-z0-9_.-]{0,100}$")
     elasticsearch_timeout_seconds: float = Field(default=10.0, gt=0)
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    # Every other request body (JSON, forms): larger ones are refused (413) before they are read,
+    # parsed or their sender authenticated.
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # The address users reach the service at (e.g. https://materials.example.gov.cn); https
+    # turns on Strict-Transport-Security.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+")
+    # Proxies (IP addresses or CIDR networks, comma separated) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed; empty: none, the connection's peer is the client.
+    trusted_proxies: str = ""
     secret_key: str | None = None
     token_ttl_seconds: int = Field(default=8 * 3600, gt=0)
     # A browser session ends after this long without a request (and at token_ttl_seconds anyway).
@@ -47,10 +74,22 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = None
     # Extra MIME types accepted on upload, beyond the built-in allow-list (comma separated).
     extra_allowed_types: str = ""
-    # After this many failed logins for one username within the window, logins are refused
-    # (429) until the window has passed.
+    # Login protection (services.login_guard). After login_max_failures failed logins on one
+    # account from one address, that address waits login_delay_seconds before its next try on
+    # it, twice as long after each further failure, at most login_max_delay_seconds (429 with
+    # Retry-After); other addresses are not held up. After login_account_max_failures on one
+    # account, only addresses without a recent failure on it try without waiting; after
+    # login_address_max_failures from one address (any usernames), that address waits. Counts
+    # start again after login_window_seconds without a failure.
     login_max_failures: int = Field(default=5, gt=0)
     login_window_seconds: int = Field(default=15 * 60, gt=0)
+    login_delay_seconds: float = Field(default=1.0, gt=0)
+    login_max_delay_seconds: float = Field(default=300.0, gt=0)
+    login_account_max_failures: int = Field(default=10, gt=0)
+    login_address_max_failures: int = Field(default=20, gt=0)
+    # Refusals that come in floods (failed logins, bad tokens): the first of a kind from one
+    # address is an audit event at once, the rest within this many seconds one event with a count.
+    audit_burst_seconds: float = Field(default=60.0, gt=0)
     # Blobs without a document row younger than this are an upload in flight, not an orphan.
     orphan_grace_seconds: int = Field(default=3600, ge=0)
     # argon2id cost of password hashes (argon2-cffi's defaults, RFC 9106 low-memory profile).
@@ -65,6 +104,13 @@ class Settings(BaseSettings):
     # Pages of a scanned PDF recognised with Tesseract OCR (0 turns OCR off, photos included);
     # all of it still within the extraction's time limit per file.
     ocr_max_pages: int = Field(default=20, ge=0)
+    # ClamAV's daemon, `host:port` or a Unix socket path: every stored file is scanned before it
+    # is indexed or served. Unset: files are "unscanned", and `serve_unscanned` decides.
+    clamd_address: str | None = None
+    clamd_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Whether files no scanner has checked (no clamd configured, or beyond its size limits) are
+    # indexed and served. Production with clamd sets this to false.
+    serve_unscanned: bool = True
     # How often each process reads the county dictionary (organisation, catalog item and category
     # names and the admins' words) to segment with it; a change reaches every process within this.
     dictionary_check_seconds: float = Field(default=5.0, ge=0)
@@ -84,6 +130,26 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'materials.sqlite3'}"
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        _parse_networks(value)  # refused at start, not at the first proxied request
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return _parse_networks(self.trusted_proxies)
+
+    @property
+    def https(self) -> bool:
+        """Is the service published over HTTPS (``public_url``)?"""
+        return (self.public_url or "").lower().startswith("https://")
 
     @property
     def blob_dir(self) -> Path:
@@ -116,7 +182,7 @@ class Settings(BaseSettings):
             raise ValueError("MATERIALS_SECRET_KEY must be set to a real secret in production")
         path = self.data_dir / "secret_key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.data_dir)
             # Several processes may start at once (`serve --workers N`): each writes a candidate
             # to a file of its own and links it into place; the first link wins, the others then
             # read the winner's key. A reader never sees a half-written file.

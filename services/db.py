@@ -20,6 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.errors import BackendUnavailable
+from services.private_files import create_private_file
 
 BACKEND = "database"
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -99,7 +100,9 @@ def _create_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # Created 0600 before SQLite opens it (SQLite would make it 0644 less the umask); the
+        # -wal and -shm files SQLite adds take the database file's mode.
+        create_private_file(Path(parsed.database))
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")

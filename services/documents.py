@@ -43,10 +43,20 @@ from services.models import (
     IndexStatus,
     Org,
     OutboxEvent,
+    ScanStatus,
     utcnow,
 )
+from services.scanning import may_serve
 
 log = logging.getLogger("materials.documents")
+
+# Why a file is not served, by its scan status (what ``may_serve`` refuses).
+_NOT_SERVED = {
+    ScanStatus.pending: "文件正在进行病毒扫描，扫描通过后才能下载，请稍后再试",
+    ScanStatus.infected: "文件含有病毒，已被隔离，不能下载",
+    ScanStatus.too_large: "文件超出病毒扫描的大小限制，未经扫描，按本系统的设置不能下载",
+    ScanStatus.unscanned: "文件未经病毒扫描，按本系统的设置不能下载",
+}
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,7 @@ def upload(
                 township_id=principal.org_id,
                 uploaded_by_id=principal.user_id,
                 catalog_item_id=catalog_item_id,
+                scan_status=ScanStatus.pending if backends.scanner else ScanStatus.unscanned,
             )
             session.add(document)
             session.flush()
@@ -335,7 +346,19 @@ def release_bytes(
     backends: Backends, *, actor: Actor, document: Document, action: AuditAction
 ) -> Iterator[bytes]:
     """A permitted read of a document's bytes (download or preview): audited as allowed, or as
-    an error when the blob is missing. Callers have checked ``may_download``."""
+    an error when the blob is missing. Callers have checked ``may_download``.
+
+    A file is served only once the virus scan allows it (``scanning.may_serve``).
+    """
+    if not file_served(backends, document):
+        backends.audit.record(
+            actor=actor,
+            action=action,
+            outcome=Outcome.denied,
+            document_id=document.id,
+            details={"reason": f"scan_{document.scan_status}"},
+        )
+        raise Conflict(not_served_reason(document), code=f"scan_{document.scan_status}")
     if backends.blobs.stat(document.sha256) is None:
         backends.audit.record(
             actor=actor,
@@ -353,6 +376,16 @@ def release_bytes(
         details={"sha256": document.sha256},
     )
     return backends.blobs.read_chunks(document.sha256)
+
+
+def file_served(backends: Backends, document: Document) -> bool:
+    """Does the virus scan let the file be served (downloads and previews)?"""
+    return may_serve(document.scan_status, serve_unscanned=backends.settings.serve_unscanned)
+
+
+def not_served_reason(document: Document) -> str:
+    """Why the file of a document ``file_served`` refuses is not served, for people."""
+    return _NOT_SERVED[ScanStatus(document.scan_status)]
 
 
 def may_download(backends: Backends, *, principal: Principal, document: Document) -> bool:

@@ -31,3 +31,18 @@ def check_backends(backends: Backends) -> dict[str, str]:
     except BackendUnavailable as exc:
         report["search_index"] = f"unavailable: {exc.message}"
     return report
+
+
+def check_antivirus(backends: Backends) -> str:
+    """The virus scanner's state: ``ok``, why it cannot scan, or that none is configured.
+
+    Not a readiness condition: without the scanner uploads still succeed and wait to be scanned.
+    """
+    if backends.scanner is None:
+        serving = "served" if backends.settings.serve_unscanned else "not served"
+        return f"not configured: files are {serving} unscanned"
+    try:
+        backends.scanner.ping()
+    except BackendUnavailable as exc:
+        return f"unavailable: {exc.message}; new files wait to be scanned"
+    return "ok"

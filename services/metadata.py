@@ -1,6 +1,7 @@
 """Validation of an upload's descriptive fields: title, file name, category, period, tags, sharing.
 
 Each rule answers a bad value with an ``InvalidField`` naming the field, before anything is stored.
+Typed text is kept in NFC, and direction controls and zero-width characters are taken out of it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import date, timedelta
 
 from sqlalchemy.orm import Session
 
-from services import orgs
+from services import names, orgs
 from services.errors import InvalidField
 from services.models import Org, OrgKind, Visibility
 
@@ -161,9 +162,15 @@ def _no_control_chars(field: str, value: str, *, allow_newlines: bool = False) -
             raise InvalidField(field, "不能包含控制字符", code="invalid_characters")
 
 
+def _shown(value: str) -> str:
+    """Typed text as it will be shown: NFC, without the direction controls and zero-width
+    characters that make one name display as another (报告\u202eexe.pdf), trimmed."""
+    return names.without_invisible(value).strip()
+
+
 def check_filename(filename: str) -> str:
     """The file name as it will be shown and offered on download; never a storage path."""
-    name = unicodedata.normalize("NFC", filename.strip())
+    name = _shown(filename)
     if not name:
         raise InvalidField("file", "上传的文件缺少文件名", code="missing_filename")
     _no_control_chars("file", name)
@@ -289,12 +296,12 @@ def parse_metadata(
         raise InvalidField(unknown[0], f"未知字段：{unknown[0]}", code="unknown_field")
     name = check_filename(filename)
 
-    title = fields.get("title", "").strip() or name.rsplit(".", 1)[0] or name
+    title = _shown(fields.get("title", "")) or name.rsplit(".", 1)[0] or name
     _no_control_chars("title", title)
     if len(title) > MAX_TITLE:
         raise InvalidField("title", f"标题不能超过 {MAX_TITLE} 个字符", code="too_long")
 
-    category = fields.get("category", "").strip() or DEFAULT_CATEGORY
+    category = _shown(fields.get("category", "")) or DEFAULT_CATEGORY
     _no_control_chars("category", category)
     if len(category) > MAX_CATEGORY:
         raise InvalidField("category", f"类别不能超过 {MAX_CATEGORY} 个字符", code="too_long")
@@ -307,7 +314,7 @@ def parse_metadata(
     period_text = fields.get("period", "").strip()
     period = check_period(period_text) if period_text else None
 
-    tags = list(dict.fromkeys(_split_list(fields.get("tags", ""))))
+    tags = list(dict.fromkeys(_split_list(_shown(fields.get("tags", "")))))
     if len(tags) > MAX_TAGS or any(len(tag) > MAX_TAG for tag in tags):
         raise InvalidField(
             "tags", f"最多 {MAX_TAGS} 个标签，每个不超过 {MAX_TAG} 个字符", code="too_long"
@@ -315,7 +322,7 @@ def parse_metadata(
     for tag in tags:
         _no_control_chars("tags", tag)
 
-    description = fields.get("description", "").strip()
+    description = _shown(fields.get("description", ""))
     _no_control_chars("description", description, allow_newlines=True)
     if len(description) > MAX_DESCRIPTION:
         raise InvalidField("description", f"说明不能超过 {MAX_DESCRIPTION} 个字符", code="too_long")

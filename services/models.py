@@ -99,6 +99,16 @@ class IndexStatus(StrEnum):
     failed = "failed"
 
 
+class ScanStatus(StrEnum):
+    """What the virus scan (``services/scanning.py``) found of a document's file."""
+
+    pending = "pending"  # stored, waiting for the scanner
+    clean = "clean"
+    infected = "infected"  # quarantined: never indexed, never served
+    too_large = "too_large"  # beyond the scanner's limits: not scanned, flagged
+    unscanned = "unscanned"  # no scanner was configured
+
+
 class TextSource(StrEnum):
     """Where a document's indexed body text came from."""
 
@@ -128,6 +138,8 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
+    # NFKC and case-folded (services.names): ａｄｍｉｎ and Admin cannot sit beside admin.
+    canonical_name: Mapped[str] = mapped_column(String(255), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
@@ -135,6 +147,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Tokens and web sessions issued before this moment (a password reset) no longer count.
     credentials_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by an admin's reset: until the user chooses a password, only that change is allowed.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
 
     org: Mapped[Org] = relationship(lazy="joined")
 
@@ -151,6 +165,17 @@ class WebSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class RevokedToken(Base):
+    """A bearer token ended before its time (logout); kept until it would have expired."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Category(Base):
@@ -208,6 +233,10 @@ class Document(Base):
     index_error: Mapped[str | None] = mapped_column(String(500))
     # Where the indexed body text came from (TextSource); None until indexed.
     text_source: Mapped[str | None] = mapped_column(String(20))
+    # The virus scan of the file (ScanStatus), what it found, and when.
+    scan_status: Mapped[str] = mapped_column(String(20), default=ScanStatus.pending.value)
+    scan_detail: Mapped[str | None] = mapped_column(String(200))
+    scanned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     contains_personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
     exif: Mapped[dict[str, object] | None] = mapped_column(JSON)
@@ -361,6 +390,23 @@ class AuditEvent(Base):
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class LoginAttempt(Base):
+    """Recent failed logins of one account from one address, of one account, or of one address.
+
+    A login takes these rows' locks before the password is checked, so concurrent attempts are
+    counted one after another (``services.login_guard``).
+    """
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_last_at", "last_at"),)
+
+    scope: Mapped[str] = mapped_column(String(10), primary_key=True)  # pair, account, address
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Cycle(StrEnum):

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from services import names
 from services.access import ROLE_ORG_KIND
 from services.errors import Conflict, InvalidField, NotFound
 from services.models import (
@@ -29,17 +30,49 @@ from services.passwords import Passwords
 MAX_NAME_LENGTH = 100
 MAX_CATEGORY_LENGTH = 50
 MAX_USERNAME_LENGTH = 64
+MAX_CANONICAL_LENGTH = 200
 
 
 def clean_name(value: str, *, field: str, limit: int) -> str:
-    name = value.strip()
+    """A name as typed, in NFC; refused when empty, too long or holding invisible characters."""
+    name = names.nfc(value.strip())
     if not name:
         raise InvalidField(field, "名称不能为空")
     if len(name) > limit:
         raise InvalidField(field, f"名称不能超过 {limit} 个字符")
     if any(ord(ch) < 32 for ch in name):
         raise InvalidField(field, "名称不能包含控制字符")
+    if any(ch in names.INVISIBLE for ch in name):
+        raise InvalidField(
+            field, "名称不能包含方向控制符或零宽字符等不可见字符", code="invisible_characters"
+        )
     return name
+
+
+def clean_username(value: str) -> str:
+    """A new username in NFC; 422 when it is empty, too long, or could pass for another name."""
+    username = names.nfc(value.strip())
+    if not username or len(username) > MAX_USERNAME_LENGTH:
+        raise InvalidField("username", f"用户名须为 1 到 {MAX_USERNAME_LENGTH} 个字符")
+    problem = names.username_problem(username)
+    if problem is not None:
+        raise InvalidField("username", problem, code="invalid_username")
+    if len(names.canonical_username(username)) > MAX_CANONICAL_LENGTH:
+        raise InvalidField("username", "用户名过长", code="invalid_username")
+    return username
+
+
+def find_user(session: Session, username: str) -> User | None:
+    """The user a typed name means: its exact username, else the one it reads as (Admin,
+    ａｄｍｉｎ → admin)."""
+    typed = names.nfc(username.strip())
+    if not typed or len(typed) > MAX_USERNAME_LENGTH:
+        return None
+    exact = session.scalar(select(User).where(User.username == typed))
+    if exact is not None:
+        return exact
+    canonical = names.canonical_username(typed)
+    return session.scalar(select(User).where(User.canonical_name == canonical))
 
 
 def find_org(session: Session, ref: str | int) -> Org | None:
@@ -50,7 +83,7 @@ def find_org(session: Session, ref: str | int) -> Org | None:
         org = session.get(Org, number)
         if org is not None:
             return org
-    return session.scalar(select(Org).where(Org.name == str(ref).strip()))
+    return session.scalar(select(Org).where(Org.name == names.nfc(str(ref).strip())))
 
 
 def create_org(
@@ -91,11 +124,7 @@ def create_user(
 
     An existing user keeps its password: running the same command twice changes nothing.
     """
-    username = username.strip()
-    if not username or len(username) > MAX_USERNAME_LENGTH:
-        raise InvalidField("username", f"用户名须为 1 到 {MAX_USERNAME_LENGTH} 个字符")
-    if any(ch.isspace() or ord(ch) < 32 for ch in username):
-        raise InvalidField("username", "用户名不能包含空白或控制字符")
+    username = clean_username(username)
     org_row = find_org(session, org)
     if org_row is None:
         raise InvalidField("org", f"单位不存在：{org}", code="unknown_org")
@@ -107,13 +136,25 @@ def create_user(
             f"而“{org_row.name}”是{ORG_KIND_NAMES.get(org_row.kind, org_row.kind)}",
             code="role_org_mismatch",
         )
-    existing = session.scalar(select(User).where(User.username == username))
+    canonical = names.canonical_username(username)
+    existing = session.scalar(select(User).where(User.username == username)) or session.scalar(
+        select(User).where(User.canonical_name == canonical)
+    )
     if existing is not None:
+        if existing.username != username:
+            raise Conflict(
+                f"用户名“{username}”与已有用户“{existing.username}”视为同名（不区分大小写和全角半角）",
+                code="user_exists",
+            )
         if existing.org_id != org_row.id or existing.role != role.value:
             raise Conflict(f"用户“{username}”已存在且单位或角色不同", code="user_exists")
         return existing, False
     user = User(
-        username=username, password_hash=passwords.hash(password), role=role.value, org=org_row
+        username=username,
+        canonical_name=canonical,
+        password_hash=passwords.hash(password, username=username),
+        role=role.value,
+        org=org_row,
     )
     session.add(user)
     session.flush()
@@ -158,7 +199,7 @@ def grant_download(
     expires_at: datetime | None = None,
 ) -> DownloadGrant:
     """Let one auditor download one document."""
-    auditor = session.scalar(select(User).where(User.username == username))
+    auditor = find_user(session, username)
     if auditor is None or auditor.role != Role.auditor.value:
         raise InvalidField("username", "只能向审计人员授予下载权限", code="not_auditor")
     if session.get(Document, document_id) is None:

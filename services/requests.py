@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from services import access, dictionary, notifications, orgs, slots
+from services import access, dictionary, names, notifications, orgs, slots
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
@@ -163,7 +163,8 @@ def _visible(session: Session, principal: Principal, request_id: int | str) -> M
 
 
 def _text(field: str, value: str | None, *, limit: int, required: bool = False) -> str:
-    text = (value or "").strip()
+    # NFC, without direction controls and zero-width characters (services.names).
+    text = names.without_invisible(value or "").strip()
     if required and not text:
         raise InvalidField(field, "此项不能为空", code="missing_field")
     if len(text) > limit:

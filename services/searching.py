@@ -19,7 +19,7 @@ from services.backends import Backends
 from services.documents import actor_of
 from services.errors import InvalidField
 from services.metadata import period_bounds
-from services.models import Document, User
+from services.models import Document, User, utcnow
 from services.search import FacetBucket, SearchQuery, SearchSort
 
 MAX_QUERY_LENGTH = 200
@@ -88,13 +88,21 @@ def search(
     # commit); the audit chain's lock is still taken last and held only until that commit.
     with backends.db.session() as session:
         rows = _documents(session, [hit.document_id for hit in result.hits])
-        hits = [
-            FoundDocument(rows[hit.document_id], hit.score, hit.highlights)
-            for hit in result.hits
-            if hit.document_id in rows
-            and access.can_see(principal, rows[hit.document_id])
-            and rows[hit.document_id].withdrawn_at is None
-        ]
+        granted = (
+            orgs.granted_document_ids(session, user_id=principal.user_id, now=utcnow())
+            if access.downloads_by_grant(principal)
+            else set()
+        )
+        hits = []
+        for hit in result.hits:
+            document = rows.get(hit.document_id)
+            if document is None or document.withdrawn_at is not None:
+                continue
+            if not access.can_see(principal, document):
+                continue
+            # Snippets quote the body: none for a caller who may not read it (an auditor).
+            readable = access.can_read_content(principal, document, granted_document_ids=granted)
+            hits.append(FoundDocument(document, hit.score, hit.highlights if readable else ()))
         details: dict[str, Any] = {
             "q": text,
             "filters": {

@@ -1,7 +1,8 @@
 """Browser sessions: a random token in an HttpOnly cookie; its hash and a CSRF token stored.
 
 A session ends at logout, after ``session_idle_seconds`` without a request, after
-``token_ttl_seconds`` in all, when its user is disabled, and when the user's password is reset.
+``token_ttl_seconds`` in all, when its user is disabled, and when the user's password is reset or
+changed.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
 from services.access import Principal
+from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
 from services.errors import NotAuthenticated
 from services.models import User, WebSession, utcnow
@@ -39,7 +42,7 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def start_session(backends: Backends, *, user: User, ip: str | None) -> StartedSession:
+def start_session(backends: Backends, *, user_id: int, ip: str | None) -> StartedSession:
     """A new session for a user whose credentials were just checked."""
     token = secrets.token_urlsafe(32)
     csrf_token = secrets.token_urlsafe(32)
@@ -47,12 +50,12 @@ def start_session(backends: Backends, *, user: User, ip: str | None) -> StartedS
     with backends.db.session() as session:
         # Sessions of this user that ran out are of no use to anyone: drop them here.
         session.execute(
-            delete(WebSession).where(WebSession.user_id == user.id, WebSession.expires_at < now)
+            delete(WebSession).where(WebSession.user_id == user_id, WebSession.expires_at < now)
         )
         session.add(
             WebSession(
                 token_hash=_hash(token),
-                user_id=user.id,
+                user_id=user_id,
                 csrf_token=csrf_token,
                 created_at=now,
                 last_seen_at=now,
@@ -101,6 +104,24 @@ def end_session(backends: Backends, *, token: str) -> None:
         return
     with backends.db.session() as session:
         session.execute(delete(WebSession).where(WebSession.token_hash == _hash(token)))
+
+
+def log_out(backends: Backends, *, token: str, principal: Principal, ip: str | None) -> None:
+    """The user ends this session (退出): its cookie stops working at once; audited."""
+    end_session(backends, token=token)
+    backends.audit.record(
+        actor=Actor(
+            username=principal.username, org=principal.org_name, role=principal.role.value, ip=ip
+        ),
+        action=AuditAction.logout,
+        outcome=Outcome.allowed,
+    )
+
+
+def end_user_sessions(session: Session, *, user_id: int) -> None:
+    """Every session of a user ends (disabled, password reset or changed), in the caller's unit
+    of work."""
+    session.execute(delete(WebSession).where(WebSession.user_id == user_id))
 
 
 def csrf_matches(expected: str, offered: str | None) -> bool:

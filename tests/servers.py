@@ -209,3 +209,41 @@ def s3_server(request: pytest.FixtureRequest) -> S3Server:
     """Each S3 server in turn: a test taking it runs on SeaweedFS and on MinIO."""
     server: S3Server = request.getfixturevalue(request.param)
     return server
+
+
+# ClamAV: Debian's clamd with the project's test signatures (the EICAR test file only).
+
+CLAMAV_SCRIPT = ROOT / "deploy" / "clamav.sh"
+
+
+@dataclass(frozen=True)
+class ClamavServer:
+    address: str
+    directory: Path
+
+    def stop(self) -> None:
+        subprocess.run(
+            [CLAMAV_SCRIPT, "stop", str(self.directory)], check=True, timeout=60, env=SCRIPT_ENV
+        )
+
+
+def start_clamav(directory: Path, *, port: int | None = None, **env: str) -> ClamavServer:
+    """Start a private clamd on a free port (or the one given), or fail the test saying why.
+
+    ``env`` sets the script's limits, e.g. ``CLAMAV_STREAM_MAX="1M"``."""
+    port = port or free_port()
+    server = ClamavServer(f"127.0.0.1:{port}", directory)
+    run_start(
+        "ClamAV",
+        [CLAMAV_SCRIPT, "start", str(directory), str(port)],
+        timeout=180,
+        env={**SCRIPT_ENV, **env},
+    )
+    return server
+
+
+@pytest.fixture(scope="session")
+def clamav(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClamavServer]:
+    server = start_clamav(tmp_path_factory.mktemp("clamav"))
+    yield server
+    server.stop()

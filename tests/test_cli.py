@@ -290,7 +290,7 @@ def test_short_password_and_bad_role_are_refused(tmp_path: Path) -> None:
         data_dir,
     )
     assert short.exit_code != 0
-    assert json_line(short)["error"]["code"] == "invalid_field"
+    assert json_line(short)["error"]["code"] == "weak_password"
     bad_role = run(
         "admin",
         "create-user",
@@ -354,3 +354,45 @@ def test_migrate_reports_an_unreachable_database_as_a_json_error(tmp_path: Path)
     )
     assert result.exit_code == 1
     assert json_line(result)["error"]["code"] == "backend_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("password", "said"),
+    [("aaaaaaaaaa", "同一类字符"), ("password123", "常见"), ("Admin@2026", "用户名")],
+)
+def test_create_user_keeps_the_password_policy(tmp_path: Path, password: str, said: str) -> None:
+    data_dir = str(tmp_path / "data")
+    county = run(
+        "admin", "create-org", "--kind", "county", "--name", "某县", "--data-dir", data_dir
+    )
+    assert county.exit_code == 0, county.output
+    args = ("--username", "admin", "--org", "某县", "--role", "admin", "--data-dir", data_dir)
+
+    weak = run("admin", "create-user", "--password", password, *args)
+
+    assert weak.exit_code != 0
+    error = json_line(weak)["error"]
+    assert error["code"] == "weak_password"
+    assert said in error["message"]
+    assert counts(tmp_path / "data")["users"] == 0
+
+
+def test_create_user_refuses_a_look_alike_of_an_existing_name(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+    run("admin", "create-org", "--kind", "county", "--name", "某县", "--data-dir", data_dir)
+    rest = ("--password", "long-enough-1", "--org", "某县", "--role", "admin")
+    first = run("admin", "create-user", "--username", "admin", *rest, "--data-dir", data_dir)
+    assert first.exit_code == 0, first.output
+
+    expected = {
+        "Admin": "user_exists",
+        "ａｄｍｉｎ": "user_exists",
+        "adm\u202ein": "invalid_username",
+    }
+    for look_alike, code in expected.items():
+        refused = run(
+            "admin", "create-user", "--username", look_alike, *rest, "--data-dir", data_dir
+        )
+        assert refused.exit_code != 0, look_alike
+        assert json_line(refused)["error"]["code"] == code
+    assert counts(tmp_path / "data")["users"] == 1

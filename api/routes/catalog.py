@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.ask_schemas import CatalogItemIn, CatalogItemOut, CatalogItemPatch, CoverageOut
 from api.deps import BackendsDep, ClientIP, CurrentUser
+from api.schemas import DbId
 from services import catalog
 from services.catalog import ItemFields
 
@@ -36,13 +37,13 @@ def create_catalog_item(
 
 
 @router.get("/{item_id}", response_model=CatalogItemOut)
-def get_catalog_item(item_id: int, _user: CurrentUser, backends: BackendsDep) -> CatalogItemOut:
+def get_catalog_item(item_id: DbId, _user: CurrentUser, backends: BackendsDep) -> CatalogItemOut:
     return CatalogItemOut.of(catalog.get_item(backends, item_id=item_id))
 
 
 @router.patch("/{item_id}", response_model=CatalogItemOut)
 def update_catalog_item(
-    item_id: int, body: CatalogItemPatch, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+    item_id: DbId, body: CatalogItemPatch, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> CatalogItemOut:
     """Change a catalog item (coordinators only); `active: false` retires it."""
     item = catalog.update_item(
@@ -57,7 +58,7 @@ def update_catalog_item(
 
 @router.get("/{item_id}/coverage", response_model=CoverageOut)
 def item_coverage(
-    item_id: int,
+    item_id: DbId,
     user: CurrentUser,
     backends: BackendsDep,
     ip: ClientIP,

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
-from api.schemas import DocumentListOut, DocumentOut, ReceiptOut, UsageOut
+from api.schemas import DocumentListOut, DocumentOut, OrgNameOrId, ReceiptOut, UsageOut
 from api.uploads import read_upload
 from services import documents, usage
 from services.documents import IncomingFile, content_disposition
@@ -157,7 +157,7 @@ def list_documents(
     ip: ClientIP,
     page: PageNumber = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 20,
-    township: Annotated[str | None, Query(max_length=100)] = None,
+    township: Annotated[OrgNameOrId | None, Query(max_length=100)] = None,
     category: Annotated[str | None, Query(max_length=50)] = None,
     period: Annotated[
         str | None,

@@ -18,10 +18,15 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(backends: BackendsDep) -> JSONResponse:
-    """200 when every backend answers, else 503 naming the ones that do not."""
+    """200 when every backend answers, else 503 naming the ones that do not; and the virus
+    scanner's state, which new files wait for but readiness does not."""
     report = health.check_backends(backends)
     ready = all(state == "ok" for state in report.values())
-    body: dict[str, object] = {"ready": ready, "backends": report}
+    body: dict[str, object] = {
+        "ready": ready,
+        "backends": report,
+        "antivirus": health.check_antivirus(backends),
+    }
     if ready:
         return JSONResponse(body)
     failing = ", ".join(name for name, state in report.items() if state != "ok")

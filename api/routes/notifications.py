@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from api.ask_schemas import NotificationListOut
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
+from api.schemas import DbId
 from services import notifications
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["ask once"])
@@ -36,7 +37,7 @@ def mark_all_read(user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> Res
 
 @router.post("/{notification_id}/read", status_code=204)
 def mark_read(
-    notification_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    notification_id: DbId,
     user: CurrentUser,
     backends: BackendsDep,
     ip: ClientIP,

@@ -19,6 +19,7 @@ from api.ask_schemas import (
     SendIn,
 )
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
+from api.schemas import DbId
 from services import requests
 from services.requests import RequestFields
 
@@ -73,14 +74,14 @@ def list_requests(
 
 @router.get("/{request_id}", response_model=RequestOut)
 def get_request(
-    request_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+    request_id: DbId, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
     return RequestOut.of(requests.get(backends, principal=user, request_id=request_id, ip=ip))
 
 
 @router.delete("/{request_id}", status_code=204)
 def discard_draft(
-    request_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+    request_id: DbId, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> Response:
     """Delete a draft the department no longer needs (only drafts; the log keeps it)."""
     requests.discard(backends, principal=user, request_id=request_id, ip=ip)
@@ -89,7 +90,7 @@ def discard_draft(
 
 @router.post("/{request_id}/accept", response_model=RequestOut)
 def accept_match(
-    request_id: str, body: AcceptIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+    request_id: DbId, body: AcceptIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
     """The draft is answered by a document already shared: the township is never asked."""
     request = requests.accept(
@@ -100,7 +101,7 @@ def accept_match(
 
 @router.post("/{request_id}/join", response_model=RequestOut)
 def join_request(
-    request_id: str, body: JoinIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+    request_id: DbId, body: JoinIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
     """The draft joins an open request to the same township; one answer reaches both."""
     request = requests.join(
@@ -111,7 +112,7 @@ def join_request(
 
 @router.post("/{request_id}/send", response_model=RequestOut)
 def send_request(
-    request_id: str, body: SendIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+    request_id: DbId, body: SendIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
     """Send the draft (a reason is required when matches were shown): to the township for a
     catalog item, else to the coordinators for approval."""
@@ -123,7 +124,7 @@ def send_request(
 
 @router.post("/{request_id}/approve", response_model=RequestOut)
 def approve_request(
-    request_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+    request_id: DbId, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
     """A coordinator lets an ad-hoc request through to the township."""
     return RequestOut.of(requests.approve(backends, principal=user, request_id=request_id, ip=ip))
@@ -131,7 +132,7 @@ def approve_request(
 
 @router.post("/{request_id}/refuse", response_model=RequestOut)
 def refuse_request(
-    request_id: str, body: RefuseIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+    request_id: DbId, body: RefuseIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
     """A coordinator refuses an ad-hoc request, with a reason and perhaps the document that
     already answers it."""
@@ -148,7 +149,7 @@ def refuse_request(
 
 @router.post("/{request_id}/answer", response_model=RequestOut)
 def answer_request(
-    request_id: str, body: AnswerIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+    request_id: DbId, body: AnswerIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
     """The township answers with its documents; every requesting department is told."""
     request = requests.answer(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
-from api.schemas import SearchOut
+from api.schemas import OrgNameOrId, SearchOut
 from services import searching
 from services.search import SearchSort
 
@@ -21,7 +21,7 @@ def search_documents(
     ip: ClientIP,
     q: Annotated[str, Query(max_length=500)] = "",
     category: Annotated[str | None, Query(max_length=50)] = None,
-    township: Annotated[str | None, Query(max_length=100)] = None,
+    township: Annotated[OrgNameOrId | None, Query(max_length=100)] = None,
     period_from: Annotated[str | None, Query(max_length=20)] = None,
     period_to: Annotated[str | None, Query(max_length=20)] = None,
     page: PageNumber = 1,

@@ -1,7 +1,8 @@
 """Who is signed in on a page, and the CSRF check of every form a page posts.
 
 Pages that need a user depend on ``SignedIn``; without a live session the browser is sent to the
-login page and comes back afterwards. Forms depend on ``CheckedForm``, which refuses (and
+login page and comes back afterwards, and a user whose password an admin reset is sent to the
+password page first. Forms depend on ``CheckedForm``, which refuses (and
 audits) a post without the session's CSRF token.
 """
 
@@ -23,9 +24,12 @@ from services.errors import Forbidden, NotAuthenticated
 from services.sessions import ActiveSession
 
 __all__ = [
+    "PASSWORD_PAGE",
     "CheckedForm",
     "LoginRequired",
+    "PasswordChangeRequired",
     "SignedIn",
+    "SignedInAccount",
     "current_session",
     "install_login_redirect",
     "safe_next",
@@ -34,6 +38,13 @@ __all__ = [
 
 class LoginRequired(Exception):
     """A page was asked for without a live session."""
+
+
+class PasswordChangeRequired(Exception):
+    """A page was asked for by a user who must first replace the password an admin reset."""
+
+
+PASSWORD_PAGE = "/account/password"  # noqa: S105 - a page address, not a password
 
 
 def current_session(request: Request) -> ActiveSession | None:
@@ -47,10 +58,21 @@ def current_session(request: Request) -> ActiveSession | None:
         return None
 
 
-async def _signed_in(request: Request) -> ActiveSession:
+async def _live_session(request: Request) -> ActiveSession:
     active = await run_in_threadpool(current_session, request)
     if active is None:
         raise LoginRequired
+    request.state.principal = active.principal  # for the audit of a refused parameter
+    return active
+
+
+# Signed in, also while an admin's reset waits for a new password: the password page and 退出.
+SignedInAccount = Annotated[ActiveSession, Depends(_live_session)]
+
+
+async def _signed_in(active: SignedInAccount) -> ActiveSession:
+    if active.principal.must_change_password:
+        raise PasswordChangeRequired
     return active
 
 
@@ -58,7 +80,7 @@ SignedIn = Annotated[ActiveSession, Depends(_signed_in)]
 
 
 async def _checked_form(
-    request: Request, web: SignedIn, backends: BackendsDep, ip: ClientIP
+    request: Request, web: SignedInAccount, backends: BackendsDep, ip: ClientIP
 ) -> FormData:
     form = await request.form(max_files=0, max_fields=200)
     offered = form.get(CSRF_FIELD)
@@ -106,4 +128,8 @@ def install_login_redirect(app: FastAPI) -> None:
             clear_cookie(response, request, settings, name=SESSION_COOKIE)
         return response
 
+    async def to_password_page(_request: Request, _exc: Exception) -> Response:
+        return RedirectResponse(PASSWORD_PAGE, status_code=303)
+
     app.add_exception_handler(LoginRequired, to_login)
+    app.add_exception_handler(PasswordChangeRequired, to_password_page)

@@ -16,6 +16,7 @@ from typing import IO
 
 from services.blobs import BlobInfo
 from services.errors import BackendUnavailable, NotFound
+from services.private_files import make_private_dir
 
 __all__ = ["LocalBlobStore"]
 
@@ -28,7 +29,7 @@ class LocalBlobStore:
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._root.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self._root)
 
     def _path(self, sha256: str) -> Path:
         if not _SHA256.match(sha256):
@@ -97,7 +98,8 @@ class _LocalWriter:
     def write(self, data: bytes | memoryview) -> None:
         try:
             if self._file is None:
-                self._target.parent.mkdir(parents=True, exist_ok=True)
+                make_private_dir(self._target.parent)
+                # mkstemp: 0600 whatever the umask.
                 self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in commit/abort
                     dir=self._target.parent, prefix=".incoming-", delete=False
                 )
@@ -117,7 +119,7 @@ class _LocalWriter:
                 self._file.flush()
                 os.fsync(self._file.fileno())
                 self._file.close()
-                os.chmod(self._file.name, 0o440)
+                os.chmod(self._file.name, 0o400)  # the owner's alone, and never rewritten
                 os.replace(self._file.name, self._target)
                 _fsync_directory(self._target.parent)
         except OSError as exc:

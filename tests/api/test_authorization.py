@@ -100,6 +100,19 @@ ACCOUNT_MATRIX: list[tuple[str, int, int, int]] = [
     ("auditor",  403,     403,    403),
     ("admin",    200,     200,    204),
 ]
+# One's own account: POST /auth/logout (a fresh token of the user), POST /me/password (on a user
+# of the same role and organisation made for the cell: a change ends every token of its user).
+SELF_MATRIX: list[tuple[str, int, int]] = [
+    # user       logout  own password
+    ("east",     204,    204),
+    ("east2",    204,    204),
+    ("west",     204,    204),
+    ("poverty",  204,    204),
+    ("stats",    204,    204),
+    ("auditor",  204,    204),
+    ("coord",    204,    204),
+    ("admin",    204,    204),
+]
 # The county dictionary: GET /dictionary, POST /dictionary, DELETE /dictionary/{word}.
 DICTIONARY_MATRIX: list[tuple[str, int, int, int]] = [
     # user       read  add  remove
@@ -129,6 +142,7 @@ SYSTEM_ENDPOINTS = (
 # endpoint → the last part of its path
 ACCOUNT_PATHS = {"disable_user": "disable", "enable_user": "enable", "reset_password": "password"}
 ACCOUNT_ENDPOINTS = tuple(ACCOUNT_PATHS)
+SELF_ENDPOINTS = ("logout", "change_password")
 
 # Live documents listed by GET /documents (a withdrawn one leaves listings, even its township's).
 LISTING: dict[str, set[str]] = {
@@ -177,6 +191,7 @@ SYSTEM_CELLS = [
     for matrix, endpoints in (
         (SYSTEM_MATRIX, SYSTEM_ENDPOINTS),
         (ACCOUNT_MATRIX, ACCOUNT_ENDPOINTS),
+        (SELF_MATRIX, SELF_ENDPOINTS),
         (DICTIONARY_MATRIX, DICTIONARY_ENDPOINTS),
     )
     for user, *statuses in matrix
@@ -308,6 +323,9 @@ def _call_system(world: World, user: str, endpoint: str) -> httpx.Response:
         return client.post(
             f"/api/v1/users/{spare}/{ACCOUNT_PATHS[endpoint]}", json=body, headers=headers
         )
+    if endpoint in SELF_ENDPOINTS:
+        response: httpx.Response = _call_self(world, user, endpoint)
+        return response
     paths = {
         "audit_events": "/api/v1/audit/events",
         "audit_export": "/api/v1/audit/export.csv",
@@ -317,6 +335,29 @@ def _call_system(world: World, user: str, endpoint: str) -> httpx.Response:
         "read_dictionary": "/api/v1/dictionary",
     }
     return client.get(paths[endpoint], headers=headers)
+
+
+def _call_self(world: World, user: str, endpoint: str) -> Any:
+    client, username = world.api.client, user
+    if endpoint == "change_password":
+        username = f"{user}-self"
+        role, org = USERS[user]
+        with world.backends.db.session() as session:
+            orgs.create_user(
+                session,
+                passwords=world.backends.passwords,
+                username=username,
+                password=PASSWORD,
+                org=org,
+                role=role,
+            )
+    login = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    if endpoint == "logout":
+        return client.post("/api/v1/auth/logout", headers=headers)
+    body = {"old_password": PASSWORD, "new_password": f"{PASSWORD}-{user}"}
+    return client.post("/api/v1/me/password", json=body, headers=headers)
 
 
 def _spare_user(world: World) -> str:

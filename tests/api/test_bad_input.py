@@ -6,6 +6,7 @@ Each refused request also leaves nothing behind: no document row, no blob, no sp
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -349,6 +350,7 @@ def _token(settings: Settings, backends: Backends, **changes: Any) -> str:
         "aud": "materials-api",
         "iat": now,
         "exp": now + timedelta(hours=1),
+        "jti": uuid.uuid4().hex,
     }
     key = changes.pop("key", settings.signing_key())
     algorithm = changes.pop("algorithm", "HS256")
@@ -454,8 +456,9 @@ def test_lookup_with_a_bad_sha256_is_refused(
                      "invalid_credentials", id="wrong-password"),
         pytest.param({"username": "nobody", "password": PASSWORD}, 401, "invalid_credentials",
                      id="unknown-user"),
-        pytest.param({"username": "EAST", "password": PASSWORD}, 401, "invalid_credentials",
-                     id="username-case"),
+        # Usernames are compared case-insensitively (EAST is east): a wrong password stays wrong.
+        pytest.param({"username": "EAST", "password": "not-" + PASSWORD}, 401,
+                     "invalid_credentials", id="username-case"),
         pytest.param({"username": "east' OR '1'='1", "password": "' OR '1'='1"}, 401,
                      "invalid_credentials", id="sql-looking"),
         pytest.param({"username": "", "password": PASSWORD}, 422, "invalid_field",

@@ -18,6 +18,7 @@ from tests.web.conftest import Site, Visitor, screenshot
 
 NEW_PASSWORD = "chengguan-2026"
 RESET_PASSWORD = "reset-by-admin-7"
+CHOSEN_PASSWORD = "zhang-chose-2031"
 # Chromium reports a page answered with an error status on the console; these are expected.
 
 
@@ -89,7 +90,7 @@ def test_invalid_user_is_refused_in_chinese_and_nothing_is_stored(
     page.get_by_label("角色").select_option(label="乡镇工作人员")
     page.get_by_label("单位").select_option(label="东镇")
     page.get_by_role("button", name="创建用户").click()
-    expect(page.get_by_role("alert")).to_have_text("密码至少 8 个字符")
+    expect(page.get_by_role("alert")).to_have_text("密码至少 10 个字符")
     expect(_row(page, "li")).to_have_count(0)
     # The form keeps what was typed, but the password.
     expect(page.get_by_label("用户名")).to_have_value("li")
@@ -145,13 +146,25 @@ def test_reset_password_ends_sessions_and_the_new_one_works(
     row.get_by_text("重置密码").click()
     row.get_by_label("zhang 的新密码").fill(RESET_PASSWORD)
     row.get_by_role("button", name="确认重置").click()
-    expect(_flash(page)).to_have_text("已重置用户 zhang 的密码，请将新密码当面或电话告知本人")
+    expect(_flash(page)).to_have_text(
+        "已重置用户 zhang 的密码，请将新密码当面或电话告知本人；本人下次登录时须先改为自己的新密码"
+    )
+    expect(_row(page, "zhang").locator("td[data-label='状态']")).to_have_text("启用 待本人改密码")
 
     phone.go("/planned/requests")
     assert "/login" in phone.page.url
     _refused_login(phone, "zhang", NEW_PASSWORD)
+    # The reset password opens only the page where zhang chooses one of their own.
     phone.login("zhang", RESET_PASSWORD)
     expect(phone.page.get_by_test_id("current-user")).to_have_text("zhang")
+    assert phone.page.url == phone.site.url + "/account/password"
+    phone.page.get_by_label("管理员告知的密码").fill(RESET_PASSWORD)
+    phone.page.get_by_label("新密码", exact=True).fill(CHOSEN_PASSWORD)
+    phone.page.get_by_label("再次输入新密码").fill(CHOSEN_PASSWORD)
+    phone.page.get_by_role("button", name="保存新密码").click()
+    expect(phone.page.get_by_role("status")).to_contain_text("密码已修改")
+    page.reload()
+    expect(_row(page, "zhang").locator("td[data-label='状态']")).to_have_text("启用")
     visitor.problems.assert_none()
     phone.problems.assert_none()
 

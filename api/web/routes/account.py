@@ -1,4 +1,5 @@
-"""Signing in and out, the start page of each role, and the places kept for planned features."""
+"""Signing in and out, one's own password, the start page of each role, and the places kept for
+planned features."""
 
 from __future__ import annotations
 
@@ -12,11 +13,19 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import AuthenticatorDep, BackendsDep, ClientIP
 from api.web.cookies import LOGIN_CSRF_COOKIE, SESSION_COOKIE, clear_cookie, set_cookie
 from api.web.render import HOME, flash_redirect, render
-from api.web.session import CheckedForm, SignedIn, current_session, safe_next
-from services import orgs, sessions
-from services.audit import Actor, AuditAction, Outcome
-from services.errors import MaterialsError, NotFound, RateLimited
+from api.web.session import (
+    PASSWORD_PAGE,
+    CheckedForm,
+    SignedIn,
+    SignedInAccount,
+    current_session,
+    safe_next,
+)
+from services import accounts, orgs, sessions
+from services.errors import InvalidField, MaterialsError, NotFound, RateLimited
 from services.models import Role
+from services.passwords import POLICY_TEXT
+from services.sessions import ActiveSession
 
 router = APIRouter(include_in_schema=False)
 
@@ -100,15 +109,17 @@ async def login(
         user = await run_in_threadpool(
             authenticator.check_credentials, username=username, password=password, ip=ip
         )
-        started = await run_in_threadpool(sessions.start_session, backends, user=user, ip=ip)
+        started = await run_in_threadpool(sessions.start_session, backends, user_id=user.id, ip=ip)
     except RateLimited as exc:
-        minutes = max(1, exc.retry_after // 60)
+        # The wait is short at first and grows with each failure (services.login_guard).
+        seconds = exc.retry_after
+        wait = f"{seconds} 秒" if seconds < 60 else f"{-(-seconds // 60)} 分钟"
         return _login_page(
             request,
             backends,
             next_url=next_url,
             username=username,
-            error=f"登录失败次数过多，请 {minutes} 分钟后再试",
+            error=f"登录失败次数过多，请 {wait}后再试",
             status_code=429,
         )
     except MaterialsError as exc:
@@ -120,7 +131,9 @@ async def login(
             error=exc.message,
             status_code=exc.status,
         )
-    response = RedirectResponse(next_url or HOME[Role(user.role)], status_code=303)
+    # After an admin's reset the user first chooses a password of their own.
+    target = PASSWORD_PAGE if user.must_change_password else next_url or HOME[Role(user.role)]
+    response = RedirectResponse(target, status_code=303)
     set_cookie(response, request, backends.settings, name=SESSION_COOKIE, value=started.token)
     clear_cookie(response, request, backends.settings, name=LOGIN_CSRF_COOKIE)
     return response
@@ -128,20 +141,72 @@ async def login(
 
 @router.post("/logout")
 def logout(
-    request: Request, web: SignedIn, _form: CheckedForm, backends: BackendsDep, ip: ClientIP
+    request: Request, web: SignedInAccount, _form: CheckedForm, backends: BackendsDep, ip: ClientIP
 ) -> Response:
     """End the session: its cookie stops working at once, also if it was copied."""
-    sessions.end_session(backends, token=request.cookies.get(SESSION_COOKIE, ""))
-    principal = web.principal
-    backends.audit.record(
-        actor=Actor(
-            username=principal.username, org=principal.org_name, role=principal.role.value, ip=ip
-        ),
-        action=AuditAction.logout,
-        outcome=Outcome.allowed,
+    sessions.log_out(
+        backends, token=request.cookies.get(SESSION_COOKIE, ""), principal=web.principal, ip=ip
     )
     response = flash_redirect(request, backends.settings, "/login", text="已安全退出")
     clear_cookie(response, request, backends.settings, name=SESSION_COOKIE)
+    return response
+
+
+def _password_page(
+    request: Request, web: ActiveSession, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    return render(
+        request,
+        "account_password.html",
+        principal=web.principal,
+        csrf_token=web.csrf_token,
+        forced=web.principal.must_change_password,
+        policy=POLICY_TEXT,
+        error=error,
+        status_code=status_code,
+    )
+
+
+@router.get(PASSWORD_PAGE)
+def password_form(request: Request, web: SignedInAccount) -> Response:
+    """Change one's own password (the only page open after an admin's reset)."""
+    return _password_page(request, web)
+
+
+@router.post(PASSWORD_PAGE)
+def change_password(
+    request: Request,
+    web: SignedInAccount,
+    form: CheckedForm,
+    backends: BackendsDep,
+    ip: ClientIP,
+) -> Response:
+    """Check the current password, set the new one; every other session and token ends, and this
+    browser goes on in a new session."""
+    # Passwords are taken as typed: a space is a character like any other.
+    old_password, new_password, confirmation = (
+        str(form.get(name) or "") for name in ("old_password", "new_password", "confirm_password")
+    )
+    if new_password != confirmation:
+        return _password_page(request, web, error="两次输入的新密码不一致", status_code=422)
+    try:
+        accounts.change_own_password(
+            backends,
+            principal=web.principal,
+            old_password=old_password,
+            new_password=new_password,
+            ip=ip,
+        )
+    except InvalidField as exc:
+        return _password_page(request, web, error=exc.message, status_code=422)
+    started = sessions.start_session(backends, user_id=web.principal.user_id, ip=ip)
+    response = flash_redirect(
+        request,
+        backends.settings,
+        HOME[web.principal.role],
+        text="密码已修改。此前在其他设备或程序上的登录已全部失效。",
+    )
+    set_cookie(response, request, backends.settings, name=SESSION_COOKIE, value=started.token)
     return response
 
 

@@ -20,7 +20,7 @@ from services import access, administration, dictionary
 from services.backends import Backends
 from services.errors import Forbidden, InvalidField, MaterialsError
 from services.models import Org, OrgKind, Role
-from services.passwords import MIN_PASSWORD_LENGTH
+from services.passwords import MIN_PASSWORD_LENGTH, POLICY_TEXT
 from services.sessions import ActiveSession
 
 router = APIRouter(include_in_schema=False)
@@ -75,6 +75,7 @@ def _users_page(
         org_groups=_orgs_by_kind(orgs),
         roles=[(role.value, ROLE_LABELS[role.value]) for role in Role],
         min_password_length=MIN_PASSWORD_LENGTH,
+        password_policy=POLICY_TEXT,
         create_error=create_error,
         entered=entered or {},
     )
@@ -168,7 +169,10 @@ def reset_password(
         )
     except MaterialsError as exc:
         return _back(request, backends, "/admin/users", exc)
-    text = f"已重置用户 {user.username} 的密码，请将新密码当面或电话告知本人"
+    text = (
+        f"已重置用户 {user.username} 的密码，请将新密码当面或电话告知本人；"
+        "本人下次登录时须先改为自己的新密码"
+    )
     return flash_redirect(request, backends.settings, "/admin/users", text=text)
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import FormData
 
 from api.deps import BackendsDep, ClientIP
+from api.schemas import DbId
 from api.web.render import flash_redirect, render
 from api.web.session import CheckedForm, SignedIn
 from services import access, administration, catalog
@@ -192,7 +193,7 @@ def create_item(
 
 @router.get("/catalog/{item_id}/edit")
 def edit_item_page(
-    request: Request, item_id: int, web: SignedIn, backends: BackendsDep
+    request: Request, item_id: DbId, web: SignedIn, backends: BackendsDep
 ) -> Response:
     item = catalog.get_item(backends, item_id=item_id)
     return _editor(request, web, backends, item=item, values=ItemForm.of(item))
@@ -201,7 +202,7 @@ def edit_item_page(
 @router.post("/catalog/{item_id}/edit")
 def update_item(
     request: Request,
-    item_id: int,
+    item_id: DbId,
     web: SignedIn,
     form: CheckedForm,
     backends: BackendsDep,
@@ -229,7 +230,7 @@ def update_item(
 @router.post("/catalog/{item_id}/active")
 def set_active(
     request: Request,
-    item_id: int,
+    item_id: DbId,
     web: SignedIn,
     form: CheckedForm,
     backends: BackendsDep,

@@ -107,7 +107,9 @@ def document_page(
     principal = web.principal
     document = documents.view(backends, principal=principal, document_id=document_id, ip=ip)
     similar = documents.similar_documents(backends, principal=principal, document=document)
-    downloadable = documents.may_download(backends, principal=principal, document=document)
+    may_download = documents.may_download(backends, principal=principal, document=document)
+    served = documents.file_served(backends, document)
+    downloadable = may_download and served
     used = (
         usage.document_usage(backends, principal=principal, document_id=document.id, ip=ip)
         if access.can_see_usage(principal, document)
@@ -121,6 +123,8 @@ def document_page(
         document=document,
         similar=similar,
         downloadable=downloadable,
+        # Why a reader who may download cannot now: the virus scan holds the file back.
+        held_back=documents.not_served_reason(document) if may_download and not served else None,
         previewable=downloadable and preview.can_preview_type(document.content_type),
         # Own township's actions; the receipt page and the withdraw service check again.
         manageable=access.can_withdraw(principal, document),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from api.deps import BackendsDep, ClientIP, PageNumber
+from api.schemas import DbId
 from api.web.render import flash_redirect, render
 from api.web.session import CheckedForm, SignedIn
 from services import notifications
@@ -51,7 +52,7 @@ def mark_all_read(
 @router.post("/notifications/{notification_id}/read")
 def mark_read(
     request: Request,
-    notification_id: int,
+    notification_id: DbId,
     web: SignedIn,
     _form: CheckedForm,
     backends: BackendsDep,

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import FormData
 
 from api.deps import BackendsDep, ClientIP, PageNumber
+from api.schemas import DbId, OrgNameOrId
 from api.web.render import flash_redirect, render
 from api.web.routes.documents import PRESENTATION
 from api.web.session import CheckedForm, SignedIn
@@ -166,7 +167,7 @@ def new_request_page(
     request: Request,
     web: SignedIn,
     backends: BackendsDep,
-    township: Annotated[str, Query(max_length=100)] = "",
+    township: Annotated[OrgNameOrId, Query(max_length=100)] = "",
     catalog_item: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
     """The form a department fills to ask a township for a material."""
@@ -251,7 +252,7 @@ def _answer_choices(
 @router.get("/requests/{request_id}")
 def request_page(
     request: Request,
-    request_id: str,
+    request_id: DbId,
     web: SignedIn,
     backends: BackendsDep,
     ip: ClientIP,
@@ -323,7 +324,7 @@ def request_page(
 
 
 def _decide(
-    request: Request, backends: Backends, request_id: str, action: Any, done: Any
+    request: Request, backends: Backends, request_id: int, action: Any, done: Any
 ) -> Response:
     """Run one decision; say its outcome (or why it was refused) on the next page."""
     try:
@@ -339,7 +340,7 @@ def _decide(
 @router.post("/requests/{request_id}/accept")
 def accept_match(
     request: Request,
-    request_id: str,
+    request_id: DbId,
     web: SignedIn,
     form: CheckedForm,
     backends: BackendsDep,
@@ -367,7 +368,7 @@ def accept_match(
 @router.post("/requests/{request_id}/join")
 def join_request(
     request: Request,
-    request_id: str,
+    request_id: DbId,
     web: SignedIn,
     form: CheckedForm,
     backends: BackendsDep,
@@ -395,7 +396,7 @@ def join_request(
 @router.post("/requests/{request_id}/discard")
 def discard_draft(
     request: Request,
-    request_id: str,
+    request_id: DbId,
     web: SignedIn,
     _form: CheckedForm,
     backends: BackendsDep,
@@ -416,7 +417,7 @@ def discard_draft(
 @router.post("/requests/{request_id}/send")
 def send_request(
     request: Request,
-    request_id: str,
+    request_id: DbId,
     web: SignedIn,
     form: CheckedForm,
     backends: BackendsDep,
@@ -447,7 +448,7 @@ def send_request(
 @router.post("/requests/{request_id}/approve")
 def approve_request(
     request: Request,
-    request_id: str,
+    request_id: DbId,
     web: SignedIn,
     _form: CheckedForm,
     backends: BackendsDep,
@@ -469,7 +470,7 @@ def approve_request(
 @router.post("/requests/{request_id}/refuse")
 def refuse_request(
     request: Request,
-    request_id: str,
+    request_id: DbId,
     web: SignedIn,
     form: CheckedForm,
     backends: BackendsDep,
@@ -498,7 +499,7 @@ def refuse_request(
 @router.post("/requests/{request_id}/answer")
 def answer_request(
     request: Request,
-    request_id: str,
+    request_id: DbId,
     web: SignedIn,
     form: CheckedForm,
     backends: BackendsDep,

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import BackendsDep, ClientIP, PageNumber
+from api.schemas import OrgNameOrId
 from api.web.render import render
 from api.web.routes.documents import PRESENTATION
 from api.web.session import SignedIn
@@ -180,7 +181,7 @@ def search_page(
     ip: ClientIP,
     # Longer than the service allows, so that it is the service that says what is too long.
     q: Annotated[str, Query(max_length=2000)] = "",
-    township: Annotated[str, Query(max_length=100)] = "",
+    township: Annotated[OrgNameOrId, Query(max_length=100)] = "",
     category: Annotated[str, Query(max_length=50)] = "",
     period_from: Annotated[str, Query(max_length=20)] = "",
     period_to: Annotated[str, Query(max_length=20)] = "",
