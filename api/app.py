@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.body_limit import BodyLimit
-from api.errors import install_error_handlers
+from api.errors import COMMON_ERRORS, install_error_handlers
 from api.headers import DOCS_PATH, SecurityHeaders
 from api.proxies import TrustedProxies
 from api.routes import (
@@ -105,9 +105,9 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
         requests,
         notifications,
         figures,
-        health,
     ):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=COMMON_ERRORS)
+    app.include_router(health.router)
 
     install_web(app)
     _install_api_docs(app)

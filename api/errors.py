@@ -2,7 +2,9 @@
 the web interface, into a Chinese error page.
 
 Domain errors keep their status and code; framework errors (unknown route, wrong method, invalid
-parameters) and unexpected exceptions are mapped here too, so no stack trace ever leaks.
+parameters) and unexpected exceptions are mapped here too, so no stack trace ever leaks. The same
+shape is declared here for the OpenAPI document: ``COMMON_ERRORS`` on every API route, and
+``error_responses(...)`` for the statuses only some routes answer.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -36,6 +39,53 @@ _HTTP_CODES = {
     422: ("invalid_field", "字段取值无效"),
     429: ("rate_limited", "请求过于频繁"),
 }
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorOut(BaseModel):
+    """Every error answer of the API: ``{"error": {"code", "message", "details"?}}``."""
+
+    error: ErrorBody
+
+
+_DESCRIPTIONS = {
+    400: "请求格式不正确 / Malformed request",
+    401: "未登录或登录已过期 / Not authenticated",
+    403: "无权执行此操作 / Not allowed",
+    404: "不存在或无权知道其存在 / Not found (or not for the caller to know of)",
+    409: "与现有数据冲突 / Conflicts with the current state",
+    413: "请求内容过大 / Request body too large",
+    415: "不支持的文件类型 / Unsupported file type",
+    422: "字段取值无效 / A field or parameter is invalid",
+    429: "请求过于频繁 / Rate limited",
+    503: "后端服务不可用 / A backend is down",
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "稍后重试的秒数 / Seconds to wait before retrying",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` declaring these error statuses with the JSON error shape."""
+    declared: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        declared[status] = {"model": ErrorOut, "description": _DESCRIPTIONS[status]}
+        if status in (429, 503):
+            declared[status]["headers"] = _RETRY_AFTER
+    return declared
+
+
+# What any API route may answer: a malformed request or body, no or a bad token, a role or a
+# pending password change refused, a body over the limit, an invalid parameter, a backend down.
+COMMON_ERRORS = error_responses(400, 401, 403, 413, 422, 503)
 
 
 def error_response(

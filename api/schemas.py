@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from services.administration import GrantEntry, PendingAccount
 from services.audit import VerifyReport
 from services.dictionary import MAX_WORDS_AT_ONCE, DictionaryListing
 from services.documents import Receipt
@@ -66,6 +67,11 @@ class UserOut(BaseModel):
     org: OrgOut
     active: bool
     must_change_password: bool = False
+    # An admin's change to an auditor or admin account waiting for a second person: until it is
+    # confirmed (POST /users/{username}/confirm) the account cannot sign in.
+    pending_confirmation: bool = False
+    pending_since: datetime | None = None
+    requested_by: str | None = None  # the admin who asked for the change, by username
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -76,7 +82,20 @@ class UserOut(BaseModel):
             org=OrgOut.of(user.org),
             active=user.active,
             must_change_password=bool(user.must_change_password),
+            pending_confirmation=user.pending_since is not None,
+            pending_since=user.pending_since,
+            requested_by=user.requested_by.username if user.requested_by else None,
         )
+
+
+class PendingAccountOut(UserOut):
+    """A waiting account as the one who may confirm it reads it."""
+
+    may_confirm: bool  # false for one's own request or one's own account
+
+    @classmethod
+    def of_pending(cls, pending: PendingAccount) -> PendingAccountOut:
+        return cls(**UserOut.of(pending.user).model_dump(), may_confirm=pending.may_confirm)
 
 
 class CategoryOut(BaseModel):
@@ -382,10 +401,38 @@ class GrantIn(BaseModel):
 
 
 class GrantOut(BaseModel):
+    """A download grant: it gives its auditor the download only once a second admin (not the
+    one who granted it) has confirmed it."""
+
     id: int
     username: str
     document_id: str
+    document_title: str
     expires_at: datetime | None
+    expired: bool
+    granted_by: str
+    created_at: datetime
+    pending_confirmation: bool
+    confirmed_by: str | None
+    confirmed_at: datetime | None
+    may_confirm: bool  # may the caller confirm it now?
+
+    @classmethod
+    def of(cls, grant: GrantEntry) -> GrantOut:
+        return cls(
+            id=grant.id,
+            username=grant.username,
+            document_id=grant.document_id,
+            document_title=grant.document_title,
+            expires_at=grant.expires_at,
+            expired=grant.expired,
+            granted_by=grant.granted_by,
+            created_at=grant.created_at,
+            pending_confirmation=grant.pending,
+            confirmed_by=grant.confirmed_by,
+            confirmed_at=grant.confirmed_at,
+            may_confirm=grant.may_confirm,
+        )
 
 
 class DictionaryIn(BaseModel):
@@ -433,3 +480,12 @@ class DictionaryAddedOut(BaseModel):
     added: list[str]
     already_present: list[str]
     reindex_queued: int  # live documents mentioning a new word, queued for reindexing
+
+
+# The OpenAPI ``responses`` of a route answering CSV (a StreamingResponse, which declares none).
+CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "CSV（UTF-8，带 BOM） / CSV (UTF-8 with BOM, opens in Excel)",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}

@@ -9,6 +9,11 @@ Every permission decision in the system is one of these functions. Read top to b
   who may download it;
 - admins manage organisations, users, categories and grants and may withdraw any document, but
   neither read documents nor the audit log (separation of duties, MLPS 2.0);
+- two people, never one: an admin's creating, enabling or resetting an auditor or admin account
+  waits for a second person (an auditor for auditors, another admin for admins), and so does an
+  admin's download grant (another admin); until then the account cannot sign in and the grant
+  gives no download. Nobody confirms their own request or their own account; auditors read
+  every grant;
 - a withdrawn document is visible only to its own township and to auditors;
 - which departments used a document (its usage figures) is for its own township, coordinators
   and auditors;
@@ -35,6 +40,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, or_, true
 from services.models import (
     Document,
     DocumentDepartment,
+    DownloadGrant,
     MaterialRequest,
     OrgKind,
     RequestStatus,
@@ -115,10 +121,15 @@ def can_download(
     return _own_township(principal, document) or _shared_with_reader(principal, document)
 
 
+def may_hold_grant(role: Role) -> bool:
+    """May an admin grant users of this role downloads of single documents? Auditors only."""
+    return role is Role.auditor
+
+
 def downloads_by_grant(principal: Principal) -> bool:
     """Does the caller download only what an admin granted (auditors)? Their grants are then
     what ``can_download`` and ``can_read_content`` must be given."""
-    return principal.role is Role.auditor
+    return may_hold_grant(principal.role)
 
 
 def can_read_content(
@@ -157,12 +168,73 @@ def can_withdraw(principal: Principal, document: Document) -> bool:
     return principal.role is Role.admin or _own_township(principal, document)
 
 
+def can_find_to_withdraw(principal: Principal, document: Document) -> bool:
+    """May the caller, withdrawing this document, learn that it exists? Those who see it, and
+    admins any live one: a withdrawn document stays hidden from admins too."""
+    return can_see(principal, document) or (
+        can_withdraw(principal, document) and document.withdrawn_at is None
+    )
+
+
 def can_read_audit(principal: Principal) -> bool:
     return principal.role is Role.auditor
 
 
 def can_administer(principal: Principal) -> bool:
     return principal.role is Role.admin
+
+
+# Who confirms an admin's creating, enabling or resetting an account of these roles; accounts of
+# other roles take effect at once (an admin's ordinary work).
+_CONFIRMED_BY: dict[Role, Role] = {Role.auditor: Role.auditor, Role.admin: Role.admin}
+
+
+def confirmer_role(role: Role) -> Role | None:
+    """Whose confirmation an admin's change to an account of this role waits for (None: the
+    change takes effect at once). The server console, where accounts are bootstrapped, is
+    exempt: it is not an admin acting over the network."""
+    return _CONFIRMED_BY.get(role)
+
+
+def may_sign_in(user: User) -> bool:
+    """May this account sign in and use its tokens and sessions? Not while it is disabled, nor
+    while an admin's change to it waits for a second person."""
+    return bool(user.active) and user.pending_since is None
+
+
+def account_confirmation_refusal(principal: Principal, user: User) -> str | None:
+    """None when the caller may confirm the change waiting on this account; else why not:
+    ``not_confirmer`` (the wrong role), ``own_account`` or ``own_request``."""
+    if principal.role is not confirmer_role(Role(user.role)):
+        return "not_confirmer"
+    if principal.user_id == user.id:
+        return "own_account"
+    if principal.user_id == user.requested_by_id:
+        return "own_request"
+    return None
+
+
+def confirmable_roles(principal: Principal) -> tuple[Role, ...]:
+    """The roles of the accounts whose waiting changes the caller confirms (and may list)."""
+    return tuple(role for role, confirmer in _CONFIRMED_BY.items() if confirmer is principal.role)
+
+
+def grant_confirmation_refusal(principal: Principal, grant: DownloadGrant) -> str | None:
+    """None when the caller may confirm this download grant: an admin other than the one who
+    granted it (and never its grantee); else why not, as for accounts."""
+    if not can_administer(principal):
+        return "not_confirmer"
+    if principal.user_id == grant.user_id:
+        return "own_account"
+    if principal.user_id == grant.granted_by_id:
+        return "own_request"
+    return None
+
+
+def can_read_grants(principal: Principal) -> bool:
+    """Every download grant, waiting or confirmed: the admins who make them and the auditors
+    who hold them (and watch what admins hand out)."""
+    return principal.role in (Role.admin, Role.auditor)
 
 
 def can_change_dictionary(principal: Principal) -> bool:
@@ -188,6 +260,25 @@ def can_see_coverage_row(principal: Principal, township_id: int) -> bool:
 def can_request(principal: Principal) -> bool:
     """Only department staff ask townships for materials."""
     return principal.role is Role.reader and principal.org_kind is OrgKind.department
+
+
+# Which list of requests each role works from: departments their outbox, townships their
+# inbox, coordinators the approval queue.
+REQUEST_BOXES: dict[str, Role] = {
+    "outbox": Role.reader,
+    "inbox": Role.uploader,
+    "approval": Role.coordinator,
+}
+
+
+def can_list_box(principal: Principal, box: str) -> bool:
+    """May the caller list this box of requests? Only the role that works from it."""
+    return REQUEST_BOXES.get(box) is principal.role
+
+
+def own_box(principal: Principal) -> str | None:
+    """The box the caller works from (None for roles without one)."""
+    return next((box for box in REQUEST_BOXES if can_list_box(principal, box)), None)
 
 
 # A township is shown a request only once it has been sent to it.
@@ -233,6 +324,16 @@ def can_answer_request(principal: Principal, request: MaterialRequest) -> bool:
 def can_read_all_figures(principal: Principal) -> bool:
     """Coordinators, auditors and admins read every row; others only their own organisation's."""
     return principal.role in (Role.coordinator, Role.auditor, Role.admin)
+
+
+# The grouping in which a township or a department reads its own row of the figures.
+_OWN_FIGURES: dict[Role, str] = {Role.uploader: "township", Role.reader: "department"}
+
+
+def own_figures_grouping(principal: Principal) -> str | None:
+    """The grouping (township, department) in which the caller reads its own organisation's
+    row of the figures; None for roles without one."""
+    return _OWN_FIGURES.get(principal.role)
 
 
 def read_scope(principal: Principal) -> ReadScope:

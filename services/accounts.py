@@ -7,7 +7,7 @@ an audit event.
 from __future__ import annotations
 
 from services import sessions
-from services.access import Principal
+from services.access import Principal, may_sign_in
 from services.audit import AuditAction, Outcome
 from services.backends import Backends
 from services.documents import actor_of
@@ -29,7 +29,7 @@ def change_own_password(
     try:
         with backends.db.session() as session:
             user = session.get(User, principal.user_id)
-            stored_hash = user.password_hash if user is not None and user.active else None
+            stored_hash = user.password_hash if user is not None and may_sign_in(user) else None
         # Checked outside the unit of work: hashing is slow and must not hold the write lock.
         if not backends.passwords.matches(stored_hash, old_password):
             if stored_hash is None:

@@ -56,6 +56,12 @@ class AuditAction(StrEnum):
     password_change = "password_change"  # noqa: S105 - a user changes their own password
     category_create = "category_create"
     grant_create = "grant_create"
+    # Two-person rule: a second person confirms an admin's change to an auditor or admin account,
+    # or an admin's download grant; who reads what waits, and who reads the grants.
+    user_confirm = "user_confirm"
+    grant_confirm = "grant_confirm"
+    confirmation_read = "confirmation_read"
+    grant_read = "grant_read"
     admin = "admin"  # any other administrative request
     catalog_create = "catalog_create"
     catalog_update = "catalog_update"
@@ -116,6 +122,10 @@ ACTION_NAMES: dict[str, str] = {
     AuditAction.password_change.value: "修改本人密码",
     AuditAction.category_create.value: "添加材料类别",
     AuditAction.grant_create.value: "授予下载权限",
+    AuditAction.user_confirm.value: "确认账号变更",
+    AuditAction.grant_confirm.value: "确认下载授权",
+    AuditAction.confirmation_read.value: "查阅待确认账号",
+    AuditAction.grant_read.value: "查阅下载授权",
     AuditAction.admin.value: "其他管理操作",
     AuditAction.catalog_create.value: "新增目录材料",
     AuditAction.catalog_update.value: "修改目录材料",

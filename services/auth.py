@@ -15,14 +15,14 @@ from typing import Any
 import jwt
 from sqlalchemy import delete
 
-from services import orgs
+from services import access, orgs
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
 from services.config import Settings
 from services.errors import NotAuthenticated, RateLimited
 from services.login_guard import LoginGuard, Refused, account_key
-from services.models import RevokedToken, User, utcnow
+from services.models import ROLE_NAMES, RevokedToken, Role, User, utcnow
 
 _TOKEN_ALGORITHM = "HS256"  # noqa: S105 - an algorithm name, not a secret
 _TOKEN_AUDIENCE = "materials-api"  # noqa: S105 - a claim value, not a secret
@@ -76,10 +76,11 @@ class Authenticator:
                 "登录失败次数过多，请稍后再试", retry_after=max(1, math.ceil(attempt.retry_after))
             )
         ok = self._passwords.matches(user.password_hash if user else None, password)
-        if not ok or user is None or not user.active:
+        if not ok or user is None or not access.may_sign_in(user):
             reason = "bad_password" if user else "unknown_user"
-            if ok and user is not None and not user.active:
-                reason = "inactive"
+            if ok and user is not None:
+                # Disabled, or an admin's change to it waits for a second person.
+                reason = "inactive" if not user.active else "pending"
             self._audit.record_burst(
                 actor=actor,
                 action=AuditAction.login,
@@ -89,6 +90,8 @@ class Authenticator:
             if reason == "inactive":
                 # Only someone who knows the password learns that the account is disabled.
                 raise NotAuthenticated("此账号已停用，请联系系统管理员", code="account_disabled")
+            if reason == "pending" and user is not None:
+                raise NotAuthenticated(_pending_message(user), code="account_pending")
             raise NotAuthenticated("用户名或密码错误", code="invalid_credentials")
         self._guard.succeeded(attempt)
         self._audit.record(actor=actor, action=AuditAction.login, outcome=Outcome.allowed)
@@ -129,7 +132,7 @@ class Authenticator:
             raise NotAuthenticated("令牌无效", code="invalid_token") from exc
         with self._db.session() as session:
             user = session.get(User, user_id)
-            if user is None or not user.active:
+            if user is None or not access.may_sign_in(user):
                 raise NotAuthenticated("令牌无效", code="invalid_token")
             if claims.get("crd") != _credentials_stamp(user):
                 raise NotAuthenticated("密码已更改，请重新登录", code="token_revoked")
@@ -172,3 +175,10 @@ def _credentials_stamp(user: User) -> int:
     """When the user's credentials last changed, in microseconds (0: never)."""
     changed = user.credentials_changed_at
     return 0 if changed is None else round(changed.timestamp() * 1_000_000)
+
+
+def _pending_message(user: User) -> str:
+    """Why an account waiting for a second person's confirmation cannot sign in yet."""
+    confirmer = access.confirmer_role(Role(user.role))
+    who = f"另一位{ROLE_NAMES[confirmer.value]}" if confirmer else "第二人"
+    return f"此账号正等待{who}确认，确认后才能登录"

@@ -395,7 +395,7 @@ def may_download(backends: Backends, *, principal: Principal, document: Document
     with backends.db.session() as session:
         granted = (
             orgs.granted_document_ids(session, user_id=principal.user_id, now=utcnow())
-            if principal.role.value == "auditor"
+            if access.downloads_by_grant(principal)
             else set()
         )
     return access.can_download(principal, document, granted_document_ids=granted)
@@ -575,10 +575,7 @@ def withdraw(
     with backends.db.session() as session:
         document = session.get(Document, document_id)
         allowed = document is not None and access.can_withdraw(principal, document)
-        # An admin may withdraw any live document, but a withdrawn one is hidden from admins too.
-        visible = document is not None and (
-            access.can_see(principal, document) or (allowed and document.withdrawn_at is None)
-        )
+        visible = document is not None and access.can_find_to_withdraw(principal, document)
         found = document if visible else None
         if found is not None and allowed and found.withdrawn_at is None:
             found.withdrawn_at = utcnow()

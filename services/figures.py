@@ -77,8 +77,6 @@ COLUMN_NAMES: dict[str, str] = {
 GROUPINGS = ("township", "department", "county")
 GROUPING_NAMES = {"township": "按乡镇", "department": "按部门", "county": "全县合计"}
 COUNTY_KEY = "全县"
-# Which grouping each role may read, when it may read only its own row.
-_OWN_GROUPING = {Role.uploader: "township", Role.reader: "department"}
 
 
 @dataclass(frozen=True)
@@ -150,10 +148,11 @@ def figures(
     """The figures per township, department or county; a township or department reads only its
     own row, coordinators, auditors and admins every row."""
     everything = access.can_read_all_figures(principal)
-    grouping = by or _OWN_GROUPING.get(principal.role, "township")
+    own_grouping = access.own_figures_grouping(principal)
+    grouping = by or own_grouping or "township"
     if grouping not in GROUPINGS:
         raise InvalidField("by", "by 须为 township、department 或 county", code="invalid_by")
-    if not everything and _OWN_GROUPING.get(principal.role) != grouping:
+    if not everything and own_grouping != grouping:
         backends.audit.record(
             actor=actor_of(principal, ip),
             action=AuditAction.figures_read,
@@ -347,7 +346,7 @@ def by_month(
     """Month by month over the span (by default the last twelve months): the county's totals for
     those who read every row, the caller's own township or department otherwise."""
     everything = access.can_read_all_figures(principal)
-    grouping = _OWN_GROUPING.get(principal.role)
+    grouping = access.own_figures_grouping(principal)
     if not everything and grouping is None:
         raise Forbidden("只能查看本单位的减负成效", code="figures_not_allowed")
     now = today or datetime.now(COUNTY_TIME).date()

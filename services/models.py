@@ -26,7 +26,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from services.names import canonical_username
 
 
 def utcnow() -> datetime:
@@ -133,13 +136,20 @@ class Org(Base):
     parent: Mapped[Org | None] = relationship(remote_side=[id])
 
 
+def _canonical_of_username(context: DefaultExecutionContext) -> str:
+    """A new user's canonical name, when whoever made the row did not give it."""
+    return canonical_username(context.get_current_parameters()["username"])  # type: ignore[no-untyped-call]
+
+
 class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     # NFKC and case-folded (services.names): ａｄｍｉｎ and Admin cannot sit beside admin.
-    canonical_name: Mapped[str] = mapped_column(String(255), unique=True, index=True)
+    canonical_name: Mapped[str] = mapped_column(
+        String(255), unique=True, index=True, default=_canonical_of_username
+    )
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
@@ -149,8 +159,19 @@ class User(Base):
     credentials_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set by an admin's reset: until the user chooses a password, only that change is allowed.
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Two-person rule: an admin's creation, enabling or reset of an auditor or admin waits here
+    # for a second person's confirmation (services.access.confirmer_role); meanwhile the account
+    # cannot sign in. None: nothing waits.
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     org: Mapped[Org] = relationship(lazy="joined")
+    # Loaded with the account (one level: the requester's own requester is not).
+    requested_by: Mapped[User | None] = relationship(
+        remote_side=[id], foreign_keys=[requested_by_id], lazy="selectin", join_depth=1
+    )
 
 
 class WebSession(Base):
@@ -366,6 +387,11 @@ class DownloadGrant(Base):
     granted_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Two-person rule: a grant gives no download until a second admin (not ``granted_by``)
+    # confirms it. None: confirmed (or from before the rule).
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditEvent(Base):

@@ -29,7 +29,8 @@ def nfc(text: str) -> str:
 
 def without_invisible(text: str) -> str:
     """The text in NFC with every direction control and zero-width character removed."""
-    return nfc(text).translate(_DROP_INVISIBLE)
+    # Normalised after the removal: a removed character may have kept apart two that compose.
+    return nfc(text.translate(_DROP_INVISIBLE))
 
 
 def canonical_username(username: str) -> str:

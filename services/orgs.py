@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services import names
+from services import access, names
 from services.access import ROLE_ORG_KIND
 from services.errors import Conflict, InvalidField, NotFound
 from services.models import (
@@ -155,6 +155,8 @@ def create_user(
         password_hash=passwords.hash(password, username=username),
         role=role.value,
         org=org_row,
+        # Nobody asked for it yet (administration holds an admin's request for a confirmation).
+        requested_by=None,
     )
     session.add(user)
     session.flush()
@@ -197,15 +199,21 @@ def grant_download(
     document_id: str,
     granted_by: int,
     expires_at: datetime | None = None,
+    pending_since: datetime | None = None,
 ) -> DownloadGrant:
-    """Let one auditor download one document."""
+    """Let one auditor download one document; from ``pending_since`` on, only once a second
+    admin has confirmed it."""
     auditor = find_user(session, username)
-    if auditor is None or auditor.role != Role.auditor.value:
+    if auditor is None or not access.may_hold_grant(Role(auditor.role)):
         raise InvalidField("username", "只能向审计人员授予下载权限", code="not_auditor")
     if session.get(Document, document_id) is None:
         raise NotFound("文档不存在", code="document_not_found")
     grant = DownloadGrant(
-        user_id=auditor.id, document_id=document_id, granted_by_id=granted_by, expires_at=expires_at
+        user_id=auditor.id,
+        document_id=document_id,
+        granted_by_id=granted_by,
+        expires_at=expires_at,
+        pending_since=pending_since,
     )
     session.add(grant)
     session.flush()
@@ -213,10 +221,11 @@ def grant_download(
 
 
 def granted_document_ids(session: Session, *, user_id: int, now: datetime) -> set[str]:
-    """The documents an auditor currently may download."""
+    """The documents an auditor currently may download: confirmed grants that have not expired."""
     rows = session.scalars(
         select(DownloadGrant.document_id).where(
             DownloadGrant.user_id == user_id,
+            DownloadGrant.pending_since.is_(None),
             (DownloadGrant.expires_at.is_(None)) | (DownloadGrant.expires_at > now),
         )
     )

@@ -45,7 +45,6 @@ from services.models import (
     RequestDepartment,
     RequestDocument,
     RequestStatus,
-    Role,
     utcnow,
 )
 from services.notifications import notify_org
@@ -60,8 +59,8 @@ MAX_ANSWER_DOCUMENTS = 50
 DUE_SOON_DAYS = 2
 # Open means the township may still be asked to answer it.
 OPEN_STATUSES = (RequestStatus.pending_approval.value, RequestStatus.sent.value)
-# Which requests a box lists, for whom.
-BOXES = {"outbox": Role.reader, "inbox": Role.uploader, "approval": Role.coordinator}
+# Which requests a box lists, for whom (the policy: ``access.can_list_box``).
+BOXES = access.REQUEST_BOXES
 # What waits for each box's owner, listed first (soonest due first): a department's unsent and
 # unanswered requests, a township's unanswered ones, the coordinators' undecided ones.
 _WAITING = {
@@ -810,7 +809,7 @@ def _box_clause(principal: Principal, box: str) -> ColumnElement[bool]:
 def default_box(principal: Principal) -> str | None:
     """The box a role works from: departments their outbox, townships their inbox, coordinators
     the approval queue; None for roles without one."""
-    return next((box for box, role in BOXES.items() if role is principal.role), None)
+    return access.own_box(principal)
 
 
 def list_box(
@@ -828,7 +827,7 @@ def list_box(
     if box is not None and box not in BOXES:
         raise InvalidField("box", "box 须为 outbox、inbox 或 approval", code="invalid_box")
     chosen = box or default_box(principal)
-    if chosen is None or BOXES[chosen] is not principal.role:
+    if chosen is None or not access.can_list_box(principal, chosen):
         _record_denial(
             backends,
             principal=principal,

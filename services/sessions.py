@@ -16,6 +16,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from services import access
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.backends import Backends
@@ -79,7 +80,7 @@ def resolve_session(backends: Backends, *, token: str) -> ActiveSession:
         changed = user.credentials_changed_at if user is not None else None
         live = (
             user is not None
-            and user.active
+            and access.may_sign_in(user)
             and row.expires_at > now
             and row.last_seen_at + idle > now
             and (changed is None or row.created_at >= changed)

@@ -173,3 +173,27 @@ class Api:
 @pytest.fixture
 def api(client: TestClient) -> Api:
     return Api(client, {})
+
+
+def grant_download(api: Api, backends: Backends, *, username: str, document_id: str) -> None:
+    """A download grant as the two-person rule makes it: admin grants it, and a second admin
+    (made on the server console) confirms it."""
+    granted = api.client.post(
+        "/api/v1/grants",
+        json={"username": username, "document_id": document_id},
+        headers=api.headers("admin"),
+    )
+    assert granted.status_code == 201, granted.text
+    with backends.db.session() as session:
+        orgs.create_user(
+            session,
+            passwords=backends.passwords,
+            username="admin2",
+            password=PASSWORD,
+            org=COUNTY,
+            role=Role.admin,
+        )
+    confirmed = api.client.post(
+        f"/api/v1/grants/{granted.json()['id']}/confirm", headers=api.headers("admin2")
+    )
+    assert confirmed.status_code == 200, confirmed.text

@@ -1,4 +1,5 @@
-"""Organisations, users, categories and download grants (changes are admin-only)."""
+"""Organisations, users, categories and download grants (changes are admin-only; an admin's
+change to an auditor or admin account, and a download grant, waits for a second person)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import BackendsDep, ClientIP, CurrentUser
+from api.errors import error_responses
 from api.schemas import (
     CategoryIn,
     CategoryOut,
+    DbId,
     GrantIn,
     GrantOut,
     OrgIn,
     OrgOut,
     PasswordResetIn,
+    PendingAccountOut,
     UserIn,
     UserOut,
 )
@@ -32,7 +36,15 @@ def list_orgs(
     return [OrgOut.of(org) for org in administration.list_orgs(backends, kind=kind)]
 
 
-@router.post("/orgs", response_model=OrgOut, status_code=201)
+@router.post(
+    "/orgs",
+    response_model=OrgOut,
+    status_code=201,
+    responses={
+        200: {"model": OrgOut, "description": "已存在，未改动 / Already there, unchanged"},
+        **error_responses(409),
+    },
+)
 def create_org(
     body: OrgIn, response: Response, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> OrgOut:
@@ -49,7 +61,15 @@ def list_users(user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> list[U
     return [UserOut.of(u) for u in administration.list_users(backends, principal=user, ip=ip)]
 
 
-@router.post("/users", response_model=UserOut, status_code=201)
+@router.post(
+    "/users",
+    response_model=UserOut,
+    status_code=201,
+    responses={
+        200: {"model": UserOut, "description": "已存在，未改动 / Already there, unchanged"},
+        **error_responses(409),
+    },
+)
 def create_user(
     body: UserIn, response: Response, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> UserOut:
@@ -67,7 +87,32 @@ def create_user(
     return UserOut.of(created_user)
 
 
-@router.post("/users/{username}/disable", response_model=UserOut)
+@router.get("/users/pending", response_model=list[PendingAccountOut])
+def list_pending_accounts(
+    user: CurrentUser, backends: BackendsDep, ip: ClientIP
+) -> list[PendingAccountOut]:
+    """The accounts waiting for the caller's kind of confirmation: auditor accounts for
+    auditors, admin accounts for admins."""
+    return [
+        PendingAccountOut.of_pending(pending)
+        for pending in administration.list_pending_accounts(backends, principal=user, ip=ip)
+    ]
+
+
+@router.post(
+    "/users/{username}/confirm", response_model=UserOut, responses=error_responses(404, 409)
+)
+def confirm_user(username: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> UserOut:
+    """Confirm an admin's creating, enabling or resetting an auditor account (an auditor) or an
+    admin account (another admin); never one's own request or one's own account."""
+    return UserOut.of(
+        administration.confirm_user(backends, principal=user, username=username, ip=ip)
+    )
+
+
+@router.post(
+    "/users/{username}/disable", response_model=UserOut, responses=error_responses(404, 409)
+)
 def disable_user(username: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> UserOut:
     """Disable an account: its tokens stop working at once (an admin cannot disable themself)."""
     return UserOut.of(
@@ -77,7 +122,9 @@ def disable_user(username: str, user: CurrentUser, backends: BackendsDep, ip: Cl
     )
 
 
-@router.post("/users/{username}/enable", response_model=UserOut)
+@router.post(
+    "/users/{username}/enable", response_model=UserOut, responses=error_responses(404, 409)
+)
 def enable_user(username: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> UserOut:
     """Enable a disabled account again (its user signs in anew)."""
     return UserOut.of(
@@ -87,7 +134,7 @@ def enable_user(username: str, user: CurrentUser, backends: BackendsDep, ip: Cli
     )
 
 
-@router.post("/users/{username}/password", status_code=204)
+@router.post("/users/{username}/password", status_code=204, responses=error_responses(404, 409))
 def reset_password(
     username: str, body: PasswordResetIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> Response:
@@ -103,7 +150,12 @@ def list_categories(_user: CurrentUser, backends: BackendsDep) -> list[CategoryO
     return [CategoryOut.of(c) for c in administration.list_categories(backends)]
 
 
-@router.post("/categories", response_model=CategoryOut, status_code=201)
+@router.post(
+    "/categories",
+    response_model=CategoryOut,
+    status_code=201,
+    responses={200: {"model": CategoryOut, "description": "已存在 / Already there"}},
+)
 def create_category(
     body: CategoryIn, response: Response, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> CategoryOut:
@@ -115,22 +167,38 @@ def create_category(
     return CategoryOut.of(category)
 
 
-@router.post("/grants", response_model=GrantOut, status_code=201)
+@router.get("/grants", response_model=list[GrantOut])
+def list_grants(user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> list[GrantOut]:
+    """Every download grant, waiting or confirmed, newest first (admins and auditors)."""
+    return [GrantOut.of(g) for g in administration.list_grants(backends, principal=user, ip=ip)]
+
+
+@router.post(
+    "/grants", response_model=GrantOut, status_code=201, responses=error_responses(404, 409)
+)
 def grant_download(
     body: GrantIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> GrantOut:
-    """Let an auditor download one document."""
-    grant = administration.grant_download(
-        backends,
-        principal=user,
-        username=body.username,
-        document_id=body.document_id,
-        expires_at=body.expires_at,
-        ip=ip,
+    """Let an auditor download one document, once another admin confirms the grant."""
+    return GrantOut.of(
+        administration.grant_download(
+            backends,
+            principal=user,
+            username=body.username,
+            document_id=body.document_id,
+            expires_at=body.expires_at,
+            ip=ip,
+        )
     )
-    return GrantOut(
-        id=grant.id,
-        username=body.username,
-        document_id=grant.document_id,
-        expires_at=grant.expires_at,
+
+
+@router.post(
+    "/grants/{grant_id}/confirm", response_model=GrantOut, responses=error_responses(404, 409)
+)
+def confirm_grant(
+    grant_id: DbId, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+) -> GrantOut:
+    """A second admin (not the one who granted it) confirms a download grant."""
+    return GrantOut.of(
+        administration.confirm_grant(backends, principal=user, grant_id=grant_id, ip=ip)
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
-from api.schemas import AuditEventOut, AuditPageOut, VerifyOut
+from api.schemas import CSV_RESPONSES, AuditEventOut, AuditPageOut, VerifyOut
 from services import audit_access
 from services.audit import AuditFilter, Outcome
 
@@ -62,7 +62,11 @@ def list_events(
     )
 
 
-@router.get("/export.csv")
+@router.get(
+    "/export.csv",
+    response_class=StreamingResponse,
+    responses=CSV_RESPONSES,
+)
 def export_events(
     user: CurrentUser,
     backends: BackendsDep,

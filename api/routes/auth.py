@@ -13,6 +13,7 @@ from api.deps import (
     BearerToken,
     ClientIP,
 )
+from api.errors import error_responses
 from api.schemas import MeOut, OrgOut, PasswordChangeIn, TokenOut
 from api.web.cookies import SESSION_COOKIE
 from services import accounts, sessions
@@ -21,7 +22,7 @@ from services.models import Org
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
-@router.post("/auth/token", response_model=TokenOut)
+@router.post("/auth/token", response_model=TokenOut, responses=error_responses(429))
 def issue_token(
     username: Annotated[str, Form(min_length=1, max_length=200)],
     password: Annotated[str, Form(min_length=1, max_length=1024)],

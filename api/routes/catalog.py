@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.ask_schemas import CatalogItemIn, CatalogItemOut, CatalogItemPatch, CoverageOut
 from api.deps import BackendsDep, ClientIP, CurrentUser
+from api.errors import error_responses
 from api.schemas import DbId
 from services import catalog
 from services.catalog import ItemFields
@@ -36,12 +37,12 @@ def create_catalog_item(
     return CatalogItemOut.of(item)
 
 
-@router.get("/{item_id}", response_model=CatalogItemOut)
+@router.get("/{item_id}", response_model=CatalogItemOut, responses=error_responses(404))
 def get_catalog_item(item_id: DbId, _user: CurrentUser, backends: BackendsDep) -> CatalogItemOut:
     return CatalogItemOut.of(catalog.get_item(backends, item_id=item_id))
 
 
-@router.patch("/{item_id}", response_model=CatalogItemOut)
+@router.patch("/{item_id}", response_model=CatalogItemOut, responses=error_responses(404))
 def update_catalog_item(
     item_id: DbId, body: CatalogItemPatch, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> CatalogItemOut:
@@ -56,7 +57,7 @@ def update_catalog_item(
     return CatalogItemOut.of(item)
 
 
-@router.get("/{item_id}/coverage", response_model=CoverageOut)
+@router.get("/{item_id}/coverage", response_model=CoverageOut, responses=error_responses(404))
 def item_coverage(
     item_id: DbId,
     user: CurrentUser,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.deps import BackendsDep, ClientIP, CurrentUser
+from api.errors import error_responses
 from api.schemas import DictionaryAddedOut, DictionaryIn, DictionaryOut
 from services import dictionary
 
@@ -17,7 +18,19 @@ def list_words(user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> Dictio
     return DictionaryOut.of(dictionary.list_words(backends, principal=user, ip=ip))
 
 
-@router.post("/dictionary", response_model=DictionaryAddedOut, status_code=201)
+@router.post(
+    "/dictionary",
+    response_model=DictionaryAddedOut,
+    status_code=201,
+    responses={
+        200: {
+            "model": DictionaryAddedOut,
+            "description": "词都已在词库中 / Every word was already there",
+        },
+        # 409: another admin changed the dictionary at the same moment; try again.
+        **error_responses(409),
+    },
+)
 def add_words(
     body: DictionaryIn, response: Response, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> DictionaryAddedOut:
@@ -32,7 +45,7 @@ def add_words(
     )
 
 
-@router.delete("/dictionary/{word}", status_code=204)
+@router.delete("/dictionary/{word}", status_code=204, responses=error_responses(404))
 def remove_word(word: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> Response:
     """Remove a word; documents mentioning it are reindexed in the background."""
     dictionary.remove_word(backends, principal=user, word=word, ip=ip)

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
+from api.errors import error_responses
 from api.schemas import DocumentListOut, DocumentOut, OrgNameOrId, ReceiptOut, UsageOut
 from api.uploads import read_upload
 from services import documents, usage
@@ -107,6 +108,14 @@ UPLOAD_FORM: dict[str, Any] = {
     "",
     response_model=DocumentOut,
     status_code=201,
+    responses={
+        200: {
+            "model": DocumentOut,
+            "description": "本乡镇已有相同内容的材料（duplicate: true） / The township "
+            "already holds these bytes (duplicate: true)",
+        },
+        **error_responses(415),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -194,7 +203,7 @@ def list_documents(
     )
 
 
-@router.get("/lookup", response_model=DocumentOut)
+@router.get("/lookup", response_model=DocumentOut, responses=error_responses(404))
 def lookup_document(
     sha256: Annotated[str, Query(min_length=1, max_length=128)],
     user: CurrentUser,
@@ -206,7 +215,7 @@ def lookup_document(
     return DocumentOut.of(document, reveal=True)  # the caller's own township's document
 
 
-@router.get("/{document_id}", response_model=DocumentOut)
+@router.get("/{document_id}", response_model=DocumentOut, responses=error_responses(404))
 def get_document(
     document_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> DocumentOut:
@@ -217,7 +226,23 @@ def get_document(
     return DocumentOut.of(document, similar=similar, reveal=reveal)
 
 
-@router.get("/{document_id}/download", response_model=None)
+@router.get(
+    "/{document_id}/download",
+    response_model=None,
+    # The file's own type; StreamingResponse declares none, so the 200 below is the only one.
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "文件内容（附件） / The file's bytes, as an attachment",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        302: {
+            "description": "短时有效的对象存储下载地址 / A short-lived presigned object-store URL"
+        },
+        # 409: the virus scan has not passed it (pending, infected, too large to scan).
+        **error_responses(404, 409),
+    },
+)
 def download_document(
     document_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> StreamingResponse | RedirectResponse:
@@ -240,7 +265,7 @@ def download_document(
     )
 
 
-@router.get("/{document_id}/receipt", response_model=ReceiptOut)
+@router.get("/{document_id}/receipt", response_model=ReceiptOut, responses=error_responses(404))
 def get_receipt(
     document_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> ReceiptOut:
@@ -250,7 +275,7 @@ def get_receipt(
     )
 
 
-@router.get("/{document_id}/usage", response_model=UsageOut)
+@router.get("/{document_id}/usage", response_model=UsageOut, responses=error_responses(404))
 def get_usage(document_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> UsageOut:
     """Which departments viewed and downloaded this material, counted per department."""
     return UsageOut.of(
@@ -258,7 +283,7 @@ def get_usage(document_id: str, user: CurrentUser, backends: BackendsDep, ip: Cl
     )
 
 
-@router.delete("/{document_id}", response_model=DocumentOut)
+@router.delete("/{document_id}", response_model=DocumentOut, responses=error_responses(404, 409))
 def withdraw_document(
     document_id: str, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> DocumentOut:

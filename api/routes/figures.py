@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from api.ask_schemas import FiguresOut
 from api.deps import BackendsDep, ClientIP, CurrentUser
+from api.schemas import CSV_RESPONSES
 from services import figures
 from services.documents import content_disposition
 
@@ -35,7 +36,11 @@ def get_figures(
     return FiguresOut.of(table, period_from=period_from, period_to=period_to)
 
 
-@router.get("/figures.csv")
+@router.get(
+    "/figures.csv",
+    response_class=StreamingResponse,
+    responses=CSV_RESPONSES,
+)
 def get_figures_csv(
     user: CurrentUser,
     backends: BackendsDep,

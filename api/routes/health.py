@@ -16,7 +16,12 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        503: {"description": "有后端不可用，body 中 error 指明 / A backend is down, named in error"}
+    },
+)
 def readyz(backends: BackendsDep) -> JSONResponse:
     """200 when every backend answers, else 503 naming the ones that do not; and the virus
     scanner's state, which new files wait for but readiness does not."""

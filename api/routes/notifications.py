@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.ask_schemas import NotificationListOut
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
+from api.errors import error_responses
 from api.schemas import DbId
 from services import notifications
 
@@ -35,7 +36,7 @@ def mark_all_read(user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> Res
     return Response(status_code=204)
 
 
-@router.post("/{notification_id}/read", status_code=204)
+@router.post("/{notification_id}/read", status_code=204, responses=error_responses(404))
 def mark_read(
     notification_id: DbId,
     user: CurrentUser,

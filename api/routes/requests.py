@@ -19,11 +19,16 @@ from api.ask_schemas import (
     SendIn,
 )
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
+from api.errors import error_responses
 from api.schemas import DbId
 from services import requests
 from services.requests import RequestFields
 
 router = APIRouter(prefix="/api/v1/requests", tags=["ask once"])
+
+# A request (or a document or request named in the body) that is not there or not the caller's to
+# see; a request no longer in the state the step needs.
+MISSING_OR_DONE = error_responses(404, 409)
 
 
 @router.post("", response_model=DraftOut, status_code=201)
@@ -72,14 +77,14 @@ def list_requests(
     )
 
 
-@router.get("/{request_id}", response_model=RequestOut)
+@router.get("/{request_id}", response_model=RequestOut, responses=error_responses(404))
 def get_request(
     request_id: DbId, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
     return RequestOut.of(requests.get(backends, principal=user, request_id=request_id, ip=ip))
 
 
-@router.delete("/{request_id}", status_code=204)
+@router.delete("/{request_id}", status_code=204, responses=MISSING_OR_DONE)
 def discard_draft(
     request_id: DbId, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> Response:
@@ -88,7 +93,7 @@ def discard_draft(
     return Response(status_code=204)
 
 
-@router.post("/{request_id}/accept", response_model=RequestOut)
+@router.post("/{request_id}/accept", response_model=RequestOut, responses=MISSING_OR_DONE)
 def accept_match(
     request_id: DbId, body: AcceptIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
@@ -99,7 +104,7 @@ def accept_match(
     return RequestOut.of(request)
 
 
-@router.post("/{request_id}/join", response_model=RequestOut)
+@router.post("/{request_id}/join", response_model=RequestOut, responses=MISSING_OR_DONE)
 def join_request(
     request_id: DbId, body: JoinIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
@@ -110,7 +115,7 @@ def join_request(
     return RequestOut.of(request)
 
 
-@router.post("/{request_id}/send", response_model=RequestOut)
+@router.post("/{request_id}/send", response_model=RequestOut, responses=MISSING_OR_DONE)
 def send_request(
     request_id: DbId, body: SendIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
@@ -122,7 +127,7 @@ def send_request(
     return RequestOut.of(request)
 
 
-@router.post("/{request_id}/approve", response_model=RequestOut)
+@router.post("/{request_id}/approve", response_model=RequestOut, responses=MISSING_OR_DONE)
 def approve_request(
     request_id: DbId, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
@@ -130,7 +135,7 @@ def approve_request(
     return RequestOut.of(requests.approve(backends, principal=user, request_id=request_id, ip=ip))
 
 
-@router.post("/{request_id}/refuse", response_model=RequestOut)
+@router.post("/{request_id}/refuse", response_model=RequestOut, responses=MISSING_OR_DONE)
 def refuse_request(
     request_id: DbId, body: RefuseIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:
@@ -147,7 +152,7 @@ def refuse_request(
     return RequestOut.of(request)
 
 
-@router.post("/{request_id}/answer", response_model=RequestOut)
+@router.post("/{request_id}/answer", response_model=RequestOut, responses=MISSING_OR_DONE)
 def answer_request(
     request_id: DbId, body: AnswerIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
 ) -> RequestOut:

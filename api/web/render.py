@@ -74,6 +74,8 @@ NAVIGATION: dict[Role, tuple[NavItem, ...]] = {
     ),
     Role.auditor: (
         NavItem("访问日志", "/audit"),
+        # Auditor accounts waiting for an auditor's confirmation, and every download grant.
+        NavItem("双人确认", "/confirmations"),
         _FIGURES,
     ),
     Role.admin: (

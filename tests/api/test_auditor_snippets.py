@@ -10,7 +10,7 @@ import pytest
 
 from indexer.worker import IndexWorker
 from services.backends import Backends
-from tests.conftest import Api
+from tests.conftest import Api, grant_download
 
 MINUTES = "东镇党委会议纪要：讨论低保对象复核，涉及农户收入与健康状况，暂不公开。"
 WORD = "低保对象复核"
@@ -63,14 +63,9 @@ def test_the_township_and_a_reader_still_read_snippets(api: Api, minutes: dict[s
 
 
 def test_a_granted_download_lets_the_auditor_read_that_document_only(
-    api: Api, minutes: dict[str, str]
+    api: Api, backends: Backends, minutes: dict[str, str]
 ) -> None:
-    granted = api.client.post(
-        "/api/v1/grants",
-        json={"username": "auditor", "document_id": minutes["private"]},
-        headers=api.headers("admin"),
-    )
-    assert granted.status_code == 201, granted.text
+    grant_download(api, backends, username="auditor", document_id=minutes["private"])
 
     private = _search(api, "auditor", f"{WORD} private")
     assert any(f"<em>{WORD}</em>" in snippet for snippet in private["highlights"])

@@ -112,7 +112,8 @@ def test_login_finds_the_account_however_its_name_is_typed(api: Api, typed: str)
 
 
 def test_usernames_are_stored_composed_and_found_either_way(api: Api) -> None:
-    created = _create(api, "Zoe\u0308", role="auditor")  # e + combining diaeresis
+    # A coordinator: an auditor an admin creates waits for a second person's confirmation.
+    created = _create(api, "Zoe\u0308", role="coordinator")  # e + combining diaeresis
 
     assert created.status_code == 201, created.text
     assert created.json()["username"] == "Zo\u00eb"
@@ -121,7 +122,7 @@ def test_usernames_are_stored_composed_and_found_either_way(api: Api) -> None:
             "/api/v1/auth/token", data={"username": typed, "password": PASSWORD}
         )
         assert login.status_code == 200, (typed, login.text)
-    assert _create(api, "zo\u00eb", role="auditor").status_code == 409
+    assert _create(api, "zo\u00eb", role="coordinator").status_code == 409
 
 
 def test_admin_actions_find_the_user_by_a_look_alike_name(api: Api) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from services.audit import AuditAction
 from services.backends import Backends
 from services.models import AuditEvent
-from tests.conftest import POVERTY, USERS, Api
+from tests.conftest import POVERTY, USERS, Api, grant_download
 from tests.samples import docx_bytes, pdf_bytes, png_bytes, text_bytes
 
 
@@ -124,12 +124,7 @@ def test_auditor_without_grant_is_refused_like_download_and_with_one_allowed(
     [event] = _events(backends, document_id=document_id, actor="auditor")
     assert (event.outcome, event.details["reason"]) == ("denied", "no_download_right")
 
-    granted = api.client.post(
-        "/api/v1/grants",
-        headers=api.headers("admin"),
-        json={"username": "auditor", "document_id": document_id},
-    )
-    assert granted.status_code == 201, granted.text
+    grant_download(api, backends, username="auditor", document_id=document_id)
     allowed = _preview(api, "auditor", document_id)
     assert allowed.status_code == 200
     assert allowed.content == pdf_bytes()

@@ -307,7 +307,7 @@ def test_without_tesseract_the_document_is_indexed_by_metadata_and_says_why(
     assert response.status_code == 201, response.text
     document_id = response.json()["id"]
     unavailable = Extracted(text="", notes=["no_text_layer", "ocr_unavailable"])
-    monkeypatch.setattr("indexer.indexing.extract", lambda context: unavailable)
+    monkeypatch.setattr("indexer.indexing.extract_text", lambda context: unavailable)
 
     outcome = index_document(backends, backends.index, document_id=document_id)
 

@@ -1,5 +1,7 @@
 """The administrator's pages in the browser: organisations, categories, users (create, disable,
-enable, reset a password) and download grants; other roles are refused."""
+enable, reset a password) and download grants; the second person's confirmation of an admin
+account (another admin), an auditor account (an auditor, on their page) and a grant (another
+admin); other roles are refused."""
 
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ import httpx
 from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import func, select
 
-from services.models import User
-from tests.conftest import PASSWORD
+from services import orgs
+from services.models import Role, User
+from tests.conftest import COUNTY, PASSWORD
 from tests.samples import text_bytes
-from tests.web.conftest import Site, Visitor, screenshot
+from tests.web.conftest import Site, Visitor, bearer, screenshot
 
 NEW_PASSWORD = "chengguan-2026"
 RESET_PASSWORD = "reset-by-admin-7"
@@ -28,6 +31,20 @@ def _row(page: Page, username: str) -> Locator:
 
 def _flash(page: Page) -> Locator:
     return page.locator(".flash")
+
+
+def _second_admin(site: Site) -> str:
+    """A second admin of the county, made on the server console (active at once)."""
+    with site.backends.db.session() as session:
+        orgs.create_user(
+            session,
+            passwords=site.backends.passwords,
+            username="admin2",
+            password=PASSWORD,
+            org=COUNTY,
+            role=Role.admin,
+        )
+    return "admin2"
 
 
 def _refused_login(
@@ -169,7 +186,9 @@ def test_reset_password_ends_sessions_and_the_new_one_works(
     phone.problems.assert_none()
 
 
-def test_admin_grants_an_auditor_one_download(visitor: Visitor, site: Site) -> None:
+def test_admin_grants_an_auditor_one_download_a_second_admin_confirms(
+    visitor: Visitor, phone: Visitor, site: Site
+) -> None:
     with httpx.Client(base_url=site.url) as client:
         token = client.post(
             "/api/v1/auth/token", data={"username": "east", "password": PASSWORD}
@@ -198,6 +217,7 @@ def test_admin_grants_an_auditor_one_download(visitor: Visitor, site: Site) -> N
     page.get_by_role("button", name="授予权限").click()
     expect(_flash(page)).to_have_text(
         f"已授权 auditor 下载材料 {document_id}，有效期至 {last_day.isoformat()}"
+        "；须由另一位系统管理员确认后生效"
     )
     grant = page.locator("table.admin-grants tbody tr")
     expect(grant).to_have_count(1)
@@ -208,25 +228,120 @@ def test_admin_grants_an_auditor_one_download(visitor: Visitor, site: Site) -> N
             "admin",
             re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$"),
             f"{last_day} 23:59",
-            "有效",
+            "待确认",
+            "待另一位系统管理员确认",
         ]
     )
 
-    with httpx.Client(base_url=site.url) as client:
-        token = client.post(
-            "/api/v1/auth/token", data={"username": "auditor", "password": PASSWORD}
-        ).json()["access_token"]
-        download = client.get(
-            f"/api/v1/documents/{document_id}/download",
-            headers={"Authorization": f"Bearer {token}"},
+    def download() -> int:
+        response = httpx.get(
+            f"{site.url}/api/v1/documents/{document_id}/download",
+            headers=bearer(site, "auditor"),
         )
-        assert download.status_code == 200
+        return response.status_code
+
+    # Waiting: no download yet.
+    assert download() == 403
+
+    second = phone.login(_second_admin(site))
+    second.get_by_role("link", name="下载授权").click()
+    row = second.locator("table.admin-grants tbody tr")
+    row.get_by_role("button", name=re.compile("^确认授权")).click()
+    expect(_flash(second)).to_have_text(f"已确认下载授权：auditor 现在可以下载材料 {document_id}")
+    expect(row.locator("td[data-label='状态']")).to_have_text("有效")
+    expect(row.locator("td[data-label='确认']")).to_have_text(
+        re.compile(r"^admin2 \d{4}-\d{2}-\d{2} \d{2}:\d{2}$")
+    )
+
+    assert download() == 200
     visitor.problems.assert_none()
+    phone.problems.assert_none()
+
+
+def test_a_new_admin_signs_in_once_another_admin_confirms(
+    visitor: Visitor, phone: Visitor, site: Site
+) -> None:
+    page = visitor.login("admin")
+    page.get_by_label("用户名").fill("guanli")
+    page.get_by_label("初始密码").fill(NEW_PASSWORD)
+    page.get_by_label("角色").select_option(label="系统管理员")
+    page.get_by_label("单位").select_option(label=COUNTY)
+    page.get_by_role("button", name="创建用户").click()
+    expect(_flash(page)).to_have_text(
+        f"已创建用户 guanli（系统管理员，{COUNTY}）；须由另一位系统管理员确认后才能登录"
+    )
+    status = _row(page, "guanli").locator("td[data-label='状态']")
+    expect(status).to_contain_text("待另一位系统管理员确认")
+    expect(status).to_contain_text("admin 于")
+    # Its own request: the admin who asked has no button to confirm it.
+    expect(_row(page, "guanli").get_by_role("button", name="确认用户 guanli")).to_have_count(0)
+
+    _refused_login(
+        phone, "guanli", NEW_PASSWORD, "此账号正等待另一位系统管理员确认，确认后才能登录"
+    )
+
+    second = phone.login(_second_admin(site))
+    _row(second, "guanli").get_by_role("button", name="确认用户 guanli").click()
+    expect(_flash(second)).to_have_text("已确认用户 guanli（系统管理员），该账号现在可以登录")
+    expect(_row(second, "guanli").locator("td[data-label='状态']")).to_have_text("启用")
+    phone.page.get_by_role("button", name="退出").click()
+
+    phone.login("guanli", NEW_PASSWORD)
+    expect(phone.page.get_by_test_id("current-user")).to_have_text("guanli")
+    visitor.problems.assert_none()
+    phone.problems.assert_none()
+
+
+def test_an_auditor_confirms_a_new_auditor_and_reads_the_grants(
+    visitor: Visitor, phone: Visitor, site: Site
+) -> None:
+    admin = bearer(site, "admin")
+    created = httpx.post(
+        f"{site.url}/api/v1/users",
+        headers=admin,
+        json={"username": "shenji", "password": NEW_PASSWORD, "org": COUNTY, "role": "auditor"},
+    )
+    assert created.status_code == 201, created.text
+    _refused_login(phone, "shenji", NEW_PASSWORD, "此账号正等待另一位审计人员确认，确认后才能登录")
+
+    page = visitor.login("auditor")
+    page.locator("nav.mainnav").get_by_role("link", name="双人确认").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("双人确认")
+    row = page.locator("table.pending-accounts tr[data-username='shenji']")
+    expect(row.locator("td")).to_have_text(
+        [
+            "shenji",
+            "审计人员",
+            COUNTY,
+            "admin",
+            re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$"),
+            "确认",
+        ]
+    )
+    # Every grant, with who granted and who confirmed it.
+    grants = page.locator("table.grants tbody tr")
+    expect(grants.first.locator("td[data-label='授权人']")).to_have_text("admin")
+    expect(grants.first.locator("td[data-label='确认人']")).to_contain_text("admin2")
+
+    row.get_by_role("button", name="确认用户 shenji").click()
+    expect(_flash(page)).to_have_text("已确认用户 shenji（审计人员），该账号现在可以登录")
+    expect(page.get_by_text("没有待确认的账号。")).to_be_visible()
+
+    phone.login("shenji", NEW_PASSWORD)
+    expect(phone.page.get_by_test_id("current-user")).to_have_text("shenji")
+    visitor.problems.assert_none()
+    phone.problems.assert_none()
 
 
 def test_other_roles_get_the_refusal_page_and_no_data(visitor: Visitor, site: Site) -> None:
     page = visitor.login("poverty")
-    for path in ("/admin/users", "/admin/orgs", "/admin/categories", "/admin/grants"):
+    for path in (
+        "/admin/users",
+        "/admin/orgs",
+        "/admin/categories",
+        "/admin/grants",
+        "/confirmations",
+    ):
         response = page.goto(visitor.site.url + path)
         assert response is not None
         assert response.status == 403, path

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from api.deps import BackendsDep, ClientIP
+from api.schemas import MAX_ID
 from api.web.render import LOCAL_TIME, ORG_KIND_LABELS, ROLE_LABELS, flash_redirect, render
 from api.web.session import CheckedForm, SignedIn
 from services import access, administration, dictionary
@@ -72,6 +73,14 @@ def _users_page(
         csrf_token=web.csrf_token,
         status_code=422 if create_error else 200,
         users=users,
+        # The waiting accounts this admin may confirm (admins; never their own request).
+        confirmable={
+            account.id
+            for account in users
+            if account.pending_since is not None
+            and access.account_confirmation_refusal(web.principal, account) is None
+        },
+        confirmer_of=_confirmer,
         org_groups=_orgs_by_kind(orgs),
         roles=[(role.value, ROLE_LABELS[role.value]) for role in Role],
         min_password_length=MIN_PASSWORD_LENGTH,
@@ -108,7 +117,45 @@ def create_user(
         if created
         else f"用户 {user.username}（{role}，{user.org.name}）已存在，未作改动"
     )
+    if created and user.pending_since is not None:
+        text += f"；须由{_confirmer(user.role)}确认后才能登录"
     return flash_redirect(request, backends.settings, "/admin/users", text=text)
+
+
+def _confirmer(role: str) -> str:
+    """Who confirms an admin's change to an account of this role, as people say it."""
+    confirmer = access.confirmer_role(Role(role))
+    return f"另一位{ROLE_LABELS[confirmer.value]}" if confirmer else "第二人"
+
+
+@router.post("/admin/users/confirm")
+def confirm_user(
+    request: Request, web: SignedIn, form: CheckedForm, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Confirm another admin's creating, enabling or resetting an admin account."""
+    return confirm_account(request, web, form, backends, ip, back="/admin/users")
+
+
+def confirm_account(
+    request: Request,
+    web: ActiveSession,
+    form: FormData,
+    backends: Backends,
+    ip: str | None,
+    *,
+    back: str,
+) -> Response:
+    """The confirmation of a waiting account, posted from an admin's or an auditor's page."""
+    try:
+        user = administration.confirm_user(
+            backends, principal=web.principal, username=_field(form, "username"), ip=ip
+        )
+    except MaterialsError as exc:
+        return _back(request, backends, back, exc)
+    text = (
+        f"已确认用户 {user.username}（{ROLE_LABELS.get(user.role, user.role)}），该账号现在可以登录"
+    )
+    return flash_redirect(request, backends.settings, back, text=text)
 
 
 @router.post("/admin/users/disable")
@@ -151,6 +198,8 @@ def _set_active(
         if active
         else f"已停用用户 {user.username}：其登录已立即失效，不能再登录"
     )
+    if active and user.pending_since is not None:
+        text += f"；须由{_confirmer(user.role)}确认后才能登录"
     return flash_redirect(request, backends.settings, "/admin/users", text=text)
 
 
@@ -173,6 +222,8 @@ def reset_password(
         f"已重置用户 {user.username} 的密码，请将新密码当面或电话告知本人；"
         "本人下次登录时须先改为自己的新密码"
     )
+    if user.pending_since is not None:
+        text += f"；须由{_confirmer(user.role)}确认后才能登录"
     return flash_redirect(request, backends.settings, "/admin/users", text=text)
 
 
@@ -327,7 +378,11 @@ def grants_page(request: Request, web: SignedIn, backends: BackendsDep, ip: Clie
         principal=web.principal,
         csrf_token=web.csrf_token,
         grants=grants,
-        auditors=[user for user in users if user.role == Role.auditor.value and user.active],
+        auditors=[
+            user
+            for user in users
+            if access.may_hold_grant(Role(user.role)) and access.may_sign_in(user)
+        ],
         today=datetime.now(LOCAL_TIME).date().isoformat(),
     )
 
@@ -351,9 +406,30 @@ def grant_download(
         )
     except MaterialsError as exc:
         return _back(request, backends, "/admin/grants", exc)
-    text = f"已授权 {username} 下载材料 {document_id}" + (
-        f"，有效期至 {until.isoformat()}" if until else "，长期有效"
+    text = (
+        f"已授权 {username} 下载材料 {document_id}"
+        + (f"，有效期至 {until.isoformat()}" if until else "，长期有效")
+        + "；须由另一位系统管理员确认后生效"
     )
+    return flash_redirect(request, backends.settings, "/admin/grants", text=text)
+
+
+@router.post("/admin/grants/confirm")
+def confirm_grant(
+    request: Request, web: SignedIn, form: CheckedForm, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Confirm another admin's download grant: from now on it gives the download."""
+    number = _field(form, "grant_id")
+    grant_id = int(number) if number.isdecimal() and len(number) <= 10 else 0
+    try:
+        if not 1 <= grant_id <= MAX_ID:
+            raise InvalidField("grant_id", "授权编号无效")
+        grant = administration.confirm_grant(
+            backends, principal=web.principal, grant_id=grant_id, ip=ip
+        )
+    except MaterialsError as exc:
+        return _back(request, backends, "/admin/grants", exc)
+    text = f"已确认下载授权：{grant.username} 现在可以下载材料 {grant.document_id}"
     return flash_redirect(request, backends.settings, "/admin/grants", text=text)
 
 
