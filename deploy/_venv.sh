@@ -9,7 +9,8 @@ ensure_venv() {
     local python="${PYTHON:-python3}"
     if [ ! -x "$VENV/bin/python" ]; then
         "$python" -m venv "$VENV"
-        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+        # setuptools too: the one a new venv of Python 3.11 starts with has known vulnerabilities.
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip setuptools
     fi
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT$extras"
 }

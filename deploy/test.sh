@@ -11,6 +11,9 @@ ensure_debian_packages clamav-daemon
 # The web interface tests drive Debian's Chromium (never a downloaded browser), with CJK fonts.
 ensure_debian_packages chromium fonts-noto-cjk
 ensure_venv "[test]"
+# Known vulnerabilities with a fixed release in what was just installed (pip-audit, PyPI's data);
+# says so, without failing, when PyPI's vulnerability API cannot be reached.
+"$VENV/bin/python" "$ROOT/deploy/audit_dependencies.py"
 # MinIO is built from source once (a few minutes) and cached; here rather than inside a fixture,
 # so that the wait is announced and a missing Go toolchain stops the run with a clear message.
 "$ROOT/deploy/minio.sh" build
