@@ -117,6 +117,8 @@ MAX_LOOKUP_WORDS = 500
 _log = logging.getLogger(__name__)
 _RANK = f"bm25(document_terms, {', '.join(str(weight) for weight in COLUMNS.values())})"
 _IDEOGRAPH = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+# The same characters as a set: a token is tested by one look-up (documents have thousands).
+_IDEOGRAPHS = frozenset(chr(code) for code in (*range(0x3400, 0x4DC0), *range(0x4E00, 0xA000)))
 
 
 class SqliteSearchIndex:
@@ -481,10 +483,7 @@ class _Row:
             },
             department_ids=tuple(dict.fromkeys(document.department_ids)),
             texts=(analysed.texts[0], analysed.texts[2], analysed.texts[1]),
-            terms=tuple(
-                {**analysed.words, **analysed.chars, **_pair_fields(analysed.chars)}[column]
-                for column in COLUMNS
-            ),
+            terms=_terms(analysed),
             vocabulary=analysed.vocabulary,
         )
 
@@ -543,6 +542,12 @@ def _char_phrase(chars: Sequence[str]) -> str:
     return f"{CHAR_COLUMNS} : {_phrase(chars)}"
 
 
+def _terms(analysed: AnalysedDocument) -> tuple[str, ...]:
+    """The FTS5 columns' values of a document, in column order."""
+    values = {**analysed.words, **analysed.chars, **_pair_fields(analysed.chars)}
+    return tuple(values[column] for column in COLUMNS)
+
+
 def _pair_fields(chars: Mapping[str, str]) -> dict[str, str]:
     """The pair columns of a document's character fields."""
     return {
@@ -558,7 +563,7 @@ def _pairs(tokens: str) -> str:
     dot) take none.
     """
     kept = [token for token in tokens.split() if token.isalnum()]
-    ideographs = [token if _IDEOGRAPH.fullmatch(token) else None for token in kept]
+    ideographs = [token if token in _IDEOGRAPHS else None for token in kept]
     return " ".join(
         PAIR_MARK + first + then if first and then else PAIR_GAP
         for first, then in pairwise(ideographs)

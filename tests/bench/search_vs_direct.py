@@ -43,7 +43,7 @@ from services.audit import Actor
 from services.backends import Backends, open_backends
 from services.config import Settings
 from services.metadata import period_bounds
-from services.models import Document, DocumentDepartment, IndexStatus, OrgKind, Role
+from services.models import Document, DocumentDepartment, IndexStatus, OrgKind, Role, ScanStatus
 from services.search import FACETS, IndexedDocument, SearchQuery, TextAnalyzer
 from services.search._elasticsearch import ElasticsearchIndex
 from tests.bench._stack import Stack, load, machine, percentile, summary
@@ -184,6 +184,8 @@ def insert_rows(backends: Backends, documents: Sequence[IndexedDocument], upload
                         "created_at": document.created_at,
                         "index_status": IndexStatus.indexed.value,
                         "indexed_at": now,
+                        # Stored and indexed with no virus scanner configured.
+                        "scan_status": ScanStatus.unscanned.value,
                     }
                     for document in chunk
                 ],
