@@ -45,8 +45,8 @@ log = logging.getLogger("materials.api")
 FIRST_ADMIN_HINT = (
     "数据库中还没有任何用户。创建第一个管理员 / No users yet. Create the first admin with:\n"
     "  materials admin create-org --kind county --name 某某县\n"
-    "  materials admin create-user --username admin --password '<至少8位>' --org 某某县 "
-    "--role admin\n"
+    "  materials admin create-user --username admin --password '<至少10位，含两类字符>' "
+    "--org 某某县 --role admin\n"
     "or load a sample county with: materials demo"
 )
 
