@@ -261,6 +261,12 @@ def reset_password(
         )
         with backends.db.session() as session:
             user = _user_named(session, username)
+            if user.id == principal.user_id:
+                # A reset is for someone else's forgotten password; one's own is changed with
+                # the old one (修改密码), which no second person needs to confirm.
+                raise Conflict(
+                    "不能重置自己的密码，请在“修改密码”页面用原密码修改", code="cannot_reset_self"
+                )
             user.password_hash = password_hash
             user.credentials_changed_at = utcnow()
             # The admin knows this password: it only lets its owner choose one of their own.

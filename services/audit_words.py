@@ -187,6 +187,7 @@ REASON_NAMES: dict[str, str] = {
     "org_exists": "单位已存在",
     "role_org_mismatch": "角色与单位不符",
     "cannot_disable_self": "不能停用自己",
+    "cannot_reset_self": "不能重置自己的密码",
     "pending": "账号待第二人确认",
     "account_pending": "账号待第二人确认",
     "not_confirmer": "无权确认",

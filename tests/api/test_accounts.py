@@ -151,6 +151,18 @@ def test_an_admin_cannot_disable_themself(api: Api, backends: Backends) -> None:
     ]
 
 
+def test_an_admin_cannot_reset_their_own_password(api: Api, backends: Backends) -> None:
+    # It used to fail with a 500: the admin became the requester of their own confirmation.
+    refused = _post(api, "admin/password", {"new_password": NEW_PASSWORD})
+
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "cannot_reset_self"
+    assert _login(api.client, "admin", PASSWORD).status_code == 200
+    assert _events(backends, "user_password_reset") == [
+        ("admin", "denied", {"reason": "cannot_reset_self", "user": "admin"})
+    ]
+
+
 def test_an_unknown_user_is_not_found(api: Api, backends: Backends) -> None:
     for path, body in (
         ("nobody/disable", None),
