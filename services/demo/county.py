@@ -34,6 +34,8 @@ class DemoLogin:
 
 LOGINS = (
     DemoLogin("admin", "demo-admin-2026", Role.admin.value, COUNTY),
+    # A second admin: grants to auditors and new admins wait for another admin's confirmation.
+    DemoLogin("admin2", "demo-admin2-2026", Role.admin.value, COUNTY),
     DemoLogin("auditor", "demo-audit-2026", Role.auditor.value, COUNTY),
     DemoLogin("jianfu", "demo-coord-2026", Role.coordinator.value, COUNTY),
     DemoLogin("chengguan", "demo-town-2026", Role.uploader.value, TOWNSHIPS[0]),
