@@ -36,6 +36,7 @@ from api.routes import (
 from api.web.install import install_web
 from indexer.worker import BackgroundWorker, IndexWorker
 from services import orgs
+from services.audit_sequencer import AuditSequencer, BackgroundSequencer
 from services.auth import Authenticator
 from services.backends import Backends, open_backends
 from services.config import Settings
@@ -72,13 +73,17 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
             log.warning(FIRST_ADMIN_HINT)
         if opened.scanner is None:
             log.warning(NO_SCANNER_HINT, "" if settings.serve_unscanned else "not ")
-        worker = None
+        worker = sequencer = None
         if settings.embedded_worker:
             worker = BackgroundWorker(IndexWorker(opened, opened.index))
             worker.start()
+            sequencer = BackgroundSequencer(AuditSequencer(opened.db, settings, opened.blobs))
+            sequencer.start()
         yield
         if worker is not None:
             worker.stop()
+        if sequencer is not None:
+            sequencer.stop()
         if backends is None:
             opened.close()
 

@@ -6,6 +6,7 @@ Administrative commands print one JSON line and are idempotent, so scripts can r
 
 from __future__ import annotations
 
+import base64
 import getpass
 import json
 import sys
@@ -18,12 +19,15 @@ import click
 from api.upload_client import upload_command
 from services import administration, dictionary, figures, maintenance
 from services.audit import Actor
+from services.audit_keys import load_verifier
+from services.audit_verify import verify_log, verify_receipt
 from services.backends import Backends, open_backends
 from services.config import Settings
 from services.db import Database
 from services.errors import MaterialsError
 from services.models import OrgKind, Role
 from services.private_files import make_private_dir
+from services.signed_notes import NoteError, Verifier
 
 
 def _settings(data_dir: Path | None) -> Settings:
@@ -263,19 +267,121 @@ def audit() -> None:
     """The tamper-evident access log."""
 
 
+def _read_verifier(public_key: Path | None, settings: Settings | None) -> Verifier | None:
+    if public_key is not None:
+        try:
+            return Verifier.parse(public_key.read_text(encoding="utf-8"))
+        except (OSError, NoteError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--public-key") from exc
+    return load_verifier(settings) if settings is not None else None
+
+
+def _read_receipt(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise click.BadParameter(f"{path}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise click.BadParameter(f"{path}: not a receipt object")
+    return loaded
+
+
 @audit.command("verify")
 @data_dir_option
-def audit_verify(data_dir: Path | None) -> None:
-    """Recompute the hash chain; exit non-zero naming the first bad seq."""
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The log's verifier key (the text of GET /api/v1/audit/public-key) kept apart from "
+    "the server; by default the one derived from the signing key file.",
+)
+@click.option(
+    "--receipts",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A directory of receipts (*.json) townships kept: each is checked and held against "
+    "the log.",
+)
+def audit_verify(data_dir: Path | None, public_key: Path | None, receipts: Path | None) -> None:
+    """Recompute the Merkle tree and hold it against every signed checkpoint (database, object
+    store, receipts); exit non-zero naming the first bad seq and the check that failed."""
     backends = _with_backends(data_dir)
     try:
-        report = backends.audit.verify()
+        verifier = _read_verifier(public_key, backends.settings)
+        held = [
+            (path.name, _read_receipt(path))
+            for path in sorted(receipts.glob("*.json") if receipts else [])
+        ]
+        report = verify_log(backends.db, backends.blobs, verifier, receipts=held)
     finally:
         backends.close()
     _emit(report.as_dict())
     if not report.ok:
-        click.echo(f"audit chain broken at seq {report.first_bad_seq} ({report.reason})", err=True)
+        click.echo(
+            f"audit log fails at seq {report.first_bad_seq} ({report.reason}): {report.detail}",
+            err=True,
+        )
         sys.exit(1)
+
+
+@audit.command("verify-receipt")
+@click.argument("receipt", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The log's verifier key: the text of GET /api/v1/audit/public-key.",
+)
+def audit_verify_receipt(receipt: Path, public_key: Path) -> None:
+    """Check a saved receipt offline: its upload event is in the log under a signed checkpoint.
+
+    Needs no server and no database, only the receipt and the log's public key."""
+    verifier = _read_verifier(public_key, None)
+    assert verifier is not None
+    loaded = _read_receipt(receipt)
+    try:
+        check = verify_receipt(loaded, verifier)
+    except NoteError as exc:
+        _emit({"ok": False, "receipt": receipt.name, "reason": str(exc)})
+        click.echo(f"receipt does not verify: {exc}", err=True)
+        sys.exit(1)
+    _emit(
+        {
+            "ok": True,
+            "receipt": receipt.name,
+            "document_id": loaded.get("document_id"),
+            "sha256": loaded.get("sha256"),
+            "seq": check.seq,
+            "tree_size": check.tree_size,
+            "root": base64.b64encode(check.root).decode(),
+        }
+    )
+
+
+@audit.command("public-key")
+@data_dir_option
+def audit_public_key(data_dir: Path | None) -> None:
+    """Print the log's verifier key (to keep apart from the server, for verify-receipt)."""
+    settings = _settings(data_dir)
+    verifier = load_verifier(settings)
+    if verifier is None:
+        click.echo("no audit signing key yet: made when the first checkpoint is signed", err=True)
+        sys.exit(1)
+    click.echo(verifier.text())
+
+
+@audit.command("sequence")
+@data_dir_option
+def audit_sequence(data_dir: Path | None) -> None:
+    """Sequence every event waiting and sign a checkpoint over them, then exit (the worker and
+    embedded serve do this continuously)."""
+    from services.audit_sequencer import AuditSequencer
+
+    backends = _with_backends(data_dir)
+    try:
+        sequencer = AuditSequencer(backends.db, backends.settings, backends.blobs)
+        sequenced = sequencer.drain()
+    finally:
+        backends.close()
+    _emit({"sequenced": sequenced})
 
 
 @main.command()
@@ -315,19 +421,24 @@ def check(data_dir: Path | None) -> None:
 @main.command()
 @data_dir_option
 def worker(data_dir: Path | None) -> None:
-    """Run an index worker: drain the outbox into the search index until interrupted."""
+    """Run an index worker: drain the outbox into the search index until interrupted; beside it,
+    the audit log's sequencer (one at a time across all workers, by a lease)."""
     import signal
     import threading
 
     from indexer.worker import IndexWorker
+    from services.audit_sequencer import AuditSequencer, BackgroundSequencer
 
     backends = _with_backends(data_dir)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    sequencer = BackgroundSequencer(AuditSequencer(backends.db, backends.settings, backends.blobs))
+    sequencer.start()
     try:
         IndexWorker(backends, backends.index).run(stop)
     finally:
+        sequencer.stop()
         backends.close()
 
 

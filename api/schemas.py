@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.administration import GrantEntry, PendingAccount
-from services.audit import VerifyReport
+from services.audit import event_time
+from services.audit_tree import ConsistencyProof, InclusionProof
+from services.audit_verify import VerifyReport
 from services.dictionary import MAX_WORDS_AT_ONCE, DictionaryListing
 from services.documents import Receipt
 from services.models import AuditEvent, Category, Document, Org, User
@@ -266,17 +269,56 @@ class SearchOut(BaseModel):
         )
 
 
+class InclusionProofOut(BaseModel):
+    """RFC 9162 inclusion proof: the audit path from a leaf to the root of ``tree_size`` leaves."""
+
+    leaf_index: int
+    tree_size: int
+    hashes: list[str]  # base64, leaf side first
+
+    @classmethod
+    def of(cls, proof: InclusionProof) -> InclusionProofOut:
+        return cls(
+            leaf_index=proof.leaf_index, tree_size=proof.tree_size, hashes=_b64(proof.hashes)
+        )
+
+
+class ConsistencyProofOut(BaseModel):
+    """RFC 9162 consistency proof between the trees of ``from`` and ``to`` leaves."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    first: int = Field(serialization_alias="from", validation_alias="from")
+    second: int = Field(serialization_alias="to", validation_alias="to")
+    hashes: list[str]
+
+    @classmethod
+    def of(cls, proof: ConsistencyProof) -> ConsistencyProofOut:
+        return cls(first=proof.first, second=proof.second, hashes=_b64(proof.hashes))
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(value).decode() for value in hashes]
+
+
 class ReceiptOut(BaseModel):
     document_id: str
     sha256: str
     township: OrgRef
     uploaded_by: str
     received_at: datetime
-    audit_seq: int
-    audit_hash: str
+    # The upload event in the signed log: its number and leaf hash (hex), the event object, the
+    # newest signed checkpoint and the inclusion proof; `pending` until the sequencer covered it.
+    audit_seq: int | None
+    audit_hash: str | None
+    pending: bool
+    event: AuditEventOut | None = None
+    checkpoint: str | None = None
+    inclusion_proof: InclusionProofOut | None = None
 
     @classmethod
     def of(cls, receipt: Receipt) -> ReceiptOut:
+        anchor = receipt.anchor
         return cls(
             document_id=receipt.document_id,
             sha256=receipt.sha256,
@@ -285,6 +327,10 @@ class ReceiptOut(BaseModel):
             received_at=receipt.received_at,
             audit_seq=receipt.audit_seq,
             audit_hash=receipt.audit_hash,
+            pending=anchor is None,
+            event=AuditEventOut.of(anchor.event) if anchor else None,
+            checkpoint=anchor.checkpoint.note if anchor else None,
+            inclusion_proof=InclusionProofOut.of(anchor.proof) if anchor else None,
         )
 
 
@@ -320,8 +366,12 @@ class UsageOut(BaseModel):
 
 
 class AuditEventOut(BaseModel):
-    seq: int
-    at: datetime
+    """An audit event. Once sequenced it has ``seq``, ``leaf_index`` (``seq - 1``) and
+    ``leaf_hash`` (base64; ``hash`` is the same in hex), and its leaf bytes are the fields seq …
+    details exactly as shown here, as sorted compact JSON."""
+
+    seq: int | None
+    at: str  # UTC, ISO 8601 with microseconds: the form the leaf bytes use
     actor: str
     org: str | None
     role: str | None
@@ -330,13 +380,16 @@ class AuditEventOut(BaseModel):
     outcome: str
     ip: str | None
     details: dict[str, Any]
-    hash: str
+    leaf_index: int | None
+    leaf_hash: str | None
+    hash: str | None
 
     @classmethod
     def of(cls, event: AuditEvent) -> AuditEventOut:
+        leaf = event.leaf
         return cls(
-            seq=event.seq,
-            at=event.at,
+            seq=leaf.seq if leaf else None,
+            at=event_time(event.at),
             actor=event.actor,
             org=event.org,
             role=event.role,
@@ -345,7 +398,9 @@ class AuditEventOut(BaseModel):
             outcome=event.outcome,
             ip=event.ip,
             details=dict(event.details),
-            hash=event.hash,
+            leaf_index=leaf.seq - 1 if leaf else None,
+            leaf_hash=base64.b64encode(leaf.leaf_hash).decode() if leaf else None,
+            hash=leaf.leaf_hash.hex() if leaf else None,
         )
 
 
@@ -357,11 +412,22 @@ class AuditPageOut(BaseModel):
 
 
 class VerifyOut(BaseModel):
+    """The log recomputed and held against every signed checkpoint (see services.audit_verify)."""
+
     ok: bool
     events: int
     head: str
+    tree_size: int
+    checkpoints: int
+    exported_checkpoints: int
+    receipts: int
+    pending: int
+    latest_checkpoint: int | None
+    warnings: list[str]
     first_bad_seq: int | None = None
+    last_bad_seq: int | None = None
     reason: str | None = None
+    detail: str | None = None
 
     @classmethod
     def of(cls, report: VerifyReport) -> VerifyOut:

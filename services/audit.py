@@ -1,13 +1,15 @@
-"""The access log: append-only events, each hash-chained to the one before it.
+"""The access log: events appended in their action's own transaction, never changed.
 
-``hash = sha256(prev_hash + "\\n" + canonical_json(event))``; verification recomputes the chain and
-names the first event that was edited, deleted or inserted. No code path updates or deletes events.
+An event is inserted without a sequence number and without any lock shared with other requests;
+the sequencer (``services.audit_sequencer``) later numbers committed events and appends them to a
+Merkle tree whose signed checkpoints make the log provable (``services.audit_verify``). An
+event's leaf bytes are its fields as sorted compact JSON (``leaf_bytes``): anyone can recompute a
+leaf from the event object the API shows.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import threading
@@ -25,7 +27,6 @@ from sqlalchemy.orm import Session
 from services.db import Database
 from services.models import COUNTY_TIME, ROLE_NAMES, AuditEvent, utcnow
 
-GENESIS_HASH = "0" * 64
 MAX_ACTOR_LENGTH = 200
 # Bursts followed at once by one process; beyond, new ones are counted together without an address.
 MAX_BURSTS = 1000
@@ -177,22 +178,6 @@ class AuditFilter:
     until: datetime | None = None
 
 
-@dataclass(frozen=True)
-class VerifyReport:
-    ok: bool
-    events: int
-    head: str
-    first_bad_seq: int | None = None
-    reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        report: dict[str, Any] = {"ok": self.ok, "events": self.events, "head": self.head}
-        if not self.ok:
-            report["first_bad_seq"] = self.first_bad_seq
-            report["reason"] = self.reason
-        return report
-
-
 @dataclass
 class EventPage:
     total: int
@@ -210,23 +195,29 @@ class _Burst:
     started: float  # time.monotonic()
     last_at: datetime
     count: int = 1
-    first_seq: int | None = None  # None while the first event is being written
+    first_at: datetime | None = None  # when the first was logged; None while it is being written
 
     def summary(self) -> dict[str, Any]:
         details: dict[str, Any] = {} if self.reason is None else {"reason": self.reason}
+        assert self.first_at is not None
         details.update(
             count=self.count,
-            first_seq=self.first_seq,
-            last_at=self.last_at.isoformat(timespec="microseconds"),
+            first_at=event_time(self.first_at),
+            last_at=event_time(self.last_at),
         )
         return details
 
 
-def canonical_content(event: AuditEvent) -> bytes:
-    """The bytes an event's hash covers: every field but the hashes, as sorted compact JSON."""
-    content = {
-        "seq": event.seq,
-        "at": event.at.astimezone(UTC).isoformat(timespec="microseconds"),
+def event_time(at: datetime) -> str:
+    """An event's time as its object and its leaf bytes show it: UTC, microseconds."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def event_fields(event: AuditEvent, seq: int) -> dict[str, Any]:
+    """The fields an event's leaf covers, as the event object shows them."""
+    return {
+        "seq": seq,
+        "at": event_time(event.at),
         "actor": event.actor,
         "org": event.org,
         "role": event.role,
@@ -236,15 +227,19 @@ def canonical_content(event: AuditEvent) -> bytes:
         "ip": event.ip,
         "details": event.details,
     }
-    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def chain_hash(prev_hash: str, event: AuditEvent) -> str:
-    return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + canonical_content(event)).hexdigest()
+def canonical_bytes(fields: dict[str, Any]) -> bytes:
+    """Sorted keys, no spaces, non-ASCII unescaped, UTF-8: the leaf bytes of an event object."""
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def leaf_bytes(event: AuditEvent, seq: int) -> bytes:
+    return canonical_bytes(event_fields(event, seq))
 
 
 class AuditLog:
-    """Appends to, reads and verifies the hash-chained access log."""
+    """Appends events to the access log and reads them."""
 
     def __init__(self, db: Database, *, burst_seconds: float = 60.0) -> None:
         self._db = db
@@ -262,14 +257,11 @@ class AuditLog:
         document_id: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> AuditEvent:
-        """Append one event inside the caller's transaction (committed or rolled back with it)."""
-        self._db.lock_audit_chain(session)
-        last = session.execute(
-            select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-        ).first()
-        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        """Append one event inside the caller's transaction (committed or rolled back with it).
+
+        No lock is taken: the event gets its sequence number from the sequencer once committed.
+        """
         event = AuditEvent(
-            seq=seq,
             # Microsecond precision survives every supported database unchanged.
             at=utcnow(),
             actor=actor.username[:MAX_ACTOR_LENGTH],
@@ -280,9 +272,7 @@ class AuditLog:
             outcome=outcome.value,
             ip=actor.ip,
             details=_json_safe(details or {}),
-            prev_hash=prev_hash,
         )
-        event.hash = chain_hash(prev_hash, event)
         session.add(event)
         session.flush()
         return event
@@ -316,10 +306,10 @@ class AuditLog:
         outcome: Outcome,
         details: dict[str, Any],
     ) -> None:
-        """Record a refusal that comes in floods (a failed login, a bad token) without a chained
-        append for each: the first of a burst (same action, actor, address and reason) is an
+        """Record a refusal that comes in floods (a failed login, a bad token) without an event
+        for each: the first of a burst (same action, actor, address and reason) is an
         event at once; the rest within ``burst_seconds`` are only counted, and one event
-        ``{"reason", "count", "first_seq", "last_at"}`` sums the burst up (count includes the
+        ``{"reason", "count", "first_at", "last_at"}`` sums the burst up (count includes the
         first) when it has ended, before the log is read, or when the process stops."""
         reason = details.get("reason")
         key: tuple[Any, ...] = (
@@ -358,7 +348,7 @@ class AuditLog:
                 if self._bursts.get(key) is burst:
                     del self._bursts[key]
             raise
-        burst.first_seq = event.seq
+        burst.first_at = event.at
 
     def flush_bursts(self, *, closing: bool = False) -> None:
         """Write the summary of every burst with refusals not yet logged (before the log is read,
@@ -373,17 +363,17 @@ class AuditLog:
             taken = [
                 key
                 for key, burst in self._bursts.items()
-                if closing or (burst.count > 1 and burst.first_seq is not None)
+                if closing or (burst.count > 1 and burst.first_at is not None)
             ]
             bursts = [self._bursts.pop(key) for key in taken]
-        return [burst for burst in bursts if burst.count > 1]
+        return [burst for burst in bursts if burst.count > 1 and burst.first_at is not None]
 
     def _take_ended(self, now: float) -> list[_Burst]:
         # Called with the lock held; bursts sit in the order they started.
         ended: list[_Burst] = []
         while self._bursts:
             key, burst = next(iter(self._bursts.items()))
-            if now - burst.started < self._burst_seconds or burst.first_seq is None:
+            if now - burst.started < self._burst_seconds or burst.first_at is None:
                 break
             del self._bursts[key]
             if burst.count > 1:
@@ -402,34 +392,6 @@ class AuditLog:
                     outcome=burst.outcome,
                     details=burst.summary(),
                 )
-
-    def verify(self) -> VerifyReport:
-        """Recompute the whole chain; report the first event that does not fit."""
-        expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
-        with self._db.session() as session:
-            rows = session.execute(
-                select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=1000)
-            ).scalars()
-            for event in rows:
-                if event.seq > expected_seq:
-                    return VerifyReport(False, count, prev_hash, expected_seq, "missing")
-                if event.seq < expected_seq:
-                    # Only a row numbered below 1 sorts first: that inserted row is the bad one.
-                    return VerifyReport(False, count, prev_hash, event.seq, "out_of_order")
-                if event.prev_hash != prev_hash:
-                    return VerifyReport(False, count, prev_hash, event.seq, "broken_link")
-                if chain_hash(prev_hash, event) != event.hash:
-                    return VerifyReport(False, count, prev_hash, event.seq, "content_changed")
-                prev_hash, expected_seq, count = event.hash, expected_seq + 1, count + 1
-        return VerifyReport(True, count, prev_hash)
-
-    def head(self) -> tuple[int, str]:
-        """The newest event's seq and hash (0 and the genesis hash for an empty log)."""
-        with self._db.session() as session:
-            last = session.execute(
-                select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-            ).first()
-        return (last[0], last[1]) if last else (0, GENESIS_HASH)
 
     def count_recent(
         self,
@@ -478,7 +440,7 @@ class AuditLog:
             )
             events = list(
                 session.scalars(
-                    query.order_by(AuditEvent.seq.desc()).offset((page - 1) * size).limit(size)
+                    query.order_by(AuditEvent.id.desc()).offset((page - 1) * size).limit(size)
                 )
             )
         return EventPage(total=total, events=events)
@@ -502,7 +464,7 @@ class AuditLog:
         with self._db.session() as session:
             rows = session.execute(
                 _filtered(select(AuditEvent), filters)
-                .order_by(AuditEvent.seq.desc())
+                .order_by(AuditEvent.id.desc())
                 .execution_options(yield_per=500)
             ).scalars()
             for number, event in enumerate(rows):
@@ -556,9 +518,10 @@ def people_csv_row(event: AuditEvent) -> list[Any]:
 
 
 def csv_row(event: AuditEvent) -> list[Any]:
+    leaf = event.leaf
     return [
-        event.seq,
-        event.at.isoformat(),
+        "" if leaf is None else leaf.seq,
+        event_time(event.at),
         event.actor,
         event.org or "",
         event.role or "",
@@ -567,7 +530,7 @@ def csv_row(event: AuditEvent) -> list[Any]:
         event.outcome,
         event.ip or "",
         json.dumps(event.details, ensure_ascii=False, sort_keys=True),
-        event.hash,
+        "" if leaf is None else leaf.leaf_hash.hex(),
     ]
 
 

@@ -10,14 +10,17 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from services import access
+from services import access, audit_tree, merkle
 from services.access import Principal
-from services.audit import AuditAction, AuditFilter, EventPage, Outcome, VerifyReport
+from services.audit import AuditAction, AuditFilter, EventPage, Outcome
+from services.audit_keys import load_verifier
+from services.audit_verify import VerifyReport, verify_log
 from services.audit_words import worded_csv_row
 from services.backends import Backends
 from services.documents import actor_of
-from services.errors import Forbidden, InvalidField
+from services.errors import BackendUnavailable, Forbidden, InvalidField, NotFound
 from services.models import Document
+from services.signed_notes import Verifier
 
 
 def make_filter(
@@ -124,13 +127,71 @@ def document_titles(
 
 
 def verify(backends: Backends, *, principal: Principal, ip: str | None) -> VerifyReport:
-    """Verify the chain, for an auditor; the verification is recorded after it ran."""
+    """Verify the log against every signed checkpoint, for an auditor; the verification is
+    recorded after it ran."""
     _require_auditor(backends, principal=principal, action=AuditAction.audit_verify, ip=ip)
-    report = backends.audit.verify()
+    report = verify_log(backends.db, backends.blobs, load_verifier(backends.settings))
     backends.audit.record(
         actor=actor_of(principal, ip),
         action=AuditAction.audit_verify,
         outcome=Outcome.allowed,
-        details={"ok": report.ok, "events": report.events, "first_bad_seq": report.first_bad_seq},
+        details={
+            "ok": report.ok,
+            "events": report.events,
+            "first_bad_seq": report.first_bad_seq,
+            "reason": report.reason,
+        },
     )
     return report
+
+
+def verifier(backends: Backends) -> Verifier:
+    """The log's public key (anyone signed in may read it)."""
+    found = load_verifier(backends.settings)
+    if found is None:
+        raise BackendUnavailable("audit signing key", "审计日志尚未生成签名密钥")
+    return found
+
+
+def checkpoint(backends: Backends, *, size: int | None) -> str:
+    """The newest signed checkpoint, or the one of tree size ``size`` (anyone signed in)."""
+    with backends.db.session() as session:
+        if size is None:
+            found = audit_tree.latest_checkpoint(session)
+            if found is None:
+                raise NotFound("审计日志尚无签名检查点", code="checkpoint_not_found")
+        else:
+            found = audit_tree.checkpoint_of_size(session, size)
+        return found.note
+
+
+def _proof_read(backends: Backends, principal: Principal, ip: str | None, **details: int) -> None:
+    _require_auditor(backends, principal=principal, action=AuditAction.audit_read, ip=ip)
+    backends.audit.record(
+        actor=actor_of(principal, ip),
+        action=AuditAction.audit_read,
+        outcome=Outcome.allowed,
+        details={"proof": details},
+    )
+
+
+def inclusion_proof(
+    backends: Backends, *, principal: Principal, leaf_index: int, tree_size: int, ip: str | None
+) -> audit_tree.InclusionProof:
+    _proof_read(backends, principal, ip, leaf_index=leaf_index, tree_size=tree_size)
+    try:
+        with backends.db.session() as session:
+            return audit_tree.inclusion_proof(session, leaf_index=leaf_index, size=tree_size)
+    except merkle.ProofError as exc:
+        raise InvalidField("tree_size", str(exc), code="proof_out_of_range") from exc
+
+
+def consistency_proof(
+    backends: Backends, *, principal: Principal, first: int, second: int, ip: str | None
+) -> audit_tree.ConsistencyProof:
+    _proof_read(backends, principal, ip, first=first, second=second)
+    try:
+        with backends.db.session() as session:
+            return audit_tree.consistency_proof(session, first=first, second=second)
+    except merkle.ProofError as exc:
+        raise InvalidField("to", str(exc), code="proof_out_of_range") from exc

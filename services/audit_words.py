@@ -27,7 +27,7 @@ DETAIL_NAMES: dict[str, str] = {
     "signature": "病毒特征",
     # A burst of refusals summed up (services.audit.AuditLog.record_burst).
     "count": "本轮次数",
-    "first_seq": "本轮首条记录",
+    "first_at": "本轮首条时间",
     "last_at": "本轮最后一次",
     "kind": "类型",
     "status": "状态",

@@ -90,6 +90,25 @@ class Settings(BaseSettings):
     # Refusals that come in floods (failed logins, bad tokens): the first of a kind from one
     # address is an audit event at once, the rest within this many seconds one event with a count.
     audit_burst_seconds: float = Field(default=60.0, gt=0)
+    # The provable audit log. Events get their sequence number from a sequencer (one at a time,
+    # by a lease in the database; it runs wherever an index worker runs), which signs a
+    # checkpoint every `audit_checkpoint_events` events or `audit_checkpoint_seconds`, whichever
+    # comes first, with the Ed25519 key in `audit_signing_key_file` (PKCS#8 PEM). Embedded mode
+    # makes that key beside the data directory; production keeps it out of the database's reach.
+    audit_signing_key_file: Path | None = None
+    # The note verifier key (`name+keyid+base64`, as GET /audit/public-key shows it) for
+    # processes without the signing key; by default derived from the signing key's file.
+    audit_public_key: str | None = None
+    audit_log_origin: str = Field(default="materials.county/audit", pattern=r"^[^\s+]{1,200}$")
+    audit_checkpoint_events: int = Field(default=1000, ge=1)
+    audit_checkpoint_seconds: float = Field(default=1.0, gt=0)
+    audit_sequencer_batch: int = Field(default=2000, ge=1)
+    audit_sequencer_lease_seconds: float = Field(default=10.0, gt=0)
+    # How long a receipt waits for its upload event to be covered by a signed checkpoint before
+    # it answers `pending` (the sequencer signs within `audit_checkpoint_seconds`).
+    audit_receipt_wait_seconds: float = Field(default=3.0, ge=0)
+    # No event younger than this can be removed by any command (at least six months).
+    audit_retention_days: int = Field(default=184, ge=184)
     # Blobs without a document row younger than this are an upload in flight, not an orphan.
     orphan_grace_seconds: int = Field(default=3600, ge=0)
     # argon2id cost of password hashes (argon2-cffi's defaults, RFC 9106 low-memory profile).
@@ -123,6 +142,13 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def audit_key_path(self) -> Path:
+        """The signing key's file: the configured one, or one beside the data directory."""
+        if self.audit_signing_key_file is not None:
+            return self.audit_signing_key_file.expanduser().resolve()
+        return self.data_dir.with_name(f"{self.data_dir.name}-audit-signing-key.pem")
 
     @property
     def resolved_database_url(self) -> str:

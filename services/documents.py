@@ -18,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from services import access, orgs, slots
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
+from services.audit_sequencer import wait_for_sequence
+from services.audit_tree import Anchor, anchor
 from services.backends import Backends
 from services.blobs import BlobWriter
 from services.errors import (
@@ -85,8 +87,19 @@ class Receipt:
     township: Org
     uploaded_by: str
     received_at: Any
-    audit_seq: int
-    audit_hash: str
+    # The upload event's anchor in the signed log; None while it waits for the sequencer.
+    anchor: Anchor | None
+
+    @property
+    def audit_seq(self) -> int | None:
+        """The upload event's sequence number in the log (None while pending)."""
+        return self.anchor.event.seq if self.anchor else None
+
+    @property
+    def audit_hash(self) -> str | None:
+        """The upload event's leaf hash, hex (None while pending)."""
+        leaf = self.anchor.event.leaf if self.anchor else None
+        return leaf.leaf_hash.hex() if leaf else None
 
 
 def actor_of(principal: Principal, ip: str | None) -> Actor:
@@ -211,8 +224,7 @@ def upload(
                     **({"catalog_item": catalog_item_id} if catalog_item_id else {}),
                 },
             )
-            document.receipt_seq = event.seq
-            document.receipt_hash = event.hash
+            document.receipt_event_id = event.id
             # The upload happened when the log says it did (the figures count it from there).
             document.created_at = event.at
             # Same transaction: the index cannot miss a committed document.
@@ -436,16 +448,21 @@ def receipt(
         outcome=Outcome.allowed,
         document_id=document.id,
     )
-    assert document.receipt_seq is not None
-    assert document.receipt_hash is not None
+    assert document.receipt_event_id is not None
+    wait_for_sequence(
+        backends.db,
+        document.receipt_event_id,
+        timeout=backends.settings.audit_receipt_wait_seconds,
+    )
+    with backends.db.session() as session:
+        found = anchor(session, document.receipt_event_id)
     return Receipt(
         document_id=document.id,
         sha256=document.sha256,
         township=document.township,
         uploaded_by=document.uploaded_by.username,
         received_at=document.created_at,
-        audit_seq=document.receipt_seq,
-        audit_hash=document.receipt_hash,
+        anchor=found,
     )
 
 

@@ -16,10 +16,13 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    FetchedValue,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -247,9 +250,9 @@ class Document(Base):
     index_status: Mapped[str] = mapped_column(String(20), default=IndexStatus.pending.value)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    # The audit event that recorded the upload: the receipt's anchor in the chain.
-    receipt_seq: Mapped[int | None] = mapped_column(BigInteger)
-    receipt_hash: Mapped[str | None] = mapped_column(String(64))
+    # The audit event that recorded the upload: the receipt's anchor in the log. (The columns
+    # receipt_seq and receipt_hash of the former hash chain stay in the table, unused.)
+    receipt_event_id: Mapped[int | None] = mapped_column(BigInteger)
     # What indexing found out: why it failed, personal data, photo metadata, a text fingerprint.
     index_error: Mapped[str | None] = mapped_column(String(500))
     # Where the indexed body text came from (TextSource); None until indexed.
@@ -395,16 +398,25 @@ class DownloadGrant(Base):
 
 
 class AuditEvent(Base):
-    """One append-only entry of the access log, chained to its predecessor by ``hash``."""
+    """One entry of the access log, inserted in its action's transaction and never changed.
+
+    Its sequence number, leaf hash and place in the Merkle tree come later, from the sequencer
+    (``AuditLeaf``); ``leaf`` is None until then.
+    """
 
     __tablename__ = "audit_events"
     __table_args__ = (
         Index("ix_audit_actor_action_at", "actor", "action", "at"),
         Index("ix_audit_document", "document_id"),
         Index("ix_audit_at", "at"),
+        Index("ix_audit_tx_id", "tx", "id"),
     )
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    # Filled by the database: the inserting transaction (PostgreSQL), 0 on SQLite.
+    tx: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(200))
     org: Mapped[str | None] = mapped_column(String(100))
@@ -414,8 +426,68 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(10))
     ip: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    leaf: Mapped[AuditLeaf | None] = relationship(
+        primaryjoin="AuditEvent.id == foreign(AuditLeaf.event_id)", lazy="joined", viewonly=True
+    )
+
+    @property
+    def seq(self) -> int | None:
+        return self.leaf.seq if self.leaf is not None else None
+
+
+class AuditLeaf(Base):
+    """An event's place in the Merkle tree: leaf index ``seq - 1``, written by the sequencer."""
+
+    __tablename__ = "audit_leaves"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditTreeNode(Base):
+    """The hash of a perfect subtree above the leaves: ``2**level`` leaves from ``idx << level``."""
+
+    __tablename__ = "audit_tree_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditCheckpoint(Base):
+    """A signed checkpoint: the tree's size and root as a C2SP signed note."""
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (Index("ix_audit_checkpoints_unexported", "exported_at"),)
+
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(Text)
+    exported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditSequencerState(Base):
+    """The sequencer's lease (one sequencer at a time) and where its next batch starts."""
+
+    __tablename__ = "audit_sequencer"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_tx: Mapped[int] = mapped_column(BigInteger)
+    last_event_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditLegacyChain(Base):
+    """The head of the hash chain the log was before it became a Merkle tree."""
+
+    __tablename__ = "audit_legacy_chain"
+
+    head_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    migrated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class LoginAttempt(Base):

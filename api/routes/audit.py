@@ -1,15 +1,24 @@
-"""Audit routes, for auditors only: events with filters, CSV export, chain verification."""
+"""Audit routes: events with filters, CSV export, verification and proofs for auditors; the
+signed checkpoint and the public key for anyone signed in."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
-from api.schemas import CSV_RESPONSES, AuditEventOut, AuditPageOut, VerifyOut
+from api.errors import error_responses
+from api.schemas import (
+    CSV_RESPONSES,
+    AuditEventOut,
+    AuditPageOut,
+    ConsistencyProofOut,
+    InclusionProofOut,
+    VerifyOut,
+)
 from services import audit_access
 from services.audit import AuditFilter, Outcome
 
@@ -93,6 +102,71 @@ def export_events(
 
 
 @router.get("/verify", response_model=VerifyOut)
-def verify_chain(user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> VerifyOut:
-    """Recompute the hash chain; name the first event that was edited, deleted or inserted."""
+def verify_log(user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> VerifyOut:
+    """Recompute the Merkle tree from the events and hold it against every signed checkpoint
+    (database, object store); name the first event edited, deleted, inserted or reordered."""
     return VerifyOut.of(audit_access.verify(backends, principal=user, ip=ip))
+
+
+TreeSize = Annotated[int, Query(ge=0, le=2**62)]
+_TEXT: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {}}}}
+_NO_STORE = {"Cache-Control": "private, no-store"}
+
+
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={**_TEXT, **error_responses(404, 503)},
+)
+def get_checkpoint(
+    _user: CurrentUser,
+    backends: BackendsDep,
+    size: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> PlainTextResponse:
+    """The newest signed checkpoint (or the one of tree size `size`): a C2SP tlog-checkpoint
+    signed as a C2SP signed note with Ed25519."""
+    note = audit_access.checkpoint(backends, size=size)
+    return PlainTextResponse(note, headers=_NO_STORE)
+
+
+@router.get(
+    "/public-key", response_class=PlainTextResponse, responses={**_TEXT, **error_responses(503)}
+)
+def get_public_key(_user: CurrentUser, backends: BackendsDep) -> PlainTextResponse:
+    """The note verifier key checkpoints are signed with: `<name>+<hex key id>+<base64 key>`."""
+    return PlainTextResponse(audit_access.verifier(backends).text() + "\n")
+
+
+@router.get("/proof/inclusion", response_model=InclusionProofOut, responses=error_responses(422))
+def get_inclusion_proof(
+    user: CurrentUser,
+    backends: BackendsDep,
+    ip: ClientIP,
+    leaf_index: Annotated[int, Query(ge=0, le=2**62)],
+    tree_size: Annotated[int, Query(ge=1, le=2**62)],
+) -> InclusionProofOut:
+    """RFC 9162 inclusion proof of a leaf in the tree of `tree_size` leaves."""
+    proof = audit_access.inclusion_proof(
+        backends, principal=user, leaf_index=leaf_index, tree_size=tree_size, ip=ip
+    )
+    return InclusionProofOut.of(proof)
+
+
+@router.get(
+    "/proof/consistency",
+    response_model=ConsistencyProofOut,
+    response_model_by_alias=True,
+    responses=error_responses(422),
+)
+def get_consistency_proof(
+    user: CurrentUser,
+    backends: BackendsDep,
+    ip: ClientIP,
+    first: Annotated[TreeSize, Query(alias="from")],
+    second: Annotated[TreeSize, Query(alias="to")],
+) -> ConsistencyProofOut:
+    """RFC 9162 consistency proof: the tree of `from` leaves is a prefix of the one of `to`."""
+    proof = audit_access.consistency_proof(
+        backends, principal=user, first=first, second=second, ip=ip
+    )
+    return ConsistencyProofOut.of(proof)

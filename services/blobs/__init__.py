@@ -70,6 +70,17 @@ class BlobStore(Protocol):
     def ping(self) -> None:
         """Raise BackendUnavailable when the store cannot be used."""
 
+    def put_record(self, name: str, data: bytes, *, retain_days: int) -> bool:
+        """Keep a small record that must outlive tampering with the database (a signed audit
+        checkpoint) under ``name`` (``a/b/c``), written once: under object-lock retention for
+        ``retain_days`` where the store supports it. True when the store locked it."""
+
+    def list_records(self, prefix: str) -> Iterator[str]:
+        """The names of the records under ``prefix``."""
+
+    def read_record(self, name: str) -> bytes:
+        """A record's bytes; NotFound when absent."""
+
     def download_url(
         self, sha256: str, *, filename_header: str, content_type: str, expires_seconds: int
     ) -> str | None:

@@ -22,6 +22,9 @@ __all__ = ["LocalBlobStore"]
 
 _BACKEND = "object store"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_RECORD_NAME = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_.-]+)*$")
+# Records live beside the blobs' ab/cd/ directories, where no blob name can be.
+_RECORDS = "records"
 
 
 class LocalBlobStore:
@@ -81,6 +84,41 @@ class LocalBlobStore:
         self, sha256: str, *, filename_header: str, content_type: str, expires_seconds: int
     ) -> str | None:
         return None
+
+    def _record_path(self, name: str) -> Path:
+        if not _RECORD_NAME.match(name) or ".." in name:
+            raise ValueError(f"not a record name: {name!r}")
+        return self._root / _RECORDS / name
+
+    def put_record(self, name: str, data: bytes, *, retain_days: int) -> bool:
+        # A read-only file; a local directory has no retention that its owner cannot undo.
+        path = self._record_path(name)
+        if path.exists():
+            return False
+        writer = _LocalWriter(path)
+        try:
+            writer.write(data)
+            writer.commit()
+        finally:
+            writer.abort()
+        return False
+
+    def list_records(self, prefix: str) -> Iterator[str]:
+        base = self._root / _RECORDS
+        directory = self._record_path(prefix.rstrip("/"))
+        if not directory.is_dir():
+            return
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                yield path.relative_to(base).as_posix()
+
+    def read_record(self, name: str) -> bytes:
+        try:
+            return self._record_path(name).read_bytes()
+        except FileNotFoundError as exc:
+            raise NotFound("记录不存在", code="record_missing") from exc
+        except OSError as exc:
+            raise BackendUnavailable(_BACKEND, "文件存储读取失败") from exc
 
     def ping(self) -> None:
         if not os.access(self._root, os.W_OK):

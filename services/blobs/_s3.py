@@ -20,9 +20,10 @@ from typing import NoReturn
 
 import urllib3
 from minio import Minio
-from minio.commonconfig import REPLACE, CopySource
+from minio.commonconfig import COMPLIANCE, REPLACE, CopySource
 from minio.datatypes import Object, Part
 from minio.error import MinioException, S3Error
+from minio.retention import Retention
 
 from services.blobs import BlobInfo
 from services.errors import BackendUnavailable, NotFound
@@ -31,6 +32,8 @@ __all__ = ["S3BlobStore"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX = "blobs/"
+_RECORDS = "records/"
+_RECORD_NAME = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_.-]+)*$")
 # The smallest part S3 allows: what an upload holds in memory is about two parts.
 _PART_SIZE = 5 * 1024 * 1024
 # Parts of one streamed upload sent at once (the SDK's own default is three).
@@ -79,6 +82,8 @@ class S3BlobStore:
         )
         self._bucket = bucket
         self._bucket_ready = False
+        # Whether puts under object-lock retention work here (None: not tried yet).
+        self._retention: bool | None = None
         try:
             self._ensure_bucket()
         except BackendUnavailable as exc:
@@ -96,7 +101,7 @@ class S3BlobStore:
             return
         try:
             if not self._client.bucket_exists(self._bucket):
-                self._client.make_bucket(self._bucket)
+                self._make_bucket()
         except S3Error as exc:
             # Another process created it between the check and the make.
             if exc.code != "BucketAlreadyOwnedByYou":
@@ -104,6 +109,17 @@ class S3BlobStore:
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             _unavailable(exc)
         self._bucket_ready = True
+
+    def _make_bucket(self) -> None:
+        # With object lock where the server has it, so that signed audit checkpoints can be kept
+        # under retention; a server without it refuses the option and gets a plain bucket.
+        try:
+            self._client.make_bucket(self._bucket, object_lock=True)
+        except S3Error as exc:
+            if exc.code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+            _log.warning("object store refused object lock (%s); bucket made without it", exc.code)
+            self._client.make_bucket(self._bucket)
 
     def _key(self, sha256: str) -> str:
         if not _SHA256.match(sha256):
@@ -235,6 +251,79 @@ class S3BlobStore:
             )
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             _unavailable(exc)
+
+    def _record_key(self, name: str) -> str:
+        if not _RECORD_NAME.match(name) or ".." in name:
+            raise ValueError(f"not a record name: {name!r}")
+        return _RECORDS + name
+
+    def put_record(self, name: str, data: bytes, *, retain_days: int) -> bool:
+        key = self._record_key(name)
+        self._ensure_bucket()
+        if self._stat_key(key) is not None:
+            return False
+        if self._retention is not False:
+            until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=retain_days)
+            try:
+                self._put_small(key, data, retention=Retention(COMPLIANCE, until))
+                self._retention = True
+                return True
+            except S3Error as exc:
+                if exc.code not in ("InvalidRequest", "NotImplemented", "InvalidBucketState"):
+                    _unavailable(exc)
+                _log.warning(
+                    "object store keeps audit checkpoints without retention (%s: %s)",
+                    exc.code,
+                    exc.message,
+                )
+                self._retention = False
+            except (MinioException, urllib3.exceptions.HTTPError) as exc:
+                _unavailable(exc)
+        try:
+            self._put_small(key, data)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+        return False
+
+    def _put_small(self, key: str, data: bytes, *, retention: Retention | None = None) -> None:
+        self._client.put_object(
+            self._bucket,
+            key,
+            io.BytesIO(data),
+            length=len(data),
+            content_type="text/plain; charset=utf-8",
+            retention=retention,
+        )
+
+    def list_records(self, prefix: str) -> Iterator[str]:
+        self._ensure_bucket()
+        try:
+            for found in self._client.list_objects(
+                self._bucket, prefix=self._record_key(prefix.rstrip("/")) + "/", recursive=True
+            ):
+                if found.object_name:
+                    yield found.object_name[len(_RECORDS) :]
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+
+    def read_record(self, name: str) -> bytes:
+        key = self._record_key(name)
+        self._ensure_bucket()
+        try:
+            response = self._client.get_object(self._bucket, key)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                raise NotFound("记录不存在", code="record_missing") from exc
+            _unavailable(exc)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+        try:
+            return response.read()
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+        finally:
+            response.close()
+            response.release_conn()
 
     def ping(self) -> None:
         self._ensure_bucket()

@@ -24,8 +24,8 @@ from services.audit import (
     AuditAction,
     AuditFilter,
     Outcome,
-    VerifyReport,
 )
+from services.audit_verify import VerifyReport
 from services.backends import Backends
 from services.errors import InvalidField
 from services.models import AuditEvent

@@ -215,7 +215,7 @@ def receipt_qr_svg(receipt: Receipt) -> Markup:
     """The receipt's identifying values as a QR code, an inline SVG made here (no script)."""
     text = (
         f"materials-receipt:v1;doc={receipt.document_id};sha256={receipt.sha256};"
-        f"audit={receipt.audit_hash}"
+        f"audit={receipt.audit_hash or 'pending'}"
     )
     code = segno.make(text, error="m", micro=False)
     label = "报送回执二维码：包含材料编号、SHA-256 和审计哈希"
@@ -235,7 +235,8 @@ def receipt_page(
     # ``receipt`` has checked (and audited) that the caller may see this document.
     document = documents.load(backends, document_id=receipt.document_id)
     sha256_groups = [receipt.sha256[i : i + 8] for i in range(0, len(receipt.sha256), 8)]
-    audit_groups = [receipt.audit_hash[i : i + 8] for i in range(0, len(receipt.audit_hash), 8)]
+    audit_hash = receipt.audit_hash or ""
+    audit_groups = [audit_hash[i : i + 8] for i in range(0, len(audit_hash), 8)]
     return render(
         request,
         "receipt.html",
