@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Start or stop a private PostgreSQL cluster from Debian's packages on 127.0.0.1, for dev and tests.
-# Usage: postgres.sh start DIR PORT  |  postgres.sh stop DIR
+# Usage: postgres.sh start DIR PORT  |  postgres.sh stop DIR  |  postgres.sh roles DIR PORT [DB]
 # The cluster runs as the `postgres` system user; data, socket and log all live under DIR, and a
 # database named `materials` is created on first start. Trust authentication: never expose it.
+# `roles` applies deploy/postgres-roles.sql to the running cluster (the production roles
+# materials_owner and materials_app, and database DB, default `materials`, owned by the first),
+# with the passwords from MATERIALS_OWNER_PASSWORD and MATERIALS_APP_PASSWORD.
 set -euo pipefail
 START_TIMEOUT="${POSTGRES_START_TIMEOUT:-30}"
 PG_USER="${POSTGRES_SYSTEM_USER:-postgres}"
+ROLES_SQL="$(cd "$(dirname "$0")" && pwd)/postgres-roles.sql"
 
 usage() {
-    echo "usage: $0 start DIR PORT | $0 stop DIR" >&2
+    echo "usage: $0 start DIR PORT | $0 stop DIR | $0 roles DIR PORT [DB]" >&2
     exit 2
 }
 
@@ -80,8 +84,22 @@ stop() {
     as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null
 }
 
+roles() {
+    local dir="$1" port="$2" db="$3" bin
+    : "${MATERIALS_OWNER_PASSWORD:?set MATERIALS_OWNER_PASSWORD (the password of materials_owner)}"
+    : "${MATERIALS_APP_PASSWORD:?set MATERIALS_APP_PASSWORD (the password of materials_app)}"
+    bin="$(pg_bin)"
+    dir="$(cd "$dir" && pwd)"
+    cd "$dir"
+    # The script comes on stdin: the postgres system user need not be able to read this checkout.
+    as_pg "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -X -q -v ON_ERROR_STOP=1 \
+        -v db="$db" -v owner_password="$MATERIALS_OWNER_PASSWORD" \
+        -v app_password="$MATERIALS_APP_PASSWORD" <"$ROLES_SQL"
+}
+
 case "${1:-}" in
     start) [ "$#" -eq 3 ] || usage; start "$2" "$3" ;;
     stop) [ "$#" -ge 2 ] || usage; stop "$2" ;;
+    roles) [ "$#" -eq 3 ] || [ "$#" -eq 4 ] || usage; roles "$2" "$3" "${4:-materials}" ;;
     *) usage ;;
 esac

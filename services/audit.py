@@ -393,6 +393,11 @@ class AuditLog:
                     details=burst.summary(),
                 )
 
+    def last_id(self) -> int:
+        """The newest event's id (0 for an empty log): events after it have larger ids."""
+        with self._db.session() as session:
+            return session.scalar(select(func.max(AuditEvent.id))) or 0
+
     def count_recent(
         self,
         session: Session,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from services.config import Settings
-from services.private_files import PRIVATE_FILE_MODE, make_private_dir
+from services.private_files import make_private_dir
 from services.signed_notes import NoteError, Signer, Verifier
 
 log = logging.getLogger("materials.audit")
@@ -32,18 +33,23 @@ class SigningKeyMissing(RuntimeError):
 
 
 def _generate(path: Path) -> None:
+    """Write a new key to ``path`` unless one is there: whole or not at all, since another
+    process starting at the same moment may be reading it (written aside, then linked)."""
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     make_private_dir(path.parent)
+    fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-    except FileExistsError:
-        return  # another process made it first
-    with os.fdopen(fd, "wb") as file:
-        os.fchmod(file.fileno(), PRIVATE_FILE_MODE)
-        file.write(pem)
-        file.flush()
-        os.fsync(file.fileno())
+        with os.fdopen(fd, "wb") as file:
+            file.write(pem)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            return  # another process made it first: theirs is the key
+    finally:
+        os.unlink(aside)
     log.warning(
         "made the audit log's signing key %s; production must keep this key elsewhere than the "
         "database and its backups (MATERIALS_AUDIT_SIGNING_KEY_FILE)",

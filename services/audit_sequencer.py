@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, text, tuple_, update
-from sqlalchemy.orm import Session, noload
+from sqlalchemy.orm import Session, lazyload
 
 from services import merkle
 from services.audit import event_time, leaf_bytes
@@ -150,7 +150,7 @@ class AuditSequencer:
         horizon = self._horizon(session)
         rows = session.execute(
             select(AuditEvent)
-            .options(noload(AuditEvent.leaf))
+            .options(lazyload(AuditEvent.leaf))
             .where(
                 tuple_(AuditEvent.tx, AuditEvent.id) > tuple_(state.last_tx, state.last_event_id),
                 AuditEvent.tx < horizon,

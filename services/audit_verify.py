@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
-from sqlalchemy.orm import Session, noload
+from sqlalchemy.orm import Session, lazyload
 
 from services import merkle
 from services.audit import canonical_bytes, leaf_bytes
@@ -161,16 +162,19 @@ class _Expectation:
     seq: int | None = None  # the seq to name when it fails (receipts); else the interval
 
 
-def _leaf_rows(session: Session) -> Iterator[tuple[int, bytes, AuditEvent | None]]:
+def _leaf_rows(session: Session) -> Generator[tuple[int, bytes, AuditEvent | None]]:
     rows = session.execute(
         select(AuditLeaf.seq, AuditLeaf.leaf_hash, AuditEvent)
         .outerjoin(AuditEvent, AuditEvent.id == AuditLeaf.event_id)
-        .options(noload(AuditEvent.leaf))
+        .options(lazyload(AuditEvent.leaf))
         .order_by(AuditLeaf.seq)
         .execution_options(yield_per=2000)
     )
-    for seq, leaf, event in rows:
-        yield seq, bytes(leaf), event
+    try:
+        for seq, leaf, event in rows:
+            yield seq, bytes(leaf), event
+    finally:
+        rows.close()  # a server-side cursor on PostgreSQL, when verification stops early
 
 
 def _checkpoint_expectations(
@@ -183,23 +187,28 @@ def _checkpoint_expectations(
         .order_by(AuditCheckpoint.tree_size)
         .execution_options(yield_per=2000)
     )
-    for size, root, note in rows:
-        try:
-            signed = verified_checkpoint(note, verifier)
-        except NoteError as exc:
-            raise _Failed(
-                previous + 1,
-                "checkpoint_signature",
-                f"检查点 {size}：{exc}",
-                last_seq=size,
-            ) from exc
-        if signed.size != size or signed.root != bytes(root):
-            raise _Failed(previous + 1, "checkpoint_signature", f"检查点 {size} 的行与签名不符")
-        expectations.append(_Expectation(size, signed.root, "checkpoint_root", f"检查点 {size}"))
-        report.checkpoints += 1
-        report.latest_checkpoint = size
-        previous = size
+    with closing(rows):
+        for size, root, note in rows:
+            _check_signed(size, bytes(root), note, verifier, previous)
+            expectations.append(
+                _Expectation(size, bytes(root), "checkpoint_root", f"检查点 {size}")
+            )
+            report.checkpoints += 1
+            report.latest_checkpoint = size
+            previous = size
     return expectations
+
+
+def _check_signed(size: int, root: bytes, note: str, verifier: Verifier, previous: int) -> None:
+    """A stored checkpoint row must be a note signed by the log's key, saying its size and root."""
+    try:
+        signed = verified_checkpoint(note, verifier)
+    except NoteError as exc:
+        detail = f"检查点 {size}：{exc}"
+        raise _Failed(previous + 1, "checkpoint_signature", detail, last_seq=size) from exc
+    if signed.size != size or signed.root != root:
+        detail = f"检查点 {size} 的行与签名不符"
+        raise _Failed(previous + 1, "checkpoint_signature", detail, last_seq=size)
 
 
 def _exported_expectations(
@@ -305,10 +314,18 @@ def _recompute(
     by_size: dict[int, list[_Expectation]] = {}
     for expectation in expectations:
         by_size.setdefault(expectation.size, []).append(expectation)
-    signed_sizes = sorted({e.size for e in expectations if e.reason == "checkpoint_root"})
+    with closing(_leaf_rows(session)) as rows:
+        return _fold_leaves(rows, by_size, receipt_leaves)
+
+
+def _fold_leaves(
+    rows: Iterator[tuple[int, bytes, AuditEvent | None]],
+    by_size: dict[int, list[_Expectation]],
+    receipt_leaves: dict[int, tuple[bytes, str]],
+) -> merkle.Frontier:
     frontier = merkle.Frontier()
-    previous_signed = 0
-    for seq, stored, event in _leaf_rows(session):
+    matched = 0  # the last size at which a signed root was met: the change lies after it
+    for seq, stored, event in rows:
         expected = frontier.size + 1
         if seq != expected:
             raise _Failed(expected, "leaf_missing", f"第 {expected} 号之后缺少事件")
@@ -320,17 +337,18 @@ def _recompute(
         if seq in receipt_leaves and receipt_leaves[seq][0] != leaf:
             raise _Failed(seq, "receipt", f"回执 {receipt_leaves[seq][1]} 中的事件与日志不符")
         frontier.append(leaf)
-        for expectation in by_size.get(seq, ()):
-            if frontier.root() != expectation.root:
-                interval_end = next((s for s in signed_sizes if s >= seq), seq)
+        if seq not in by_size:
+            continue
+        root = frontier.root()
+        for expectation in by_size[seq]:
+            if root != expectation.root:
                 raise _Failed(
-                    expectation.seq or previous_signed + 1,
+                    expectation.seq or matched + 1,
                     expectation.reason,
                     f"重算到第 {seq} 号的树根与{expectation.what}不符",
-                    last_seq=None if expectation.seq else interval_end,
+                    last_seq=None if expectation.seq else seq,
                 )
-        if seq in by_size and any(e.reason == "checkpoint_root" for e in by_size[seq]):
-            previous_signed = seq
+        matched = seq
     return frontier
 
 

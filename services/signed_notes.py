@@ -51,7 +51,7 @@ class Verifier:
 
     @classmethod
     def parse(cls, text: str) -> Verifier:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)
         if len(parts) != 3 or not _valid_name(parts[0]):
             raise NoteError("verifier key must be <name>+<hex key id>+<base64 key>")
         name, hex_id, encoded = parts

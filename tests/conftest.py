@@ -56,8 +56,10 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         # Cheap password hashes: the tests create and sign in many users.
         "password_time_cost": 1,
         "password_memory_kib": 1024,
-        # Tests drain the outbox themselves, at the moment they choose.
+        # Tests drain the outbox and sequence the audit log themselves, when they choose; a
+        # receipt answers `pending` at once instead of waiting for a sequencer.
         "embedded_worker": False,
+        "audit_receipt_wait_seconds": 0,
         **overrides,
     }
     return Settings(**values)

@@ -1,15 +1,16 @@
-"""The access log is a hash chain: any edit, deletion or insertion is named by seq on verify.
+"""The access log through the API: verification names tampering, events show their leaves,
+receipts carry their proofs, concurrent writers leave a gapless log, and the auditor's export is
+an Excel-safe CSV whose cells can neither forge a record nor run as a formula.
 
-Also: concurrent writers keep the chain gapless, receipts point into it, and the auditor's export
-is an Excel-safe CSV whose cells can neither forge a record nor run as a formula.
+The attacks themselves, on both databases, are in tests/contract/test_audit_log.py.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import io
-import itertools
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -17,17 +18,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select, text
 
-from services.audit import (
-    CSV_COLUMNS,
-    CSV_HEADINGS,
-    GENESIS_HASH,
-    Actor,
-    AuditAction,
-    Outcome,
-    chain_hash,
-)
+from services.audit import CSV_COLUMNS, CSV_HEADINGS, Actor, AuditAction, Outcome, event_time
+from services.audit_keys import load_verifier
+from services.audit_sequencer import AuditSequencer
+from services.audit_verify import LEAF_FIELDS, VerifyReport, verify_log, verify_receipt
 from services.audit_words import details_in_words
 from services.backends import Backends
 from services.models import AuditEvent
@@ -63,12 +59,16 @@ def make_activity(api: Api) -> list[str]:
 
 def rows(backends: Backends) -> list[AuditEvent]:
     with backends.db.session() as session:
-        return list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+        return list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
 
 
-def execute(backends: Backends, sql: str, **params: Any) -> None:
-    with backends.db.engine.begin() as connection:
-        connection.execute(text(sql), params)
+def sequence(backends: Backends) -> int:
+    """What the sequencer thread does in a running app: number, grow the tree, sign."""
+    return AuditSequencer(backends.db, backends.settings, backends.blobs).drain()
+
+
+def verify(backends: Backends) -> VerifyReport:
+    return verify_log(backends.db, backends.blobs, load_verifier(backends.settings))
 
 
 def verify_via_api(api: Api) -> dict[str, Any]:
@@ -78,223 +78,68 @@ def verify_via_api(api: Api) -> dict[str, Any]:
     return report
 
 
-def assert_broken_at(backends: Backends, api: Api, seq: int, reason: str) -> None:
-    report = backends.audit.verify()
-    assert (report.ok, report.first_bad_seq, report.reason) == (False, seq, reason)
-    # The auditor's own login and read are appended after the damage; it is still named.
-    via_api = verify_via_api(api)
-    assert via_api["ok"] is False
-    assert via_api["first_bad_seq"] == seq
-    assert via_api["reason"] == reason
-
-
-def forged_copy(event: AuditEvent, **changes: Any) -> AuditEvent:
-    """A detached event with the same fields as ``event`` but its hash, except ``changes``."""
-    fields = {
-        column.key: getattr(event, column.key)
-        for column in inspect(AuditEvent).column_attrs
-        if column.key != "hash"
-    }
-    return AuditEvent(**{**fields, **changes})
-
-
-@pytest.fixture
-def chain(api: Api, backends: Backends) -> list[AuditEvent]:
-    """An untampered chain of at least ten events."""
-    make_activity(api)
+def assert_gapless(backends: Backends) -> list[AuditEvent]:
+    """Every event has exactly one leaf, numbered 1..n, and the log verifies."""
+    sequence(backends)
     events = rows(backends)
-    assert len(events) >= 10
+    assert sorted(event.seq or 0 for event in events) == list(range(1, len(events) + 1))
+    report = verify(backends)
+    assert (report.ok, report.events) == (True, len(events)), report.as_dict()
     return events
 
 
-# ---------------------------------------------------------------- an intact chain
+# ---------------------------------------------------------------- the log through the API
 
 
-def test_untampered_chain_verifies_with_count_and_head(
-    chain: list[AuditEvent], backends: Backends, api: Api
+def test_the_log_verifies_through_the_api_and_names_an_edited_event(
+    api: Api, backends: Backends
 ) -> None:
-    report = backends.audit.verify()
-    assert report.ok is True
-    assert report.events == len(chain)
-    assert report.head == chain[-1].hash
-    assert [event.seq for event in chain] == list(range(1, len(chain) + 1))
-    assert chain[0].prev_hash == GENESIS_HASH
-    for previous, event in itertools.pairwise(chain):
-        assert event.prev_hash == previous.hash
-        assert event.hash == chain_hash(previous.hash, event)
-
+    make_activity(api)
+    api.headers("auditor")  # the auditor's login, before the log is sequenced and signed
+    events = assert_gapless(backends)
     via_api = verify_via_api(api)
-    # The auditor's login happened before the verification, the verification event after it.
-    everything = rows(backends)
-    assert via_api["ok"] is True
-    assert via_api["events"] == len(everything) - 1
-    assert via_api["head"] == everything[-2].hash
-    assert everything[-1].action == "audit_verify"
-    assert backends.audit.verify().events == len(everything)
+    assert via_api["ok"] is True, via_api
+    assert via_api["events"] == len(events)
+    assert via_api["checkpoints"] >= 1
+    assert via_api["latest_checkpoint"] == len(events)
+
+    # An insider edits an upload event in the database, guards switched off.
+    upload = next(event for event in events if event.action == "upload")
+    with backends.db.session() as session:
+        session.execute(text("DROP TRIGGER audit_events_no_update"))
+        session.execute(
+            text("UPDATE audit_events SET actor = 'west' WHERE id = :id"), {"id": upload.id}
+        )
+    via_api = verify_via_api(api)
+    assert via_api["ok"] is False
+    assert (via_api["first_bad_seq"], via_api["reason"]) == (upload.seq, "leaf_mismatch")
+    assert via_api["detail"]
 
 
-def test_empty_log_verifies_at_genesis(backends: Backends) -> None:
-    report = backends.audit.verify()
-    assert (report.ok, report.events, report.head) == (True, 0, GENESIS_HASH)
-
-
-# ---------------------------------------------------------------- tampering
-
-
-@pytest.mark.parametrize(
-    ("column", "value"),
-    [
-        ("actor", "mallory"),
-        ("details", '{"reason": "nothing to see"}'),
-        ("outcome", "denied"),
-        ("role", "admin"),
-        ("document_id", "00000000-0000-0000-0000-000000000000"),
-        ("at", "2020-01-01 00:00:00.000000"),
-    ],
-)
-def test_edited_event_is_named(
-    chain: list[AuditEvent], backends: Backends, api: Api, column: str, value: Any
-) -> None:
-    assert getattr(chain[4], column) != value
-    execute(backends, f"UPDATE audit_events SET {column} = :value WHERE seq = 5", value=value)
-    assert_broken_at(backends, api, 5, "content_changed")
-
-
-def test_edited_hash_is_named(chain: list[AuditEvent], backends: Backends, api: Api) -> None:
-    execute(backends, "UPDATE audit_events SET hash = :h WHERE seq = 5", h="f" * 64)
-    assert_broken_at(backends, api, 5, "content_changed")
-
-
-def test_deleted_event_is_named(chain: list[AuditEvent], backends: Backends, api: Api) -> None:
-    execute(backends, "DELETE FROM audit_events WHERE seq = 4")
-    assert_broken_at(backends, api, 4, "missing")
-
-
-def test_deleted_first_event_is_named(
-    chain: list[AuditEvent], backends: Backends, api: Api
-) -> None:
-    execute(backends, "DELETE FROM audit_events WHERE seq = 1")
-    assert_broken_at(backends, api, 1, "missing")
-
-
-def test_deleted_last_event_goes_unnoticed_by_the_chain_alone(
-    chain: list[AuditEvent], backends: Backends
-) -> None:
-    """Truncating the tail leaves a valid, shorter chain: only a recorded head reveals it."""
-    execute(backends, "DELETE FROM audit_events WHERE seq = :seq", seq=chain[-1].seq)
-    report = backends.audit.verify()
-    assert report.ok is True
-    assert report.events == len(chain) - 1
-    assert report.head == chain[-2].hash != chain[-1].hash
-
-
-def _insert(backends: Backends, event: AuditEvent, hash_: str) -> None:
-    execute(
-        backends,
-        "INSERT INTO audit_events (seq, at, actor, org, role, action, document_id, outcome, ip,"
-        " details, prev_hash, hash) VALUES (:seq, :at, :actor, :org, :role, :action,"
-        " :document_id, :outcome, :ip, :details, :prev_hash, :hash)",
-        seq=event.seq,
-        at=event.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
-        actor=event.actor,
-        org=event.org,
-        role=event.role,
-        action=event.action,
-        document_id=event.document_id,
-        outcome=event.outcome,
-        ip=event.ip,
-        details="{}",
-        prev_hash=event.prev_hash,
-        hash=hash_,
-    )
-
-
-def test_forged_last_event_with_a_plausible_hash_is_named(
-    chain: list[AuditEvent], backends: Backends, api: Api
-) -> None:
-    last = chain[-1]
-    forged = forged_copy(
-        last, seq=last.seq + 1, actor="mallory", action="download", details={}, prev_hash=last.hash
-    )
-    plausible = hashlib.sha256(b"looks like a hash").hexdigest()
-    _insert(backends, forged, plausible)
-    assert_broken_at(backends, api, last.seq + 1, "content_changed")
-
-
-def test_forged_last_event_with_a_broken_link_is_named(
-    chain: list[AuditEvent], backends: Backends, api: Api
-) -> None:
-    last = chain[-1]
-    forged = forged_copy(last, seq=last.seq + 1, details={}, prev_hash=chain[-2].hash)
-    _insert(backends, forged, chain_hash(chain[-2].hash, forged))
-    assert_broken_at(backends, api, last.seq + 1, "broken_link")
-
-
-def test_forged_event_before_the_first_is_named(
-    chain: list[AuditEvent], backends: Backends, api: Api
-) -> None:
-    forged = forged_copy(chain[0], seq=0, actor="mallory", details={}, prev_hash=GENESIS_HASH)
-    _insert(backends, forged, chain_hash(GENESIS_HASH, forged))
-    # The inserted event is named, not the intact seq 1 after it.
-    assert_broken_at(backends, api, 0, "out_of_order")
-
-
-def _make_room_at(backends: Backends, seq: int) -> None:
-    # Two steps, because SQLite checks the primary key row by row during an UPDATE.
-    execute(backends, "UPDATE audit_events SET seq = -seq WHERE seq >= :seq", seq=seq)
-    execute(backends, "UPDATE audit_events SET seq = 1 - seq WHERE seq < 0")
-
-
-def test_event_inserted_in_the_middle_with_a_garbage_hash_is_named(
-    chain: list[AuditEvent], backends: Backends, api: Api
-) -> None:
-    _make_room_at(backends, 4)
-    forged = forged_copy(chain[3], actor="mallory", details={}, prev_hash=chain[2].hash)
-    _insert(backends, forged, "a" * 64)
-    assert_broken_at(backends, api, 4, "content_changed")
-
-
-def test_correctly_hashed_insertion_in_the_middle_breaks_the_next_link(
-    chain: list[AuditEvent], backends: Backends, api: Api
-) -> None:
-    """A forger who hashes the inserted event right still cannot re-link the one after it."""
-    _make_room_at(backends, 4)
-    forged = forged_copy(chain[3], actor="mallory", details={}, prev_hash=chain[2].hash)
-    _insert(backends, forged, chain_hash(chain[2].hash, forged))
-    # seq 4 fits its predecessor; the original 4th event, now seq 5, still links to seq 3.
-    assert_broken_at(backends, api, 5, "broken_link")
-
-
-def test_edit_with_recomputed_own_hash_breaks_the_next_link(
-    chain: list[AuditEvent], backends: Backends, api: Api
-) -> None:
-    original = chain[4]
-    forged = forged_copy(original, actor="mallory")
-    new_hash = chain_hash(original.prev_hash, forged)
-    assert new_hash != original.hash
-    execute(
-        backends,
-        "UPDATE audit_events SET actor = 'mallory', hash = :h WHERE seq = 5",
-        h=new_hash,
-    )
-    # Seq 5 is internally consistent now, so verification names seq 6, whose link points at
-    # the old hash.
-    assert_broken_at(backends, api, 6, "broken_link")
-
-
-def test_renumbering_to_hide_a_deletion_is_named(
-    chain: list[AuditEvent], backends: Backends, api: Api
-) -> None:
-    execute(backends, "DELETE FROM audit_events WHERE seq = 4")
-    execute(backends, "UPDATE audit_events SET seq = -seq WHERE seq > 4")
-    execute(backends, "UPDATE audit_events SET seq = -seq - 1 WHERE seq < 0")
-    # The event now numbered 4 links to the deleted one.
-    assert_broken_at(backends, api, 4, "broken_link")
+def test_events_show_their_place_in_the_tree_once_sequenced(api: Api, backends: Backends) -> None:
+    make_activity(api)
+    pending = api.client.get("/api/v1/audit/events", headers=api.headers("auditor")).json()
+    assert all(event["seq"] is None for event in pending["events"])
+    assert all(event["leaf_hash"] is None for event in pending["events"])
+    sequence(backends)
+    listed = api.client.get("/api/v1/audit/events", headers=api.headers("auditor")).json()
+    sequenced = [event for event in listed["events"] if event["seq"] is not None]
+    assert sequenced, listed
+    for event in sequenced:
+        assert event["leaf_index"] == event["seq"] - 1
+        fields = {key: event[key] for key in (*LEAF_FIELDS, "details")}
+        leaf_bytes = json.dumps(
+            fields, sort_keys=True, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+        digest = hashlib.sha256(b"\x00" + leaf_bytes).digest()
+        assert event["leaf_hash"] == base64.b64encode(digest).decode()
+        assert event["hash"] == digest.hex()
 
 
 def test_auditor_verify_is_itself_audited_and_admin_is_refused(
-    chain: list[AuditEvent], backends: Backends, api: Api
+    api: Api, backends: Backends
 ) -> None:
+    make_activity(api)
     refused = api.client.get("/api/v1/audit/verify", headers=api.headers("admin"))
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "audit_not_allowed"
@@ -314,9 +159,13 @@ def test_auditor_verify_is_itself_audited_and_admin_is_refused(
 def test_receipt_points_at_the_upload_event(api: Api, backends: Backends) -> None:
     document = api.upload("east", "收据测试.txt", text_bytes("收据测试")).json()
     api.upload("west", "别的.txt", text_bytes("别的材料"))
-    receipt = api.client.get(
-        f"/api/v1/documents/{document['id']}/receipt", headers=api.headers("east")
-    )
+    url = f"/api/v1/documents/{document['id']}/receipt"
+    pending = api.client.get(url, headers=api.headers("east")).json()
+    assert pending["pending"] is True
+    assert (pending["audit_seq"], pending["audit_hash"], pending["event"]) == (None, None, None)
+
+    sequence(backends)
+    receipt = api.client.get(url, headers=api.headers("east"))
     assert receipt.status_code == 200, receipt.text
     body = receipt.json()
     upload_events = [
@@ -326,27 +175,34 @@ def test_receipt_points_at_the_upload_event(api: Api, backends: Backends) -> Non
     ]
     assert len(upload_events) == 1
     (event,) = upload_events
-    assert (body["audit_seq"], body["audit_hash"]) == (event.seq, event.hash)
+    assert event.leaf is not None
+    assert body["pending"] is False
+    assert (body["audit_seq"], body["audit_hash"]) == (event.seq, event.leaf.leaf_hash.hex())
+    assert body["event"]["seq"] == event.seq
+    assert body["inclusion_proof"]["leaf_index"] == event.seq - 1
     assert body["sha256"] == document["sha256"] == event.details["sha256"]
     assert body["uploaded_by"] == "east"
     assert body["township"]["name"] == "东镇"
-    assert backends.audit.verify().ok
+    verifier = load_verifier(backends.settings)
+    assert verifier is not None
+    assert verify_receipt(body, verifier).seq == event.seq
 
     # A duplicate upload does not move the receipt.
     again = api.upload("east", "收据测试.txt", text_bytes("收据测试"))
     assert again.status_code == 200
     assert again.json()["duplicate"] is True
-    receipt_again = api.client.get(
-        f"/api/v1/documents/{document['id']}/receipt", headers=api.headers("east")
-    ).json()
-    assert (receipt_again["audit_seq"], receipt_again["audit_hash"]) == (event.seq, event.hash)
+    receipt_again = api.client.get(url, headers=api.headers("east")).json()
+    assert (receipt_again["audit_seq"], receipt_again["audit_hash"]) == (
+        body["audit_seq"],
+        body["audit_hash"],
+    )
 
 
 # ---------------------------------------------------------------- concurrency
 
 
 @pytest.mark.slow
-def test_concurrent_uploads_and_reads_keep_the_chain_gapless(api: Api, backends: Backends) -> None:
+def test_concurrent_uploads_and_reads_keep_the_log_gapless(api: Api, backends: Backends) -> None:
     uploaders = ("east", "east2", "west")
     for username in (*uploaders, "poverty", "stats"):
         api.headers(username)  # log in before the threads start
@@ -378,10 +234,7 @@ def test_concurrent_uploads_and_reads_keep_the_chain_gapless(api: Api, backends:
 
     assert [status for status, _ in results] == [201] * 20, results
     assert read_statuses == [200] * 6
-    events = rows(backends)
-    assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    report = backends.audit.verify()
-    assert (report.ok, report.events, report.head) == (True, len(events), events[-1].hash)
+    events = assert_gapless(backends)
 
     by_id = {e.document_id: e for e in events if e.action == "upload" and e.outcome == "allowed"}
     assert len({body["id"] for _, body in results}) == 20
@@ -390,8 +243,7 @@ def test_concurrent_uploads_and_reads_keep_the_chain_gapless(api: Api, backends:
             f"/api/v1/documents/{body['id']}/receipt",
             headers=api.headers(body["uploaded_by"]),
         ).json()
-        event = by_id[body["id"]]
-        assert (receipt["audit_seq"], receipt["audit_hash"]) == (event.seq, event.hash)
+        assert receipt["audit_seq"] == by_id[body["id"]].seq
 
 
 @pytest.mark.slow
@@ -412,9 +264,7 @@ def test_concurrent_identical_uploads_store_one_document(api: Api, backends: Bac
     assert sorted(status for status, _ in results) == [200] * 9 + [201]
     assert len({body["id"] for _, body in results}) == 1
     assert sum(body["duplicate"] for _, body in results) == 9
-    events = rows(backends)
-    assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    assert backends.audit.verify().ok
+    assert_gapless(backends)
 
 
 # ---------------------------------------------------------------- reading and exporting
@@ -451,7 +301,7 @@ def test_export_is_excel_safe_utf8_csv(api: Api, backends: Backends) -> None:
     # Every event is one record (the export itself is logged before the rows are read).
     assert len(data) == len(events)
     assert all(len(record) == len(CSV_COLUMNS) for record in data)
-    assert [int(record[0]) for record in data] == [e.seq for e in reversed(events)]
+    assert [record[1] for record in data] == [event_time(e.at) for e in reversed(events)]
     assert "9999" not in [record[0] for record in data]
 
     column = {name: index for index, name in enumerate(CSV_COLUMNS)}
@@ -599,12 +449,14 @@ def test_time_filters_take_offsets(api: Api, backends: Backends) -> None:
     until = later.at.astimezone(CHINA).isoformat()
     assert since.endswith("+08:00")
 
+    moments = [event_time(e.at) for e in events]
+    at = len(events) // 2
     window = _events(api, since=since, until=until)
-    assert [e["seq"] for e in window["events"]] == [later.seq, later.seq - 1, middle.seq]
+    assert [e["at"] for e in window["events"]] == moments[at + 2 : at - 1 : -1]
     assert window["total"] == 3
 
     before = _events(api, until=middle.at.astimezone(CHINA).isoformat(), size=500)
-    assert [e["seq"] for e in before["events"]] == list(range(middle.seq, 0, -1))
+    assert [e["at"] for e in before["events"]] == moments[at::-1]
 
     # A UTC "Z" works too, and the boundary is inclusive.
     exactly = _events(
@@ -612,7 +464,7 @@ def test_time_filters_take_offsets(api: Api, backends: Backends) -> None:
         since=middle.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         until=middle.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     )
-    assert [e["seq"] for e in exactly["events"]] == [middle.seq]
+    assert [e["at"] for e in exactly["events"]] == [event_time(middle.at)]
 
     future = datetime.now(CHINA) + timedelta(days=1)
     assert _events(api, since=future.isoformat())["total"] == 0
@@ -637,20 +489,22 @@ def test_pagination_is_newest_first_and_capped(api: Api, backends: Backends) -> 
     assert first["total"] == total_now
     assert first["size"] == 5
     assert first["events"][0]["action"] == "audit_read"
-    seqs = [e["seq"] for e in first["events"]]
-    assert seqs == sorted(seqs, reverse=True) == list(range(total_now, total_now - 5, -1))
+    newest_first = [event_time(e.at) for e in reversed(rows(backends))]
+    assert [e["at"] for e in first["events"]] == newest_first[:5]
 
     second = _events(api, size=5, page=2)
     # One more audit_read was appended in between, so page 2 starts one later than before.
-    assert [e["seq"] for e in second["events"]] == list(
-        range(total_now + 1 - 5, total_now + 1 - 10, -1)
-    )
+    newest_first = [event_time(e.at) for e in reversed(rows(backends))]
+    assert [e["at"] for e in second["events"]] == newest_first[5:10]
 
+    sequence(backends)
     all_events = _events(api, size=500)
     assert all_events["total"] == len(all_events["events"]) == len(rows(backends))
-    assert [e["seq"] for e in all_events["events"]] == list(range(all_events["total"], 0, -1))
-    stored = {e.seq: e.hash for e in rows(backends)}
-    assert all(stored[e["seq"]] == e["hash"] for e in all_events["events"])
+    # All but the read itself were sequenced before it: numbered newest first down to 1.
+    seqs = [e["seq"] for e in all_events["events"][1:]]
+    assert seqs == list(range(all_events["total"] - 1, 0, -1))
+    stored = {e.seq: e.leaf.leaf_hash.hex() for e in rows(backends) if e.leaf}
+    assert all(stored[e["seq"]] == e["hash"] for e in all_events["events"][1:])
 
     for size in (0, 501):
         response = api.client.get(

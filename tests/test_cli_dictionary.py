@@ -102,7 +102,7 @@ def test_add_list_remove(data_dir: Path) -> None:
                 session.scalars(
                     select(AuditEvent)
                     .where(AuditEvent.action.in_(["dictionary_add", "dictionary_remove"]))
-                    .order_by(AuditEvent.seq)
+                    .order_by(AuditEvent.id)
                 )
             )
             words = list(session.scalars(select(DictionaryWord.word)))

@@ -219,7 +219,7 @@ def test_reading_the_figures_is_audited_as_the_console_operator(data_dir: Path) 
             event = session.scalars(
                 select(AuditEvent)
                 .where(AuditEvent.action == "figures_read")
-                .order_by(AuditEvent.seq.desc())
+                .order_by(AuditEvent.id.desc())
                 .limit(1)
             ).one()
             assert event.actor.startswith("cli:")

@@ -249,11 +249,11 @@ def audit_events(api: Api, **filters: str) -> list[dict[str, Any]]:
         if len(batch) < 500:
             break
         page += 1
-    return sorted(events, key=lambda event: int(event["seq"]))
+    return sorted(events, key=lambda event: str(event["at"]))
 
 
 def last_seq(backends: Backends) -> int:
-    return backends.audit.head()[0]
+    return backends.audit.last_id()
 
 
 def denials_since(backends: Backends, seq: int) -> list[tuple[str, str, dict[str, Any]]]:
@@ -261,7 +261,7 @@ def denials_since(backends: Backends, seq: int) -> list[tuple[str, str, dict[str
     auditor reading over HTTP would add events of its own)."""
     with backends.db.session() as session:
         rows = session.scalars(
-            select(AuditEvent).where(AuditEvent.seq > seq, AuditEvent.outcome == "denied")
+            select(AuditEvent).where(AuditEvent.id > seq, AuditEvent.outcome == "denied")
         )
         return [(event.actor, event.action, dict(event.details)) for event in rows]
 

@@ -263,7 +263,7 @@ def test_every_change_is_audited(api: Api, backends: Backends) -> None:
             session.scalars(
                 select(AuditEvent)
                 .where(AuditEvent.action.in_(["dictionary_add", "dictionary_remove"]))
-                .order_by(AuditEvent.seq)
+                .order_by(AuditEvent.id)
             )
         )
     assert [(e.actor, e.role, e.action, e.outcome, e.details) for e in events] == [

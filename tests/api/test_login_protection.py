@@ -64,7 +64,7 @@ def login_events(backends: Backends, actor: str) -> list[AuditEvent]:
             session.scalars(
                 select(AuditEvent)
                 .where(AuditEvent.action == "login", AuditEvent.actor == actor)
-                .order_by(AuditEvent.seq)
+                .order_by(AuditEvent.id)
             )
         )
 
@@ -122,7 +122,7 @@ def test_forty_simultaneous_wrong_passwords_are_checked_at_most_five_times(
     summaries = {e["details"]["reason"]: e["details"] for e in read if "count" in e["details"]}
     assert summaries["bad_password"]["count"] == 5
     assert summaries["locked"]["count"] == 36
-    assert summaries["locked"]["first_seq"] == stored[1].seq
+    assert summaries["locked"]["first_at"] == event_time(stored[1].at)
     assert {(e["actor"], e["ip"], e["outcome"]) for e in read} == {
         ("admin", "testclient", "denied")
     }
@@ -222,7 +222,7 @@ def test_failed_logins_are_one_event_per_burst_summed_up_when_it_ends(
     assert (summary.actor, summary.ip, summary.outcome) == ("east", "testclient", "denied")
     assert summary.details["reason"] == "bad_password"
     assert summary.details["count"] == 3
-    assert summary.details["first_seq"] == first.seq
+    assert summary.details["first_at"] == event_time(first.at)
     assert next_burst.details == {"reason": "bad_password"}
 
 
@@ -278,6 +278,6 @@ def _access_events(backends: Backends) -> list[AuditEvent]:
     with backends.db.session() as session:
         return list(
             session.scalars(
-                select(AuditEvent).where(AuditEvent.action == "access").order_by(AuditEvent.seq)
+                select(AuditEvent).where(AuditEvent.action == "access").order_by(AuditEvent.id)
             )
         )

@@ -31,7 +31,7 @@ def _events(backends: Backends, *, document_id: str, actor: str) -> list[AuditEv
                     AuditEvent.document_id == document_id,
                     AuditEvent.actor == actor,
                 )
-                .order_by(AuditEvent.seq)
+                .order_by(AuditEvent.id)
             )
         )
 

@@ -162,7 +162,7 @@ def test_searches_are_audited(api: Api, backends: Backends, shared: dict[str, st
     _search(api, "stats", q="脱贫攻坚")
     with backends.db.session() as session:
         event = session.scalars(
-            select(AuditEvent).where(AuditEvent.action == "search").order_by(AuditEvent.seq.desc())
+            select(AuditEvent).where(AuditEvent.action == "search").order_by(AuditEvent.id.desc())
         ).first()
     assert event is not None
     assert event.actor == "stats"
@@ -187,7 +187,7 @@ def test_results_can_be_sorted_newest_first(api: Api, backends: Backends) -> Non
             for event in session.scalars(
                 select(AuditEvent)
                 .where(AuditEvent.action == "search")
-                .order_by(AuditEvent.seq.desc())
+                .order_by(AuditEvent.id.desc())
                 .limit(2)
             )
         ]
@@ -270,7 +270,7 @@ def test_a_query_nothing_matches_says_relaxed_and_suggests(
             for event in session.scalars(
                 select(AuditEvent)
                 .where(AuditEvent.action == "search")
-                .order_by(AuditEvent.seq.desc())
+                .order_by(AuditEvent.id.desc())
                 .limit(3)
             )
         ]

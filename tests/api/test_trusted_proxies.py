@@ -27,7 +27,7 @@ SPOOFED = "6.6.6.6"
 def _login_ips(backends: Backends) -> list[str | None]:
     with backends.db.session() as session:
         events = session.scalars(
-            select(AuditEvent).where(AuditEvent.action == "login").order_by(AuditEvent.seq)
+            select(AuditEvent).where(AuditEvent.action == "login").order_by(AuditEvent.id)
         )
         return [event.ip for event in events]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from minio.error import S3Error
 
 from services.blobs import BlobStore, open_blob_store
 from services.blobs._local import LocalBlobStore
@@ -379,3 +380,49 @@ def test_a_stopped_server_is_backend_unavailable(
         store.put(sha256=sha256, source=source)
     with pytest.raises(BackendUnavailable):
         list(store.list())
+
+
+# ---------------------------------------------------------------- records (signed checkpoints)
+
+
+def test_records_are_written_once_listed_and_read_back(store: BlobStore) -> None:
+    name = "audit/checkpoints/00000000000000000003-ab12"
+    store.put_record(name, "materials.county/audit\n3\n签名\n".encode(), retain_days=1)
+    store.put_record("audit/checkpoints/00000000000000000007-cd34", b"second", retain_days=1)
+    # Written once: a second put of the same name keeps the first bytes.
+    store.put_record(name, b"rewritten", retain_days=1)
+    assert list(store.list_records("audit/checkpoints")) == [
+        name,
+        "audit/checkpoints/00000000000000000007-cd34",
+    ]
+    assert store.read_record(name).decode() == "materials.county/audit\n3\n签名\n"
+    with pytest.raises(NotFound):
+        store.read_record("audit/checkpoints/none")
+    # Records are not blobs: the orphan sweeper never sees them.
+    assert list(store.list()) == []
+    for bad in ("../escape", "audit/../../x", "Audit/Upper", ""):
+        with pytest.raises(ValueError, match="not a record name"):
+            store.put_record(bad, b"x", retain_days=1)
+
+
+@pytest.mark.parametrize("kind", ["seaweedfs", "minio"])
+def test_s3_records_are_kept_under_object_lock(
+    request: pytest.FixtureRequest, kind: str, bucket: str
+) -> None:
+    server: S3Server = request.getfixturevalue(kind)
+    store = s3_store(server, bucket)
+    assert store.put_record("audit/checkpoints/1-aa", b"note", retain_days=1) is True
+    client = store._client
+    client.remove_object(bucket, "records/audit/checkpoints/1-aa")  # only hides it
+    versions = [
+        found
+        for found in client.list_objects(
+            bucket, prefix="records/", recursive=True, include_version=True
+        )
+        if not found.is_delete_marker
+    ]
+    assert len(versions) == 1
+    with pytest.raises(S3Error):
+        client.remove_object(
+            bucket, "records/audit/checkpoints/1-aa", version_id=versions[0].version_id
+        )

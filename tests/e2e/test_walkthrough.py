@@ -149,8 +149,13 @@ def test_walk_through(site: Site, tmp_path: Path) -> None:
 
     engine = create_engine(site.settings.resolved_database_url)
     with engine.begin() as connection:
+        # An insider with the database file: the guard trigger dropped, an event rewritten.
+        connection.execute(text("DROP TRIGGER audit_events_no_update"))
         changed = connection.execute(
-            text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3")
+            text(
+                "UPDATE audit_events SET actor = 'mallory' "
+                "WHERE id = (SELECT event_id FROM audit_leaves WHERE seq = 3)"
+            )
         )
         assert changed.rowcount == 1
     engine.dispose()

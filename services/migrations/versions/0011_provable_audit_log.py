@@ -143,9 +143,10 @@ def _postgres_guards() -> None:
         f"""
         CREATE FUNCTION materials_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'audit_events'
-               AND OLD.at < now() - interval '{RETENTION_FLOOR_DAYS} days' THEN
-                RETURN OLD;  -- pruning an archived event past the retention floor
+            IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'audit_events' THEN
+                IF OLD.at < now() - interval '{RETENTION_FLOOR_DAYS} days' THEN
+                    RETURN OLD;  -- pruning an archived event past the retention floor
+                END IF;
             END IF;
             RAISE EXCEPTION 'the audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME
                 USING ERRCODE = 'insufficient_privilege';
@@ -156,10 +157,11 @@ def _postgres_guards() -> None:
         """
         CREATE FUNCTION materials_audit_checkpoint_kept() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF TG_OP = 'UPDATE' AND NEW.tree_size = OLD.tree_size
-               AND NEW.root_hash = OLD.root_hash AND NEW.note = OLD.note
-               AND NEW.signed_at = OLD.signed_at THEN
-                RETURN NEW;  -- only the export time is filled in
+            IF TG_OP = 'UPDATE' THEN
+                IF NEW.tree_size = OLD.tree_size AND NEW.root_hash = OLD.root_hash
+                   AND NEW.note = OLD.note AND NEW.signed_at = OLD.signed_at THEN
+                    RETURN NEW;  -- only the export time is filled in
+                END IF;
             END IF;
             RAISE EXCEPTION 'signed checkpoints are kept: % on % refused', TG_OP, TG_TABLE_NAME
                 USING ERRCODE = 'insufficient_privilege';
@@ -185,22 +187,29 @@ def _postgres_guards() -> None:
     )
     # Whatever role the application connects as may add to the log and read it, never change it
     # (deploy/postgres-roles.sql makes that role; the owner running migrations keeps the rights
-    # the triggers above still refuse).
+    # the triggers above still refuse). The tables got their grants from default privileges when
+    # they were created above, so they are listed here. TRIGGER too: a trigger of the app's own
+    # could rewrite events as they are inserted. PUBLIC is a keyword, not a role name.
     op.execute(
         """
         DO $$
         DECLARE grantee_name text;
+        DECLARE target text;
         BEGIN
             FOR grantee_name IN
                 SELECT DISTINCT grantee FROM information_schema.role_table_grants
                 WHERE table_name IN ('audit_events', 'audit_leaves', 'audit_tree_nodes',
                                      'audit_checkpoints', 'audit_legacy_chain')
+                  AND table_schema = current_schema()
                   AND grantee <> current_user
             LOOP
-                EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON audit_events, audit_leaves, '
-                               'audit_tree_nodes, audit_legacy_chain FROM %I', grantee_name);
-                EXECUTE format('REVOKE DELETE, TRUNCATE ON audit_checkpoints FROM %I',
-                               grantee_name);
+                target := CASE WHEN grantee_name = 'PUBLIC' THEN 'PUBLIC'
+                               ELSE quote_ident(grantee_name) END;
+                EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE, TRIGGER ON audit_events, '
+                               'audit_leaves, audit_tree_nodes, audit_legacy_chain FROM %s',
+                               target);
+                EXECUTE format('REVOKE DELETE, TRUNCATE, TRIGGER ON audit_checkpoints FROM %s',
+                               target);
             END LOOP;
         END $$;
         """
