@@ -6,20 +6,27 @@ Separation of duties: administrators run the system but never read or export its
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 
 from services import access, audit_tree, merkle
 from services.access import Principal
 from services.audit import AuditAction, AuditFilter, EventPage, Outcome
 from services.audit_keys import load_verifier
+from services.audit_sequencer import STATE
 from services.audit_verify import VerifyReport, verify_log
 from services.audit_words import worded_csv_row
 from services.backends import Backends
 from services.documents import actor_of
 from services.errors import BackendUnavailable, Forbidden, InvalidField, NotFound
-from services.models import Document
+from services.models import (
+    AuditCheckpoint,
+    AuditEvent,
+    AuditSequencerState,
+    Document,
+)
 from services.signed_notes import Verifier
 
 
@@ -143,6 +150,31 @@ def verify(backends: Backends, *, principal: Principal, ip: str | None) -> Verif
         },
     )
     return report
+
+
+@dataclass(frozen=True)
+class SequencingState:
+    """The newest signed checkpoint and the events the sequencer has not reached yet."""
+
+    latest: AuditCheckpoint | None
+    waiting: int
+    oldest_waiting_at: datetime | None
+
+
+def sequencing_state(backends: Backends) -> SequencingState:
+    """Read after the caller's own access check: the newest checkpoint (anyone signed in may
+    fetch it) and a count of the events after the sequencer's position (by the (tx, id) index
+    the sequencer reads them in)."""
+    with backends.db.session() as session:
+        latest = audit_tree.latest_checkpoint(session)
+        state = session.get(AuditSequencerState, STATE)
+        waiting = select(func.count(), func.min(AuditEvent.at))
+        if state is not None:
+            waiting = waiting.where(
+                tuple_(AuditEvent.tx, AuditEvent.id) > tuple_(state.last_tx, state.last_event_id)
+            )
+        count, oldest = session.execute(waiting).one()
+        return SequencingState(latest, count or 0, oldest)
 
 
 def verifier(backends: Backends) -> Verifier:

@@ -113,12 +113,24 @@ class AuditSequencer:
         """Sequence until nothing is left and sign a checkpoint over all of it (commands, tests);
         how many events were sequenced."""
         total = 0
-        for _ in range(max_rounds):
-            result = self.run_once(sign_now=True)
-            total += result.sequenced
-            if not result.leader or result.sequenced == 0:
-                break
+        try:
+            for _ in range(max_rounds):
+                result = self.run_once(sign_now=True)
+                total += result.sequenced
+                if not result.leader or result.sequenced == 0:
+                    break
+        finally:
+            self.release()
         return total
+
+    def release(self) -> None:
+        """Give the lease up, so that the next sequencer need not wait for it to run out."""
+        with self._db.session() as session:
+            session.execute(
+                update(AuditSequencerState)
+                .where(AuditSequencerState.name == STATE, AuditSequencerState.owner == self.owner)
+                .values(owner=None, lease_expires_at=None)
+            )
 
     def _take_lease(self, session: Session) -> AuditSequencerState | None:
         state = session.get(AuditSequencerState, STATE, with_for_update=True)
@@ -259,6 +271,10 @@ class AuditSequencer:
                 continue
             if result.sequenced < self._settings.audit_sequencer_batch:
                 stop.wait(poll_seconds if result.leader else max(poll_seconds, 1.0))
+        try:
+            self.release()
+        except Exception:  # the database is gone: the lease runs out by itself
+            log.warning("audit sequencer %s could not release its lease", self.owner)
         log.info("audit sequencer %s stopped", self.owner)
 
 

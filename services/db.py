@@ -1,7 +1,8 @@
 """Engine and session factory, and schema migrations (Alembic) run at start-up.
 
 SQLite runs in WAL mode with every transaction taken as ``BEGIN IMMEDIATE`` so writers queue
-instead of failing; PostgreSQL serialises the audit chain with a transaction-level advisory lock.
+instead of failing; on PostgreSQL, short transaction-level advisory locks let one process at a time
+migrate or claim outbox events.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from services.private_files import create_private_file
 BACKEND = "database"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Advisory lock keys: any constants shared by every process of one deployment.
-_AUDIT_LOCK_KEY = 0x6D6174_61756474
 _OUTBOX_LOCK_KEY = 0x6D6174_6F757462
 _MIGRATE_LOCK_KEY = 0x6D6174_6D696772
 
@@ -68,10 +68,6 @@ class Database:
         """The Alembic revision the database is at (None before the first migration)."""
         with _unavailable(), self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
-
-    def lock_audit_chain(self, session: Session) -> None:
-        """Hold the audit chain's append lock until the session's transaction ends."""
-        self._lock(session, _AUDIT_LOCK_KEY)
 
     def lock_outbox_claims(self, session: Session) -> None:
         """Let one worker at a time decide which outbox events it takes (claims are short)."""

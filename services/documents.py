@@ -438,7 +438,7 @@ def content_disposition(filename: str) -> str:
 def receipt(
     backends: Backends, *, principal: Principal, document_id: str, ip: str | None
 ) -> Receipt:
-    """Proof of what a township submitted and when, anchored in the audit chain."""
+    """Proof of what a township submitted and when, anchored in the signed audit log."""
     document = load_visible(
         backends, principal=principal, document_id=document_id, action=AuditAction.receipt, ip=ip
     )

@@ -85,7 +85,7 @@ def search(
         )
     )
     # One transaction loads the rows and appends the audit event (one connection checkout, one
-    # commit); the audit chain's lock is still taken last and held only until that commit.
+    # commit); the event takes no lock shared with other requests.
     with backends.db.session() as session:
         rows = _documents(session, [hit.document_id for hit in result.hits])
         granted = (

@@ -16,6 +16,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from services import orgs
+from services.audit_keys import load_verifier
+from services.audit_sequencer import AuditSequencer
+from services.audit_verify import VerifyReport, verify_log
 from services.backends import Backends, open_backends
 from services.config import Settings
 from services.models import OrgKind, Role
@@ -199,3 +202,9 @@ def grant_download(api: Api, backends: Backends, *, username: str, document_id: 
         f"/api/v1/grants/{granted.json()['id']}/confirm", headers=api.headers("admin2")
     )
     assert confirmed.status_code == 200, confirmed.text
+
+
+def sequence_and_verify(backends: Backends) -> VerifyReport:
+    """What a running sequencer does (number, grow the tree, sign), then a full verification."""
+    AuditSequencer(backends.db, backends.settings, backends.blobs).drain()
+    return verify_log(backends.db, backends.blobs, load_verifier(backends.settings))

@@ -185,7 +185,9 @@ def test_demo_twice_changes_nothing(tmp_path: Path) -> None:
     verified = run("audit", "verify", "--data-dir", str(data_dir))
     assert verified.exit_code == 0
     assert json_line(verified)["ok"] is True
-    assert json_line(verified)["events"] == after["audit_events"]
+    # Nothing sequenced the demo's events yet (no worker ran): they all wait, none is lost.
+    report = json_line(verified)
+    assert report["events"] + report["pending"] == after["audit_events"]
 
 
 def test_create_org_and_user_are_idempotent(tmp_path: Path) -> None:

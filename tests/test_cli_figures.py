@@ -28,7 +28,15 @@ from services.catalog import county_today
 from services.demo.county import upload
 from services.models import COUNTY_TIME, AuditEvent, User
 from services.requests import RequestFields
-from tests.conftest import EAST, POVERTY, STATS, WEST, make_settings, seed_county
+from tests.conftest import (
+    EAST,
+    POVERTY,
+    STATS,
+    WEST,
+    make_settings,
+    seed_county,
+    sequence_and_verify,
+)
 
 COUNTS = (
     "uploads",
@@ -224,7 +232,7 @@ def test_reading_the_figures_is_audited_as_the_console_operator(data_dir: Path) 
             ).one()
             assert event.actor.startswith("cli:")
             assert (event.outcome, event.details["by"]) == ("allowed", "department")
-        assert backends.audit.verify().ok
+        assert sequence_and_verify(backends).ok
     finally:
         backends.close()
 

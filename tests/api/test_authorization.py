@@ -243,6 +243,11 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/audit/events"): "audit_events",
     ("GET", "/api/v1/audit/export.csv"): "audit_export",
     ("GET", "/api/v1/audit/verify"): "audit_verify",
+    # Proofs are read like events (auditors only); the checkpoint and key by anyone signed in.
+    ("GET", "/api/v1/audit/proof/inclusion"): "audit_events",
+    ("GET", "/api/v1/audit/proof/consistency"): "audit_events",
+    ("GET", "/api/v1/audit/checkpoint"): "me",
+    ("GET", "/api/v1/audit/public-key"): "me",
     ("GET", "/api/v1/orgs"): "list_orgs",
     ("POST", "/api/v1/orgs"): "create_org",
     ("GET", "/api/v1/users"): "list_users",
@@ -293,10 +298,12 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/search"): "search",
     ("GET", "/documents/{document_id}"): "view",
     ("GET", "/documents/{document_id}/receipt"): "receipt",
+    ("GET", "/documents/{document_id}/receipt.json"): "receipt",
     ("GET", "/documents/{document_id}/preview"): "download",
     ("POST", "/documents/{document_id}/withdraw"): "withdraw",
     ("GET", "/audit"): "audit_events",
     ("GET", "/audit/verify"): "audit_verify",
+    ("GET", "/audit/public-key.txt"): "me",
     ("GET", "/admin/users"): "list_users",
     ("POST", "/admin/users"): "create_user",
     ("POST", "/admin/users/confirm"): "confirm_user",
@@ -443,12 +450,12 @@ class World:
         return Uploaded(document["id"], document["sha256"], content)
 
     def last_seq(self) -> int:
-        return self.backends.audit.head()[0]
+        return self.backends.audit.last_id()
 
     def events_since(self, seq: int) -> list[AuditEvent]:
         # Read the table directly: an auditor reading over HTTP would add events of its own.
         with self.backends.db.session() as session:
-            return list(session.scalars(select(AuditEvent).where(AuditEvent.seq > seq)))
+            return list(session.scalars(select(AuditEvent).where(AuditEvent.id > seq)))
 
 
 def _build_world(settings: Settings) -> Iterator[World]:

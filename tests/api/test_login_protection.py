@@ -22,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from services.audit import event_time
 from services.backends import Backends
 from services.config import Settings
 from services.models import AuditEvent, User, utcnow

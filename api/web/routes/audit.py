@@ -1,7 +1,11 @@
-"""The access log for auditors: filters, paging, CSV export and verification of the hash chain.
+"""The access log for auditors: filters, paging, CSV export, the newest signed checkpoint and
+verification of the Merkle tree against every signed checkpoint; the log's public key for anyone
+signed in.
 
-Every read goes through ``services.audit_access``, so the page is refused and audited exactly as
-the API's reads are; the page only turns Beijing dates into the service's moments.
+Every read of events goes through ``services.audit_access``, so the page is refused and audited
+exactly as the API's reads are; the page only turns Beijing dates into the service's moments.
+The checkpoint panel is read after that check: the newest checkpoint (which anyone signed in may
+fetch from the API) and how many events wait for the sequencer.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 
 from api.deps import BackendsDep, ClientIP, PageNumber
 from api.web.render import LOCAL_TIME, render
@@ -25,10 +29,10 @@ from services.audit import (
     AuditFilter,
     Outcome,
 )
-from services.audit_verify import VerifyReport
+from services.audit_verify import CHECK_NAMES, VerifyReport
 from services.backends import Backends
 from services.errors import InvalidField
-from services.models import AuditEvent
+from services.models import AuditEvent, utcnow
 from services.sessions import ActiveSession
 
 router = APIRouter(include_in_schema=False)
@@ -40,6 +44,12 @@ SHORT_DETAILS = 80
 # What each logged action is called on the page; an action without a label shows its code.
 ACTION_LABELS = ACTION_NAMES
 OUTCOME_LABELS = OUTCOME_NAMES
+# The sequencer signs within seconds; a checkpoint older than this while events have waited
+# longer than WAIT_GRACE (the page's own read always waits a moment) means it has stopped.
+STALE_AFTER = timedelta(minutes=5)
+WAIT_GRACE = timedelta(minutes=1)
+PUBLIC_KEY_URL = "/audit/public-key.txt"
+PUBLIC_KEY_FILENAME = "audit-public-key.txt"
 _OUTCOME_BADGES = {
     Outcome.allowed.value: "badge-ok",
     Outcome.denied.value: "badge-error",
@@ -137,6 +147,88 @@ def _row(event: AuditEvent, titles: dict[str, str]) -> EventRow:
     )
 
 
+def age_in_words(age: timedelta) -> str:
+    """How long ago, as people say it: 刚刚, 3 秒前, 2 分钟前, 5 小时前, 4 天前."""
+    seconds = int(age.total_seconds())
+    if seconds < 1:
+        return "刚刚"
+    for unit, length in (("天", 86_400), ("小时", 3_600), ("分钟", 60)):
+        if seconds >= length:
+            return f"{seconds // length} {unit}前"
+    return f"{seconds} 秒前"
+
+
+@dataclass(frozen=True)
+class CheckpointStatus:
+    """The newest signed checkpoint and the events the sequencer has not reached yet."""
+
+    tree_size: int | None  # None: no checkpoint signed yet
+    signed_at: datetime | None
+    note: str | None
+    age: str  # how long ago it was signed, in words ("" without one)
+    waiting: int  # events without a sequence number yet
+    stale: bool  # events have waited for minutes and the newest checkpoint is old
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        tree_size: int | None,
+        signed_at: datetime | None,
+        note: str | None,
+        waiting: int,
+        oldest_waiting_at: datetime | None,
+        now: datetime,
+    ) -> CheckpointStatus:
+        stuck = oldest_waiting_at is not None and now - oldest_waiting_at > WAIT_GRACE
+        old = signed_at is not None and now - signed_at > STALE_AFTER
+        return cls(
+            tree_size=tree_size,
+            signed_at=signed_at,
+            note=note,
+            age=age_in_words(now - signed_at) if signed_at is not None else "",
+            waiting=waiting,
+            stale=waiting > 0 and stuck and old,
+        )
+
+
+def checkpoint_status(backends: Backends) -> CheckpointStatus:
+    """The newest checkpoint and the events waiting for the sequencer, as the page says them."""
+    state = audit_access.sequencing_state(backends)
+    latest = state.latest
+    return CheckpointStatus.of(
+        tree_size=latest.tree_size if latest else None,
+        signed_at=latest.signed_at if latest else None,
+        note=latest.note if latest else None,
+        waiting=state.waiting,
+        oldest_waiting_at=state.oldest_waiting_at,
+        now=utcnow(),
+    )
+
+
+@dataclass(frozen=True)
+class VerifyWords:
+    """A verification's result as the page says it."""
+
+    sentence: str
+    check: str | None  # the check that failed, in words
+    detail: str | None
+
+
+def verify_words(report: VerifyReport) -> VerifyWords:
+    if report.ok:
+        return VerifyWords("校验通过：日志自第一条起未被修改、删除、插入或重排。", None, None)
+    first, last = report.first_bad_seq, report.last_bad_seq
+    if first is not None and last is not None and last > first:
+        where = f"问题出在第 {first} 至 {last} 条事件之间（两个签名检查点之间，无法确定到某一条）"
+    elif first is not None:
+        where = f"自第 {first} 条事件起的记录不可信"
+    else:
+        where = "日志与其签名检查点不符"
+    check = CHECK_NAMES.get(report.reason, report.reason) if report.reason else None
+    return VerifyWords(f"校验未通过：{where}。", check, report.detail)
+
+
 def _log_page(
     request: Request,
     web: ActiveSession,
@@ -178,7 +270,11 @@ def _log_page(
         actions=[(action.value, ACTION_LABELS.get(action, action.value)) for action in AuditAction],
         outcomes=list(OUTCOME_LABELS.items()),
         org_names=[org.name for org in administration.list_orgs(backends, kind=None)],
+        checkpoint=checkpoint_status(backends),
         report=report,
+        words=verify_words(report) if report is not None else None,
+        stale_minutes=int(STALE_AFTER.total_seconds() // 60),
+        public_key_url=PUBLIC_KEY_URL,
     )
 
 
@@ -223,6 +319,20 @@ def audit_log(
 def verify_log(
     request: Request, web: SignedIn, backends: BackendsDep, ip: ClientIP, query: LogQueryDep
 ) -> Response:
-    """Recompute the hash chain and say in one sentence whether the log is intact."""
+    """Recompute the Merkle tree, hold it against every signed checkpoint and say in words
+    whether the log is intact, or where and which check failed."""
     report = audit_access.verify(backends, principal=web.principal, ip=ip)
     return _log_page(request, web, backends, ip, query, 1, report=report)
+
+
+@router.get(PUBLIC_KEY_URL)
+def public_key_file(_web: SignedIn, backends: BackendsDep) -> Response:
+    """The log's public (verifier) key as a file to keep beside receipts, for anyone signed in:
+    with it a receipt is checked offline (``materials audit verify-receipt``)."""
+    return PlainTextResponse(
+        audit_access.verifier(backends).text() + "\n",
+        headers={
+            "Content-Disposition": f'attachment; filename="{PUBLIC_KEY_FILENAME}"',
+            "Cache-Control": "no-store",
+        },
+    )

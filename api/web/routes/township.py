@@ -1,11 +1,13 @@
 """A township's own pages: upload, its materials, receipts.
 
 Uploading itself is done by the browser (static/upload.js) against the JSON API; these pages
-only offer the form, list what the township holds and print the receipt of one submission.
+only offer the form, list what the township holds and print the receipt of one submission, and
+give that receipt as a JSON file to keep and check offline against the log's public key.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
@@ -15,7 +17,9 @@ from fastapi import APIRouter, Query, Request, Response
 from markupsafe import Markup
 
 from api.deps import BackendsDep, ClientIP, PageNumber
+from api.schemas import ReceiptOut
 from api.web.render import render
+from api.web.routes.audit import PUBLIC_KEY_FILENAME, PUBLIC_KEY_URL
 from api.web.session import SignedIn
 from services import access, administration, catalog, documents, requests, slots
 from services.documents import Receipt
@@ -226,6 +230,20 @@ def receipt_qr_svg(receipt: Receipt) -> Markup:
     return Markup(svg.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1))  # noqa: S704
 
 
+def receipt_filename(document_id: str) -> str:
+    """The name the receipt's JSON file is saved under (only characters safe in a header and on
+    a command line)."""
+    return f"receipt-{re.sub(r'[^A-Za-z0-9._-]', '_', document_id)}.json"
+
+
+def verify_command(document_id: str) -> str:
+    """The one command that checks a saved receipt offline."""
+    return (
+        f"materials audit verify-receipt {receipt_filename(document_id)} "
+        f"--public-key {PUBLIC_KEY_FILENAME}"
+    )
+
+
 @router.get("/documents/{document_id}/receipt")
 def receipt_page(
     request: Request, document_id: str, web: SignedIn, backends: BackendsDep, ip: ClientIP
@@ -248,4 +266,26 @@ def receipt_page(
         audit_groups=audit_groups,
         qr_svg=receipt_qr_svg(receipt),
         period_label=period_label,
+        receipt_file_url=f"/documents/{receipt.document_id}/receipt.json",
+        receipt_filename=receipt_filename(receipt.document_id),
+        public_key_url=PUBLIC_KEY_URL,
+        public_key_filename=PUBLIC_KEY_FILENAME,
+        verify_command=verify_command(receipt.document_id),
+    )
+
+
+@router.get("/documents/{document_id}/receipt.json")
+def receipt_file(document_id: str, web: SignedIn, backends: BackendsDep, ip: ClientIP) -> Response:
+    """The receipt as a JSON file to keep: exactly what ``GET /api/v1/documents/{id}/receipt``
+    answers (the upload event, the signed checkpoint and the inclusion proof), which
+    ``materials audit verify-receipt`` checks with the log's public key alone."""
+    receipt = documents.receipt(backends, principal=web.principal, document_id=document_id, ip=ip)
+    filename = receipt_filename(receipt.document_id)
+    return Response(
+        ReceiptOut.of(receipt).model_dump_json(),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
     )
