@@ -24,6 +24,7 @@ from minio.commonconfig import COMPLIANCE, REPLACE, CopySource
 from minio.datatypes import Object, Part
 from minio.error import MinioException, S3Error
 from minio.retention import Retention
+from urllib3 import BaseHTTPResponse
 
 from services.blobs import BlobInfo
 from services.errors import BackendUnavailable, NotFound
@@ -195,17 +196,22 @@ class S3BlobStore:
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             _unavailable(exc)
 
-    def read_chunks(self, sha256: str, *, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
-        key = self._key(sha256)
+    def _get(self, key: str, *, missing: NotFound) -> BaseHTTPResponse:
+        """The object's response (close and release it); ``missing`` when there is none."""
         self._ensure_bucket()
         try:
-            response = self._client.get_object(self._bucket, key)
+            return self._client.get_object(self._bucket, key)
         except S3Error as exc:
             if exc.code in _MISSING:
-                raise NotFound("文件内容不存在", code="blob_missing") from exc
+                raise missing from exc
             _unavailable(exc)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             _unavailable(exc)
+
+    def read_chunks(self, sha256: str, *, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        response = self._get(
+            self._key(sha256), missing=NotFound("文件内容不存在", code="blob_missing")
+        )
         try:
             yield from response.stream(chunk_size)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
@@ -307,16 +313,9 @@ class S3BlobStore:
             _unavailable(exc)
 
     def read_record(self, name: str) -> bytes:
-        key = self._record_key(name)
-        self._ensure_bucket()
-        try:
-            response = self._client.get_object(self._bucket, key)
-        except S3Error as exc:
-            if exc.code in _MISSING:
-                raise NotFound("记录不存在", code="record_missing") from exc
-            _unavailable(exc)
-        except (MinioException, urllib3.exceptions.HTTPError) as exc:
-            _unavailable(exc)
+        response = self._get(
+            self._record_key(name), missing=NotFound("记录不存在", code="record_missing")
+        )
         try:
             return response.read()
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
