@@ -14,7 +14,7 @@ from sqlalchemy import func, select, tuple_
 from services import access, audit_tree, merkle
 from services.access import Principal
 from services.audit import AuditAction, AuditFilter, EventPage, Outcome
-from services.audit_keys import load_verifier
+from services.audit_keys import load_signer, load_verifier
 from services.audit_sequencer import STATE
 from services.audit_verify import VerifyReport, verify_log
 from services.audit_words import worded_csv_row
@@ -179,9 +179,13 @@ def sequencing_state(backends: Backends) -> SequencingState:
 
 def verifier(backends: Backends) -> Verifier:
     """The log's public key (anyone signed in may read it)."""
-    found = load_verifier(backends.settings)
+    settings = backends.settings
+    found = load_verifier(settings)
+    if found is None and settings.audit_signing_key_file is None:
+        # Embedded: the key the sequencer would make beside the data directory, made now.
+        found = load_signer(settings).verifier
     if found is None:
-        raise BackendUnavailable("audit signing key", "审计日志尚未生成签名密钥")
+        raise BackendUnavailable("audit signing key", "审计日志的签名密钥文件不存在")
     return found
 
 

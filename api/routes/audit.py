@@ -109,14 +109,17 @@ def verify_log(user: CurrentUser, backends: BackendsDep, ip: ClientIP) -> Verify
 
 
 TreeSize = Annotated[int, Query(ge=0, le=2**62)]
-_TEXT: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {}}}}
+# Plain text on success; errors stay the JSON error shape every route answers with.
+_TEXT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}}
+}
 _NO_STORE = {"Cache-Control": "private, no-store"}
 
 
 @router.get(
     "/checkpoint",
-    response_class=PlainTextResponse,
-    responses={**_TEXT, **error_responses(404, 503)},
+    response_model=None,
+    responses={**_TEXT, **error_responses(404)},
 )
 def get_checkpoint(
     _user: CurrentUser,
@@ -129,9 +132,7 @@ def get_checkpoint(
     return PlainTextResponse(note, headers=_NO_STORE)
 
 
-@router.get(
-    "/public-key", response_class=PlainTextResponse, responses={**_TEXT, **error_responses(503)}
-)
+@router.get("/public-key", response_model=None, responses={**_TEXT, **error_responses(503)})
 def get_public_key(_user: CurrentUser, backends: BackendsDep) -> PlainTextResponse:
     """The note verifier key checkpoints are signed with: `<name>+<hex key id>+<base64 key>`."""
     return PlainTextResponse(audit_access.verifier(backends).text() + "\n")
