@@ -286,7 +286,7 @@ def verify_log(
                 expectations += _exported_expectations(blobs, verifier, report)
                 more, receipt_leaves = _receipt_expectations(receipts, verifier, report)
                 expectations += more
-            frontier = _recompute(session, expectations, receipt_leaves, report)
+            frontier = _recompute(session, expectations, receipt_leaves)
             report.events = frontier.size
             report.head = frontier.root().hex()
             beyond = [e for e in expectations if e.size > frontier.size]
@@ -309,7 +309,6 @@ def _recompute(
     session: Session,
     expectations: list[_Expectation],
     receipt_leaves: dict[int, tuple[bytes, str]],
-    report: VerifyReport,
 ) -> merkle.Frontier:
     by_size: dict[int, list[_Expectation]] = {}
     for expectation in expectations:
