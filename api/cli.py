@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import getpass
+import gzip
 import json
 import sys
 import unicodedata
@@ -19,6 +20,7 @@ import click
 from api.upload_client import upload_command
 from services import administration, dictionary, figures, maintenance
 from services.audit import Actor
+from services.audit_archive import DEFAULT_MAX_EVENTS, ArchiveError, archive_events, verify_archive
 from services.audit_keys import load_verifier
 from services.audit_verify import verify_log, verify_receipt
 from services.backends import Backends, open_backends
@@ -351,6 +353,104 @@ def audit_verify_receipt(receipt: Path, public_key: Path) -> None:
             "sha256": loaded.get("sha256"),
             "seq": check.seq,
             "tree_size": check.tree_size,
+            "root": base64.b64encode(check.root).decode(),
+        }
+    )
+
+
+@audit.command("archive")
+@data_dir_option
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="After each archive is stored and checked, delete its events from the database "
+    "(upload events that receipts point to are kept).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write each archive into this directory.",
+)
+@click.option(
+    "--max-events",
+    type=click.IntRange(min=1, max=1_000_000),
+    default=DEFAULT_MAX_EVENTS,
+    show_default=True,
+    help="Events per archive.",
+)
+def audit_archive(data_dir: Path | None, prune: bool, out: Path | None, max_events: int) -> None:
+    """Export events older than MATERIALS_AUDIT_RETENTION_DAYS, with the proof that they are
+    the log's, to the object store (and --out); with --prune, then remove them from the database.
+
+    Prints one JSON line per archive. Without --prune only the next range is exported."""
+    backends = _with_backends(data_dir)
+    try:
+        verifier = load_verifier(backends.settings)
+        if verifier is None:
+            raise click.ClickException("no audit signing key: nothing has been signed yet")
+        if out is not None:
+            make_private_dir(out)
+        while True:
+            result = archive_events(
+                backends.db,
+                backends.blobs,
+                backends.settings,
+                verifier,
+                actor=_cli_actor(),
+                prune=prune,
+                max_events=max_events,
+            )
+            if result.archive is None:
+                _emit({"archived": 0, "message": "no events past the retention period to archive"})
+                break
+            archive = result.archive
+            if out is not None:
+                (out / archive.name.rsplit("/", 1)[-1]).write_bytes(archive.data)
+            _emit(
+                {
+                    "archived": archive.events,
+                    "first_seq": archive.first_seq,
+                    "last_seq": archive.last_seq,
+                    "archive": archive.name,
+                    "sha256": archive.sha256,
+                    "pruned": result.deleted,
+                    "kept_for_receipts": result.kept,
+                }
+            )
+            if not prune:
+                break
+    finally:
+        backends.close()
+
+
+@audit.command("verify-archive")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--public-key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The log's verifier key: the text of GET /api/v1/audit/public-key.",
+)
+def audit_verify_archive(archive: Path, public_key: Path) -> None:
+    """Check an archive offline: its events are exactly a range of the signed log.
+
+    Needs no server and no database, only the archive and the log's public key."""
+    verifier = _read_verifier(public_key, None)
+    assert verifier is not None
+    try:
+        with gzip.open(archive) as lines:
+            check = verify_archive(lines, verifier)
+    except (ArchiveError, OSError, EOFError) as exc:
+        _emit({"ok": False, "archive": archive.name, "reason": str(exc)})
+        click.echo(f"archive does not verify: {exc}", err=True)
+        sys.exit(1)
+    _emit(
+        {
+            "ok": True,
+            "archive": archive.name,
+            "first_seq": check.first_seq,
+            "last_seq": check.last_seq,
+            "checkpoint_size": check.checkpoint_size,
             "root": base64.b64encode(check.root).decode(),
         }
     )

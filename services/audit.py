@@ -49,6 +49,7 @@ class AuditAction(StrEnum):
     audit_read = "audit_read"
     audit_export = "audit_export"
     audit_verify = "audit_verify"
+    audit_archive = "audit_archive"  # events past retention exported, and maybe pruned
     org_create = "org_create"
     user_create = "user_create"
     user_disable = "user_disable"
@@ -115,6 +116,7 @@ ACTION_NAMES: dict[str, str] = {
     AuditAction.audit_read.value: "审计查阅",
     AuditAction.audit_export.value: "审计导出",
     AuditAction.audit_verify.value: "审计校验",
+    AuditAction.audit_archive.value: "审计归档",
     AuditAction.org_create.value: "创建单位",
     AuditAction.user_create.value: "创建用户",
     AuditAction.user_disable.value: "停用用户",

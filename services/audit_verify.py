@@ -24,15 +24,20 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, lazyload
 
 from services import merkle
-from services.audit import canonical_bytes, leaf_bytes
+from services.audit import leaf_bytes
+from services.audit_archive import ARCHIVE_PREFIX, event_leaf
 from services.audit_sequencer import CHECKPOINT_PREFIX, STATE, parse_record_name
 from services.blobs import BlobStore
 from services.db import Database
 from services.errors import BackendUnavailable, NotFound
-from services.models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditSequencerState
+from services.models import (
+    AuditCheckpoint,
+    AuditEvent,
+    AuditLeaf,
+    AuditPrune,
+    AuditSequencerState,
+)
 from services.signed_notes import NoteError, Verifier, verified_checkpoint
-
-LEAF_FIELDS = ("seq", "at", "actor", "org", "role", "action", "document_id", "outcome", "ip")
 
 # What each failed check means, for people (the web page and the command line).
 CHECK_NAMES: dict[str, str] = {
@@ -46,6 +51,7 @@ CHECK_NAMES: dict[str, str] = {
     "event_inserted": "有未进入默克尔树的事件插在已排序事件之间（记录被插入）",
     "receipt": "回执与日志不符",
     "no_key": "没有验证公钥，无法核验签名",
+    "archive_missing": "已清理事件的归档在对象存储中不存在",
 }
 
 
@@ -58,6 +64,7 @@ class VerifyReport:
     exported: int = 0
     receipts: int = 0
     pending: int = 0  # events not sequenced yet
+    pruned: int = 0  # events archived and deleted: their leaves checked, not recomputed
     latest_checkpoint: int | None = None
     first_bad_seq: int | None = None
     last_bad_seq: int | None = None  # when only a range between two checkpoints can be named
@@ -75,6 +82,7 @@ class VerifyReport:
             "exported_checkpoints": self.exported,
             "receipts": self.receipts,
             "pending": self.pending,
+            "pruned_events": self.pruned,
             "latest_checkpoint": self.latest_checkpoint,
             "warnings": self.warnings,
         }
@@ -121,9 +129,7 @@ def verify_receipt(receipt: dict[str, Any], verifier: Verifier) -> ReceiptCheck:
     event = receipt.get("event")
     if not isinstance(event, dict):
         raise NoteError("the receipt carries no event")
-    fields = {name: event.get(name) for name in LEAF_FIELDS}
-    fields["details"] = event.get("details")
-    leaf = merkle.leaf_hash(canonical_bytes(fields))
+    leaf = event_leaf(event)
     if "leaf_hash" in event and _b64(event["leaf_hash"], "leaf_hash") != leaf:
         raise NoteError("the event's leaf_hash is not the hash of its fields")
     details = event.get("details") or {}
@@ -286,7 +292,8 @@ def verify_log(
                 expectations += _exported_expectations(blobs, verifier, report)
                 more, receipt_leaves = _receipt_expectations(receipts, verifier, report)
                 expectations += more
-            frontier = _recompute(session, expectations, receipt_leaves)
+            pruned = _pruned_ranges(session, blobs, report)
+            frontier = _recompute(session, expectations, receipt_leaves, pruned)
             report.events = frontier.size
             report.head = frontier.root().hex()
             beyond = [e for e in expectations if e.size > frontier.size]
@@ -305,22 +312,44 @@ def verify_log(
     return report
 
 
+def _pruned_ranges(session: Session, blobs: BlobStore, report: VerifyReport) -> list[range]:
+    """The ranges of seqs whose events were archived and pruned; each archive must still be in
+    the object store (under retention there)."""
+    prunes = list(session.scalars(select(AuditPrune).order_by(AuditPrune.last_seq)))
+    if not prunes:
+        return []
+    report.pruned = sum(prune.deleted for prune in prunes)
+    try:
+        stored = set(blobs.list_records(ARCHIVE_PREFIX))
+    except BackendUnavailable:
+        report.warnings.append("对象存储不可用：未核对已清理事件的归档")
+        stored = {prune.archive_name for prune in prunes}
+    for prune in prunes:
+        if prune.archive_name not in stored:
+            span = f"{prune.first_seq}–{prune.last_seq}"
+            detail = f"第 {span} 号事件的归档 {prune.archive_name} 不存在"
+            raise _Failed(prune.first_seq, "archive_missing", detail, last_seq=prune.last_seq)
+    return [range(prune.first_seq, prune.last_seq + 1) for prune in prunes]
+
+
 def _recompute(
     session: Session,
     expectations: list[_Expectation],
     receipt_leaves: dict[int, tuple[bytes, str]],
+    pruned: list[range],
 ) -> merkle.Frontier:
     by_size: dict[int, list[_Expectation]] = {}
     for expectation in expectations:
         by_size.setdefault(expectation.size, []).append(expectation)
     with closing(_leaf_rows(session)) as rows:
-        return _fold_leaves(rows, by_size, receipt_leaves)
+        return _fold_leaves(rows, by_size, receipt_leaves, pruned)
 
 
 def _fold_leaves(
     rows: Iterator[tuple[int, bytes, AuditEvent | None]],
     by_size: dict[int, list[_Expectation]],
     receipt_leaves: dict[int, tuple[bytes, str]],
+    pruned: list[range],
 ) -> merkle.Frontier:
     frontier = merkle.Frontier()
     matched = 0  # the last size at which a signed root was met: the change lies after it
@@ -328,9 +357,12 @@ def _fold_leaves(
         expected = frontier.size + 1
         if seq != expected:
             raise _Failed(expected, "leaf_missing", f"第 {expected} 号之后缺少事件")
-        if event is None:
+        if event is not None:
+            leaf = merkle.leaf_hash(leaf_bytes(event, seq))
+        elif any(seq in done for done in pruned):
+            leaf = stored  # archived and pruned: the signed roots below still hold it
+        else:
             raise _Failed(seq, "event_missing", f"第 {seq} 号事件的记录不存在")
-        leaf = merkle.leaf_hash(leaf_bytes(event, seq))
         if leaf != stored:
             raise _Failed(seq, "leaf_mismatch", f"第 {seq} 号事件的内容与叶哈希不符")
         if seq in receipt_leaves and receipt_leaves[seq][0] != leaf:

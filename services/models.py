@@ -490,6 +490,23 @@ class AuditLegacyChain(Base):
     migrated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class AuditPrune(Base):
+    """A range of the log whose events were archived to the object store, then deleted.
+
+    Their leaves stay in the tree; verification accepts their missing events only inside a
+    recorded range."""
+
+    __tablename__ = "audit_prunes"
+
+    last_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    deleted: Mapped[int] = mapped_column(Integer)
+    archive_name: Mapped[str] = mapped_column(String(300))
+    archive_sha256: Mapped[str] = mapped_column(String(64))
+    pruned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    pruned_by: Mapped[str] = mapped_column(String(200))
+
+
 class LoginAttempt(Base):
     """Recent failed logins of one account from one address, of one account, or of one address.
 

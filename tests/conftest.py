@@ -75,6 +75,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("stack", stacks, indirect=True, scope="module")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind: a SQLite file, a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'materials.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture(scope="module")
 def stack(request: pytest.FixtureRequest) -> str:
     """``embedded`` (SQLite, a blob directory, FTS5) or ``real`` (PostgreSQL, S3, Elasticsearch)."""

@@ -21,9 +21,10 @@ import pytest
 from sqlalchemy import select, text
 
 from services.audit import CSV_COLUMNS, CSV_HEADINGS, Actor, AuditAction, Outcome, event_time
+from services.audit_archive import LEAF_FIELDS
 from services.audit_keys import load_verifier
 from services.audit_sequencer import AuditSequencer
-from services.audit_verify import LEAF_FIELDS, VerifyReport, verify_log, verify_receipt
+from services.audit_verify import VerifyReport, verify_log, verify_receipt
 from services.audit_words import details_in_words
 from services.backends import Backends
 from services.models import AuditEvent

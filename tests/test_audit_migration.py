@@ -38,14 +38,6 @@ SHA = "ab" * 32
 UPLOAD_SEQ = 3
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'materials.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 def database(database_url: str) -> Iterator[Database]:
     database = Database(database_url)

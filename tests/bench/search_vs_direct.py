@@ -244,8 +244,12 @@ class _Recorder:
         self.source_includes: list[str] = []
         self.request: dict[str, Any] = {}
 
-    def search(self, *, index: str, source_includes: list[str], **request: Any) -> Any:
-        self.index, self.source_includes, self.request = index, source_includes, request
+    def search(
+        self, *, index: str, source_includes: list[str] | None = None, **request: Any
+    ) -> Any:
+        # The search itself; a suggestion lookup after no hits (no _source) is not kept.
+        if source_includes is not None:
+            self.index, self.source_includes, self.request = index, source_includes, request
         empty = {"hits": {"hits": [], "total": {"value": 0}}}
         aggregations: dict[str, Any] = {name: {"buckets": []} for name in FACETS}
         return type("Response", (), {"body": {**empty, "aggregations": aggregations}})()

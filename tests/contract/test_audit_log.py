@@ -90,14 +90,6 @@ def settings_for(url: str, data_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'materials.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 def log(database_url: str, tmp_path: Path) -> Iterator[Log]:
     database = Database(database_url)
