@@ -251,7 +251,8 @@ class _Recorder:
         if source_includes is not None:
             self.index, self.source_includes, self.request = index, source_includes, request
         empty = {"hits": {"hits": [], "total": {"value": 0}}}
-        aggregations: dict[str, Any] = {name: {"buckets": []} for name in FACETS}
+        names = [*FACETS, *request.get("aggs", {})]
+        aggregations: dict[str, Any] = {name: {"buckets": []} for name in names}
         return type("Response", (), {"body": {**empty, "aggregations": aggregations}})()
 
 
