@@ -11,7 +11,9 @@
 -- every table the owner makes (default privileges, so tables of later migrations too), except
 -- that the audit log's tables are only added to and read — migration 0011 takes UPDATE, DELETE
 -- and TRUNCATE on them away again from every role but the owner, and this script does the same
--- for a database already past 0011. The sequencer (in the workers and `serve`) still updates
+-- for a database already past 0011 (and 0012's audit_prunes). Pruning archived events
+-- (`materials audit archive --prune`) deletes from audit_events, so it runs as materials_owner,
+-- like migrations; the app role cannot. The sequencer (in the workers and `serve`) still updates
 -- audit_sequencer and audit_checkpoints.exported_at, which triggers allow.
 --
 -- Safe to run again: existing roles get the passwords given, and an existing database (one the
@@ -106,6 +108,9 @@ BEGIN
             ON audit_events, audit_leaves, audit_tree_nodes, audit_legacy_chain
             FROM materials_app;
         REVOKE DELETE, TRUNCATE, TRIGGER ON audit_checkpoints FROM materials_app;
+    END IF;
+    IF to_regclass('public.audit_prunes') IS NOT NULL THEN
+        REVOKE UPDATE, DELETE, TRUNCATE, TRIGGER ON audit_prunes FROM materials_app;
     END IF;
 END $$;
 

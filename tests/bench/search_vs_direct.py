@@ -247,8 +247,9 @@ class _Recorder:
     def search(
         self, *, index: str, source_includes: list[str] | None = None, **request: Any
     ) -> Any:
-        # The search itself; a suggestion lookup after no hits (no _source) is not kept.
-        if source_includes is not None:
+        # The first search only: no hits here, so the backend goes on to a suggestion lookup
+        # (no _source) and perhaps a relaxed search, which the real index would not have needed.
+        if source_includes is not None and not self.request:
             self.index, self.source_includes, self.request = index, source_includes, request
         empty = {"hits": {"hits": [], "total": {"value": 0}}}
         names = [*FACETS, *request.get("aggs", {})]
@@ -276,6 +277,7 @@ def direct_requests(searches: Sequence[Search], orgs: Orgs) -> list[DirectReques
     scope = access.read_scope(orgs.reader)
     built = []
     for search in searches:
+        recorder.request = {}
         township_id = None
         if search.township is not None:
             township_id = orgs.township_names.get(search.township, -1)

@@ -174,6 +174,9 @@ def assert_app_role_adds_and_reads_only(
         # Not even an event past the retention floor: pruning is the owner's.
         assert DENIED in refusal(connection, f"DELETE FROM audit_events WHERE id = {old_event}")
         assert DENIED in refusal(connection, "DELETE FROM audit_legacy_chain")
+        # Nor may it rewrite the record of what was pruned (test_audit_archive: the triggers).
+        for statement in ("UPDATE audit_prunes SET deleted = 0", "TRUNCATE audit_prunes"):
+            assert DENIED in refusal(connection, statement), statement
         assert DENIED in refusal(connection, "DELETE FROM audit_checkpoints")
         assert DENIED in refusal(connection, "TRUNCATE audit_checkpoints")
         # Its own trigger could rewrite events as they are inserted.
