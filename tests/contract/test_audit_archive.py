@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,15 +45,6 @@ from tests.contract.test_audit_log import (
 OLD, YOUNG = 30, 5
 UPLOAD = 7  # the old event a document's receipt points to
 CLI = Actor("cli:tests", role="system")
-
-
-@pytest.fixture
-def log(database_url: str, tmp_path: Path) -> Iterator[Log]:
-    database = Database(database_url)
-    database.migrate()
-    settings = settings_for(database_url, tmp_path / "data")
-    yield Log(database, settings, LocalBlobStore(settings.blob_dir))
-    database.dispose()
 
 
 def add_events(log: Log, count: int, *, days_ago: int, first: int = 1) -> list[int]:

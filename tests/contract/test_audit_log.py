@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -88,15 +87,6 @@ def settings_for(url: str, data_dir: Path, **overrides: Any) -> Settings:
         **overrides,
     }
     return Settings(**values)
-
-
-@pytest.fixture
-def log(database_url: str, tmp_path: Path) -> Iterator[Log]:
-    database = Database(database_url)
-    database.migrate()
-    settings = settings_for(database_url, tmp_path / "data")
-    yield Log(database, settings, LocalBlobStore(settings.blob_dir))
-    database.dispose()
 
 
 @pytest.fixture

@@ -50,13 +50,9 @@ TOWNSHIP = "城关镇"
 TITLE = "二〇二四年城关镇扶贫资金使用情况（第１季度）"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'materials.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    database = Database(url)
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
     database.migrate()
     yield database
     database.dispose()
@@ -120,24 +116,16 @@ def test_audit_log_stays_gap_free_under_concurrent_threads(database: Database) -
     assert_chain(database, events=100, actors={f"线程{worker}": 25 for worker in range(4)})
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'materials.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-def test_several_processes_can_migrate_an_empty_database_at_once(empty_url: str) -> None:
+def test_several_processes_can_migrate_an_empty_database_at_once(database_url: str) -> None:
     # Several API replicas and workers starting together each migrate at start-up.
     spawn = multiprocessing.get_context("spawn")
-    processes = [spawn.Process(target=migrate_from_process, args=(empty_url,)) for _ in range(4)]
+    processes = [spawn.Process(target=migrate_from_process, args=(database_url,)) for _ in range(4)]
     for process in processes:
         process.start()
     for process in processes:
         process.join(timeout=120)
     assert [process.exitcode for process in processes] == [0, 0, 0, 0]
-    database = Database(empty_url)
+    database = Database(database_url)
     try:
         head = ScriptDirectory(str(Path(db_module.__file__).with_name("migrations")))
         with database.session() as session:
