@@ -3,13 +3,16 @@ duplicates, write it to the search index, and record the outcome on the document
 
 The masked text is kept (``DocumentText``) with the sha256 of its file: indexing the same file
 again segments the kept text instead of fetching and extracting it, unless extraction is asked for.
-Idempotent by document id: running it twice leaves the same index entry and the same row.
+Idempotent by document id: running it twice leaves the same index entry and the same row. Every
+write carries the row's ``index_version`` read with the state it writes, so the index never takes
+an older state over a newer one, whatever order the writes arrive in.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -54,6 +57,14 @@ _WITHHELD = {
 }
 
 log = logging.getLogger("materials.indexer")
+
+
+class LeaseLost(Exception):
+    """The worker's lease on the event ran out: another worker may hold the document now."""
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -155,10 +166,15 @@ def _record_scan(backends: Backends, document: Document, verdict: ScanVerdict | 
 
 
 def _withhold(
-    backends: Backends, index: SearchIndex, document: Document, status: str
+    backends: Backends,
+    index: SearchIndex,
+    document: Document,
+    status: str,
+    before_write: Callable[[], None] = _nothing,
 ) -> IndexOutcome:
     """Keep a file the scan does not allow out of the index, and say why on its row."""
-    index.delete([document.id])
+    before_write()
+    index.delete([document.id], versions={document.id: document.index_version})
     reason = _WITHHELD[ScanStatus(status)]
     with backends.db.session() as session:
         row = session.get(Document, document.id)
@@ -190,6 +206,7 @@ def to_indexed(document: Document, body: str) -> IndexedDocument:
         period_end=end,
         created_at=document.created_at,
         content_type=document.content_type,
+        version=document.index_version,
     )
 
 
@@ -268,17 +285,19 @@ def index_document(
     document_id: str,
     limits: ExtractionLimits | None = None,
     extract: bool = False,
+    before_write: Callable[[], None] = _nothing,
 ) -> IndexOutcome:
     """Bring the index entry of one document in line with the database.
 
     The text kept from its file is used again unless ``extract`` (new extractors, OCR installed).
+    ``before_write`` runs before each write to the index (the worker renews its lease there and
+    raises ``LeaseLost`` when it is gone, so nothing is written).
     """
     with backends.db.session() as session:
         document = session.get(Document, document_id)
         kept = session.get(DocumentText, document_id)
     if document is None or document.withdrawn_at is not None:
-        index.delete([document_id])
-        return IndexOutcome(document_id, "removed")
+        return _remove(index, document_id, document, before_write)
     scan = needs_scan(document.scan_status, scanner=backends.scanner)
     reuse = kept is not None and kept.sha256 == document.sha256 and not extract
     limits = limits or ExtractionLimits(ocr_max_pages=backends.settings.ocr_max_pages)
@@ -287,15 +306,22 @@ def index_document(
         read = _read_file(backends, document, limits, scan=scan, extract=not reuse)
     status = _record_scan(backends, document, read.verdict)
     if not may_serve(status, serve_unscanned=backends.settings.serve_unscanned):
-        return _withhold(backends, index, document, status)
+        return _withhold(backends, index, document, status, before_write)
     if reuse and kept is not None:
-        return index_kept_texts(backends, index, [(document, kept.body)])[0]
+        return index_kept_texts(backends, index, [(document, kept.body)], before_write)[0]
 
     extracted, failure = read.extracted, read.failure
     text = extracted.text if extracted else ""
     # The index gets masked text only (body and metadata): no snippet can show what it never held.
     indexed, personal = mask_indexed(to_indexed(document, text))
     marks = fingerprint(text)
+    before_write()
+    # Extraction may have taken minutes: a document withdrawn meanwhile is removed, not written
+    # back (Elasticsearch forgets a deletion's version after index.gc_deletes, 60 s).
+    with backends.db.session() as session:
+        latest = session.get(Document, document_id)
+    if latest is None or latest.withdrawn_at is not None:
+        return _remove(index, document_id, latest, _nothing)
     index.upsert([indexed])
 
     with backends.db.session() as session:
@@ -317,8 +343,24 @@ def index_document(
     return IndexOutcome(document_id, status_name, failure)
 
 
+def _remove(
+    index: SearchIndex,
+    document_id: str,
+    document: Document | None,
+    before_write: Callable[[], None],
+) -> IndexOutcome:
+    """Take a withdrawn (or deleted) document out of the index, at its version when it has one."""
+    before_write()
+    versions = {document_id: document.index_version} if document is not None else None
+    index.delete([document_id], versions=versions)
+    return IndexOutcome(document_id, "removed")
+
+
 def index_kept_texts(
-    backends: Backends, index: SearchIndex, documents: list[tuple[Document, str]]
+    backends: Backends,
+    index: SearchIndex,
+    documents: list[tuple[Document, str]],
+    before_write: Callable[[], None] = _nothing,
 ) -> list[IndexOutcome]:
     """Write live documents with their kept texts in one bulk request, without extracting.
 
@@ -326,6 +368,7 @@ def index_kept_texts(
     """
     if not documents:
         return []
+    before_write()
     index.upsert([with_kept_text(document, body) for document, body in documents])
     ids = [document.id for document, _ in documents]
     with backends.db.session() as session:

@@ -3,11 +3,14 @@
 A claim takes pending events whose lease is free and whose document no other worker holds. Claims
 are serialised (PostgreSQL: a transaction-level advisory lock, rows taken ``FOR UPDATE SKIP
 LOCKED``; SQLite: the claiming transaction holds the database's write lock), so no two workers
-ever hold events of the same document.
+ever hold events of the same document. Leases are short (``MATERIALS_INDEX_LEASE_SECONDS``) and
+renewed while the work goes on (``renew``): a dead worker's events come free within one lease, and
+a lease that ran out is lost for good, even if no one has taken it yet.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -94,6 +97,29 @@ def complete(db: Database, claim: Claim, *, owner: str) -> bool:
     return True
 
 
+def renew(db: Database, claims: Sequence[Claim], *, owner: str, lease_seconds: float) -> set[int]:
+    """Extend the leases ``owner`` still holds among ``claims``; the ids of those events.
+
+    A lease that ran out is not renewed: another worker may already hold an event of the document.
+    """
+    if not claims:
+        return set()
+    now = utcnow()
+    with db.session() as session:
+        held = session.scalars(
+            update(OutboxEvent)
+            .where(
+                OutboxEvent.id.in_([claim.event_id for claim in claims]),
+                OutboxEvent.lease_owner == owner,
+                OutboxEvent.done_at.is_(None),
+                OutboxEvent.lease_expires_at >= now,
+            )
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .returning(OutboxEvent.id)
+        ).all()
+    return set(held)
+
+
 def retry_later(db: Database, claim: Claim, *, owner: str, error: str) -> int:
     """Release the lease and make the event due again after an exponential backoff."""
     attempts = claim.attempts + 1
@@ -122,4 +148,4 @@ def pending_count(db: Database) -> int:
     return count or 0
 
 
-__all__ = ["Claim", "claim", "complete", "pending_count", "retry_later"]
+__all__ = ["Claim", "claim", "complete", "pending_count", "renew", "retry_later"]

@@ -218,12 +218,12 @@ def _write(
 ) -> Iterator[IndexOutcome]:
     """Remove the withdrawn, write the kept texts in one request, extract the others; each
     outcome as soon as its document is written."""
-    removed: list[str] = []
+    removed: dict[str, int] = {}  # withdrawn documents, with their versions
     kept: list[tuple[Document, str]] = []
     extracting: list[str] = []
     for document, text in batch:
         if document.withdrawn_at is not None:
-            removed.append(document.id)
+            removed[document.id] = document.index_version
         elif (
             text is None
             or _needs_extraction((document, text), extract=extract)
@@ -232,7 +232,7 @@ def _write(
             extracting.append(document.id)
         else:
             kept.append((document, text.body))
-    target.delete(removed)
+    target.delete(list(removed), versions=removed)
     yield from (IndexOutcome(document_id, "removed") for document_id in removed)
     yield from index_kept_texts(backends, target, kept)
     for document_id in extracting:

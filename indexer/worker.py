@@ -1,7 +1,9 @@
 """The indexing worker: claim outbox events → index the document → complete, or retry later.
 
 ``IndexWorker.run_once`` does one batch; ``run`` loops until told to stop. Embedded mode runs it on
-a thread inside ``materials serve``; ``materials worker`` runs it on its own.
+a thread inside ``materials serve``; ``materials worker`` runs it on its own. While a batch is
+worked on, a heartbeat thread renews the leases of the events still held; each write to the index
+is preceded by a renewal of its own event's lease, and a lost lease stops that work unwritten.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import uuid
 
 from indexer import outbox
 from indexer.extractors import ExtractionLimits
-from indexer.indexing import index_document, mark_failed
+from indexer.indexing import LeaseLost, index_document, mark_failed
 from services import dictionary, requests
 from services.backends import Backends
 from services.errors import BackendUnavailable
@@ -34,7 +36,7 @@ class IndexWorker:
         backends: Backends,
         index: SearchIndex,
         *,
-        lease_seconds: float = 120.0,
+        lease_seconds: float | None = None,
         batch_size: int = 16,
         poll_seconds: float = 0.2,
         limits: ExtractionLimits | None = None,
@@ -42,7 +44,12 @@ class IndexWorker:
         self._backends = backends
         self._index = index
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._lease_seconds = lease_seconds
+        # None: the lease follows the settings (``MATERIALS_INDEX_LEASE_SECONDS``).
+        self._lease_seconds = lease_seconds or backends.settings.index_lease_seconds
+        # The claims of the batch in hand, and those whose lease the heartbeat found lost.
+        self._held: dict[int, outbox.Claim] = {}
+        self._lost: set[int] = set()
+        self._held_lock = threading.Lock()
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         # None: the limits follow the settings (the OCR page cap).
@@ -56,28 +63,81 @@ class IndexWorker:
         claims = outbox.claim(
             db, owner=self.owner, lease_seconds=self._lease_seconds, limit=self._batch_size
         )
-        for claim in claims:
-            try:
-                index_document(
-                    self._backends, self._index, document_id=claim.document_id, limits=self._limits
-                )
-            except Exception as exc:  # any failure: the event stays and is tried again later
-                transient = isinstance(exc, BackendUnavailable)
-                reason = f"{type(exc).__name__}: {exc}"
-                attempts = outbox.retry_later(db, claim, owner=self.owner, error=reason)
-                log.warning(
-                    "indexing %s failed (attempt %d): %s", claim.document_id, attempts, reason
-                )
-                if attempts >= MAX_ATTEMPTS and not transient:
-                    mark_failed(
-                        self._backends,
-                        document_id=claim.document_id,
-                        reason=f"索引多次失败，最后一次错误：{reason}",
-                    )
-                    outbox.complete(db, claim, owner=self.owner)
-                continue
-            outbox.complete(db, claim, owner=self.owner)
+        with self._held_lock:
+            self._held = {claim.event_id: claim for claim in claims}
+            self._lost = set()
+        beating = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(beating,), name="index-lease", daemon=True
+        )
+        if claims:
+            heartbeat.start()
+        try:
+            for claim in claims:
+                self._handle(claim)
+                with self._held_lock:
+                    self._held.pop(claim.event_id, None)
+        finally:
+            beating.set()
+            if heartbeat.is_alive():
+                heartbeat.join()
         return len(claims)
+
+    def _handle(self, claim: outbox.Claim) -> None:
+        db = self._backends.db
+        try:
+            index_document(
+                self._backends,
+                self._index,
+                document_id=claim.document_id,
+                limits=self._limits,
+                before_write=lambda: self._hold(claim),
+            )
+        except LeaseLost:
+            log.warning(
+                "lease on outbox event %d (document %s) was lost: left to its new owner",
+                claim.event_id,
+                claim.document_id,
+            )
+            return
+        except Exception as exc:  # any failure: the event stays and is tried again later
+            transient = isinstance(exc, BackendUnavailable)
+            reason = f"{type(exc).__name__}: {exc}"
+            attempts = outbox.retry_later(db, claim, owner=self.owner, error=reason)
+            log.warning("indexing %s failed (attempt %d): %s", claim.document_id, attempts, reason)
+            if attempts >= MAX_ATTEMPTS and not transient:
+                mark_failed(
+                    self._backends,
+                    document_id=claim.document_id,
+                    reason=f"索引多次失败，最后一次错误：{reason}",
+                )
+                outbox.complete(db, claim, owner=self.owner)
+            return
+        outbox.complete(db, claim, owner=self.owner)
+
+    def _hold(self, claim: outbox.Claim) -> None:
+        """Renew this claim's lease before a write to the index; LeaseLost when it is gone."""
+        with self._held_lock:
+            lost = claim.event_id in self._lost
+        if lost or not outbox.renew(
+            self._backends.db, [claim], owner=self.owner, lease_seconds=self._lease_seconds
+        ):
+            raise LeaseLost(claim.event_id)
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        """Renew the leases of the batch's events still in hand, every third of a lease."""
+        while not done.wait(self._lease_seconds / 3):
+            with self._held_lock:
+                held = list(self._held.values())
+            try:
+                kept = outbox.renew(
+                    self._backends.db, held, owner=self.owner, lease_seconds=self._lease_seconds
+                )
+            except Exception:  # the database is away: try again; a lease may run out meanwhile
+                log.exception("renewing index leases failed")
+                continue
+            with self._held_lock:
+                self._lost.update(claim.event_id for claim in held if claim.event_id not in kept)
 
     def drain(self, *, max_rounds: int = 10_000) -> int:
         """Process until nothing is due; how many events were handled (for tests and reindex)."""

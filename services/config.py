@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     # or joined to another, and for each reuse of a document (a department's first download).
     hours_per_request: float = Field(default=2.0, ge=0)
     hours_per_reuse: float = Field(default=0.5, ge=0)
+    # How long an index worker's claim on an outbox event lasts; the worker renews it every
+    # third of it while the work goes on, so a dead worker's events come free within one lease.
+    index_lease_seconds: float = Field(default=20.0, ge=3, le=600)
     # How often the worker looks for requests nearing or past their due date.
     due_check_seconds: float = Field(default=60.0, gt=0)
     # Pages of a scanned PDF recognised with Tesseract OCR (0 turns OCR off, photos included);

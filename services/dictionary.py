@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Text, cast, insert, or_, select
+from sqlalchemy import ColumnElement, Text, cast, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -197,6 +197,12 @@ def queue_reindexing(session: Session, *, settings: Settings, before: Collection
     if document_ids:
         now = utcnow()
         available = now + timedelta(seconds=2 * settings.dictionary_check_seconds)
+        # A new index version for each: the index takes the new segmentation over the old one.
+        session.execute(
+            update(Document)
+            .where(Document.id.in_(document_ids))
+            .values(index_version=Document.index_version + 1)
+        )
         session.execute(
             insert(OutboxEvent),
             [

@@ -570,12 +570,12 @@ def categories_in_use(backends: Backends, *, principal: Principal) -> list[str]:
         return sorted(names)
 
 
-def _leave_index_now(backends: Backends, document_id: str) -> None:
+def _leave_index_now(backends: Backends, document_id: str, version: int) -> None:
     """Take a just-withdrawn document out of the search index before answering, so that no
     later search counts it in totals or facets. The outbox event written with the withdrawal
     does the same again (idempotently) if the index cannot be reached now."""
     try:
-        backends.index.delete([document_id])
+        backends.index.delete([document_id], versions={document_id: version})
     except Exception as exc:  # the withdrawal has committed; the outbox event repeats this
         log.warning(
             "withdrawn document %s stays in the search index until the worker runs: %s",
@@ -597,6 +597,7 @@ def withdraw(
         if found is not None and allowed and found.withdrawn_at is None:
             found.withdrawn_at = utcnow()
             found.withdrawn_by_id = principal.user_id
+            found.index_version += 1  # the index refuses older writes from now on
             session.add(OutboxEvent(document_id=found.id, action=IndexAction.delete.value))
             backends.audit.append(
                 session,
@@ -610,7 +611,7 @@ def withdraw(
         else:
             withdrawn = None
     if withdrawn is not None:
-        _leave_index_now(backends, withdrawn.id)
+        _leave_index_now(backends, withdrawn.id, withdrawn.index_version)
         return withdrawn
     if found is None:
         raise _deny(

@@ -247,6 +247,9 @@ class Document(Base):
     uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Grows with every change that queues an outbox event for the document (under its row lock):
+    # the search index keeps the highest version it was given and refuses older writes.
+    index_version: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
     index_status: Mapped[str] = mapped_column(String(20), default=IndexStatus.pending.value)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

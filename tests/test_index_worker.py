@@ -9,14 +9,18 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from pydantic import ValidationError
+from sqlalchemy import select, update
 
-from indexer import outbox
+from indexer import indexing, outbox
+from indexer.consistency import check_index
+from indexer.extractors import Extracted, ExtractionContext, extract
 from indexer.indexing import index_document
 from indexer.worker import IndexWorker
 from services import requests
@@ -32,6 +36,7 @@ from services.models import (
     NotificationKind,
     OutboxEvent,
     User,
+    utcnow,
 )
 from services.requests import RequestFields
 from services.search import IndexedDocument, ReadScope, SearchIndex, SearchQuery, SearchResult
@@ -303,3 +308,170 @@ def test_the_worker_loop_runs_the_due_date_job_without_page_views(tmp_path: Path
         if thread.is_alive():
             thread.join(10)
         backends.close()
+
+
+# -- leases: short, renewed while the work goes on -------------------------------------------------
+
+
+class _SlowExtraction:
+    """The real extractor, after a pause longer than the worker's lease (an OCR of a big scan)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = threading.Event()
+        self.pause: Callable[[], None] = lambda: time.sleep(self.seconds)
+
+    def __call__(self, context: ExtractionContext) -> Extracted:
+        self.started.set()
+        self.pause()
+        return extract(context)
+
+
+def test_a_slow_extraction_keeps_its_claim_past_the_lease(
+    api: Api, backends: Backends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [document_id] = _upload_reports(api, 1)
+    slow = _SlowExtraction(seconds=8.0)
+    monkeypatch.setattr(indexing, "extract_text", slow)
+    lease = 3.0
+    holder = IndexWorker(backends, backends.index, lease_seconds=lease)
+    working = threading.Thread(target=holder.run_once)
+    working.start()
+    assert slow.started.wait(10)
+    other = IndexWorker(backends, backends.index, lease_seconds=lease)
+    tries = 0
+    while working.is_alive():  # leases long: a renewal missed would hand the event over
+        assert other.run_once() == 0, "a renewed claim was taken by another worker"
+        tries += 1
+        time.sleep(0.1)
+    working.join(10)
+    assert tries >= 40
+    assert _pending(backends) == 0
+    assert dict(backends.index.indexed_versions()) == {document_id: 1}
+    with backends.db.session() as session:
+        assert session.get_one(Document, document_id).index_status == "indexed"
+
+
+def test_a_dead_workers_claim_comes_free_after_one_lease(api: Api, backends: Backends) -> None:
+    [document_id] = _upload_reports(api, 1)
+    lease = backends.settings.index_lease_seconds
+    assert 3 <= lease <= 30, "the default lease is short"
+    dead = outbox.claim(backends.db, owner="dead", lease_seconds=1.0, limit=10)
+    started = time.monotonic()
+    survivor = IndexWorker(backends, backends.index)
+    assert survivor.run_once() == 0
+    while survivor.run_once() == 0:
+        assert time.monotonic() - started < 5, "the dead worker's claim never came free"
+        time.sleep(0.05)
+    assert time.monotonic() - started >= 0.9
+    assert _pending(backends) == 0
+    assert dict(backends.index.indexed_versions()) == {document_id: 1}
+    # A lease that ran out is lost for good: renewing it or completing it changes nothing.
+    assert outbox.renew(backends.db, dead, owner="dead", lease_seconds=60) == set()
+    assert outbox.complete(backends.db, dead[0], owner="dead") is False
+
+
+def test_a_lost_lease_stops_the_work_without_writing(
+    api: Api, backends: Backends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [document_id] = _upload_reports(api, 1)
+    slow = _SlowExtraction(seconds=0)
+
+    def taken_over() -> None:
+        # Meanwhile the lease ran out (say the database was unreachable) and another worker took
+        # the event.
+        with backends.db.session() as session:
+            session.execute(
+                update(OutboxEvent).values(
+                    lease_owner="successor", lease_expires_at=utcnow() + timedelta(seconds=60)
+                )
+            )
+
+    slow.pause = taken_over
+    monkeypatch.setattr(indexing, "extract_text", slow)
+    assert IndexWorker(backends, backends.index, lease_seconds=5).run_once() == 1
+    assert list(backends.index.indexed_versions()) == []
+    with backends.db.session() as session:
+        event = session.scalars(select(OutboxEvent)).one()
+        assert (event.lease_owner, event.done_at, event.attempts) == ("successor", None, 0)
+        assert session.get_one(Document, document_id).index_status == "pending"
+
+
+def test_a_withdrawal_during_a_slow_extraction_is_not_undone(
+    api: Api, backends: Backends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [document_id, other] = _upload_reports(api, 2)
+    slow = _SlowExtraction(seconds=0)
+    withdrawn: list[int] = []
+
+    def withdraw_once() -> None:  # a clerk withdraws the document while its text is extracted
+        if not withdrawn:
+            response = api.client.delete(
+                f"/api/v1/documents/{document_id}", headers=api.headers("east")
+            )
+            withdrawn.append(response.status_code)
+
+    slow.pause = withdraw_once
+    monkeypatch.setattr(indexing, "extract_text", slow)
+    IndexWorker(backends, backends.index, batch_size=1).drain()
+    assert withdrawn == [200]
+    assert _pending(backends) == 0
+    assert dict(backends.index.indexed_versions()) == {other: 1}
+    assert {hit.document_id for hit in _find(backends, "工作报告").hits} == {other}
+
+
+# -- the index against the database ----------------------------------------------------------------
+
+
+def test_check_index_finds_and_repairs_missing_stale_and_extra_entries(
+    api: Api, backends: Backends
+) -> None:
+    missing, stale, fine = _upload_reports(api, 3)
+    worker = IndexWorker(backends, backends.index)
+    worker.drain()
+    # Not yet indexed: the worker's to write, not a difference.
+    uploaded = api.upload("east", "在途.txt", "尚未索引的材料".encode(), period="2026-Q3")
+    assert uploaded.status_code == 201, uploaded.text
+    in_flight = uploaded.json()["id"]
+    report = check_index(backends, repair=False)
+    assert report.ok, report.as_dict()
+    assert (report.expected, report.held, report.in_flight) == (3, 3, 1)
+
+    backends.index.delete([missing])
+    backends.index.upsert([replace(_entry(backends, fine), id="ghost", version=1)])
+    with backends.db.session() as session:  # a change whose index event was lost
+        session.get_one(Document, stale).index_version = 5
+    report = check_index(backends, repair=False)
+    assert not report.ok
+    assert (report.missing_ids, report.stale_ids, report.extra_ids) == (
+        [missing],
+        [stale],
+        ["ghost"],
+    )
+    assert report.as_dict()["ok"] is False
+    assert report.repaired is False
+    assert _pending(backends) == 1
+
+    repaired = check_index(backends, repair=True)
+    assert (repaired.queued, repaired.removed, repaired.repaired) == (2, 1, True)
+    worker.drain()
+    after = check_index(backends, repair=False)
+    assert after.ok, after.as_dict()
+    held = dict(backends.index.indexed_versions())
+    assert set(held) == {missing, stale, fine, in_flight}
+    with backends.db.session() as session:
+        rows = session.execute(select(Document.id, Document.index_version))
+        versions = {row.id: row.index_version for row in rows}
+    assert held == versions
+
+
+def _entry(backends: Backends, document_id: str) -> IndexedDocument:
+    with backends.db.session() as session:
+        return indexing.to_indexed(session.get_one(Document, document_id), "")
+
+
+@pytest.mark.parametrize("seconds", [0, 2.5, -1, 601])
+def test_a_lease_too_short_or_too_long_is_refused(tmp_path: Path, seconds: float) -> None:
+    with pytest.raises(ValidationError, match="index_lease_seconds"):
+        make_settings(tmp_path / "data", index_lease_seconds=seconds)
+    assert make_settings(tmp_path / "data").index_lease_seconds == 20

@@ -6,7 +6,7 @@ receive plain values (``IndexedDocument``) and a ``ReadScope`` decided by the ac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -52,6 +52,8 @@ class IndexedDocument:
     period_end: date | None
     created_at: datetime
     content_type: str
+    # The document's ``index_version``: a write older than what the index holds is ignored.
+    version: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,25 @@ class SearchIndex(Protocol):
     name: str
 
     def upsert(self, documents: Sequence[IndexedDocument]) -> None:
-        """Add or replace documents (by id), as one bulk operation."""
+        """Add or replace documents (by id), as one bulk operation.
 
-    def delete(self, document_ids: Sequence[str]) -> None:
-        """Remove documents; ids not in the index are ignored."""
+        External versioning: a document is written only when its ``version`` is at least the
+        one the index holds for that id (a live entry or a deletion); an older one is ignored
+        without error, since a newer state is already there.
+        """
+
+    def delete(
+        self, document_ids: Sequence[str], *, versions: Mapping[str, int] | None = None
+    ) -> None:
+        """Remove documents; ids not in the index are ignored.
+
+        An id with a version in ``versions`` is removed only when that version is at least the
+        one the index holds, and the index remembers the deletion's version; one without is
+        removed whatever its version.
+        """
+
+    def indexed_versions(self) -> Iterator[tuple[str, int]]:
+        """Every document the index holds (a live entry, not a deletion) with its version."""
 
     def search(self, query: SearchQuery) -> SearchResult:
         """Matching documents within the scope in the query's order, with totals and facets."""

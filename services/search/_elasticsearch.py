@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date
 from typing import Any
@@ -63,7 +63,7 @@ REBUILD_TIMEOUT_SECONDS = 120.0  # for one bulk request of a rebuild (hundreds o
 _BUILDING = {"refresh_interval": "-1", "number_of_replicas": 0, "auto_expand_replicas": "false"}
 _SERVING = {"refresh_interval": None, "auto_expand_replicas": "0-1"}
 
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("materials.search")
 _WHITESPACE_TEXT = {"type": "text", "analyzer": "whitespace"}
 _STORED_ONLY = {"type": "text", "index": False}
 _TOKEN_FIELDS = (
@@ -161,23 +161,63 @@ class ElasticsearchIndex:
         with self._errors():
             for index in self._write_targets():
                 operations: list[dict[str, Any]] = []
-                for document_id, source in sources:
-                    operations.append({"index": {"_index": index, "_id": document_id}})
+                for (document_id, source), document in zip(sources, documents, strict=True):
+                    operations.append(
+                        {
+                            "index": {
+                                "_index": index,
+                                "_id": document_id,
+                                **_versioned(document.version),
+                            }
+                        }
+                    )
                     operations.append(source)
                 self._bulk(operations)
 
-    def delete(self, document_ids: Sequence[str]) -> None:
-        """Remove documents; ids not in the index are ignored."""
+    def delete(
+        self, document_ids: Sequence[str], *, versions: Mapping[str, int] | None = None
+    ) -> None:
+        """Remove documents; ids not in the index are ignored. A versioned removal is refused
+        by Elasticsearch when it holds a newer version (a conflict, taken as done); its
+        tombstone keeps the version for ``index.gc_deletes`` (60 s)."""
         if not document_ids:
             return
+        versions = versions or {}
         with self._errors():
             for index in self._write_targets():
-                self._bulk(
-                    [
-                        {"delete": {"_index": index, "_id": document_id}}
-                        for document_id in document_ids
-                    ]
-                )
+                operations: list[dict[str, Any]] = []
+                for document_id in document_ids:
+                    version = versions.get(document_id)
+                    options = {} if version is None else _versioned(version)
+                    operations.append({"delete": {"_index": index, "_id": document_id, **options}})
+                self._bulk(operations)
+
+    def indexed_versions(self) -> Iterator[tuple[str, int]]:
+        """Every document the index serves with its version, by id (a point in time, in pages)."""
+        with self._errors():
+            self._ensure_ready()
+            pit = self._client.open_point_in_time(index=self._read_target(), keep_alive="1m")
+            pit_id = pit.body["id"]
+            try:
+                after: list[Any] | None = None
+                while True:
+                    page = self._client.search(
+                        pit={"id": pit_id, "keep_alive": "1m"},
+                        size=1000,
+                        sort=[{"_shard_doc": "asc"}],
+                        source=False,
+                        version=True,
+                        search_after=after,
+                    ).body
+                    hits = page["hits"]["hits"]
+                    if not hits:
+                        return
+                    for hit in hits:
+                        yield str(hit["_id"]), int(hit["_version"])
+                    after = hits[-1]["sort"]
+                    pit_id = page.get("pit_id", pit_id)
+            finally:
+                self._client.close_point_in_time(id=pit_id)
 
     def search(self, query: SearchQuery) -> SearchResult:
         """Matching documents within the scope in the query's order, with totals and facets.
@@ -441,6 +481,8 @@ class ElasticsearchIndex:
             (action, outcome), *_ = item.items()
             if action == "delete" and outcome.get("status") == 404:
                 continue
+            if outcome.get("status") == 409:  # external versioning: a newer state is there
+                continue
             if "error" in outcome:
                 reason = outcome["error"].get("reason", outcome["error"])
                 raise BackendUnavailable(BACKEND, f"搜索索引拒绝了写入：{reason}")
@@ -665,6 +707,12 @@ def _source(document: IndexedDocument, analysed: AnalysedDocument) -> dict[str, 
         "vocabulary": [word for word, _ in analysed.vocabulary],
         "vocabulary_pinyin": [f"{sound} {word}" for word, sound in analysed.vocabulary if sound],
     }
+
+
+def _versioned(version: int) -> dict[str, Any]:
+    # external_gte: the same version is the same database state, written again by a rebuild or
+    # a re-extraction, and replaces what is there; only an older one is refused.
+    return {"version": version, "version_type": "external_gte"}
 
 
 def _next_index_name(alias: str, existing: Sequence[str]) -> str:

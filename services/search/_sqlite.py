@@ -56,6 +56,17 @@ CHAR_COLUMNS = "{" + " ".join(CHAR_FIELDS) + "}"
 PAIR_MARK = "\ue000"
 PAIR_GAP = "\ue001"  # stands where a neighbour is no ideograph: positions stay aligned
 
+# External versioning: the last version written for each id, kept after a deletion (a tombstone)
+# so that an older write arriving late is ignored. Created apart from the schema version, so an
+# index made before it keeps its documents (at version 0, beaten by any write).
+_VERSIONS = """
+CREATE TABLE IF NOT EXISTS index_versions (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    deleted INTEGER NOT NULL
+);
+"""
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS documents (
     rowid INTEGER PRIMARY KEY,
@@ -103,6 +114,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS document_terms USING fts5(
     {", ".join(COLUMNS)},
     tokenize = "unicode61 remove_diacritics 0"
 );
+{_VERSIONS}
 """
 _TABLES = (
     "documents",
@@ -111,10 +123,11 @@ _TABLES = (
     "document_texts",
     "vocabulary",
     "document_terms",
+    "index_versions",
 )
 MAX_KNOWN_WORDS = 500_000  # vocabulary words remembered as written, to skip writing them again
 MAX_LOOKUP_WORDS = 500
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("materials.search")
 _RANK = f"bm25(document_terms, {', '.join(str(weight) for weight in COLUMNS.values())})"
 _IDEOGRAPH = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 # The same characters as a set: a token is tested by one look-up (documents have thousands).
@@ -138,6 +151,7 @@ class SqliteSearchIndex:
             make_private_dir(self._path.parent)
             with self._connection() as conn:
                 self._create_schema(conn)
+                conn.execute(_VERSIONS)
         except (sqlite3.Error, OSError) as exc:
             raise BackendUnavailable(BACKEND) from exc
 
@@ -150,20 +164,38 @@ class SqliteSearchIndex:
         with self._errors(), self._connection() as conn, self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for row in rows:
+                written = []
+                for row, document in zip(rows, documents, strict=True):
+                    if _older(conn, document.id, document.version):
+                        continue  # a newer state is already there
                     self._write(conn, row)
-                self._add_vocabulary(conn, rows)
+                    _remember(conn, document.id, document.version, deleted=False)
+                    written.append(row)
+                self._add_vocabulary(conn, written)
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
                 raise
 
-    def delete(self, document_ids: Sequence[str]) -> None:
-        """Remove documents; ids not in the index are ignored."""
+    def delete(
+        self, document_ids: Sequence[str], *, versions: Mapping[str, int] | None = None
+    ) -> None:
+        """Remove documents; ids not in the index are ignored. A versioned removal is ignored
+        when the index holds a newer version, and remembered (a tombstone) otherwise."""
+        versions = versions or {}
         with self._errors(), self._connection() as conn, self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for document_id in document_ids:
+                    version = versions.get(document_id)
+                    if version is None:
+                        conn.execute(
+                            "UPDATE index_versions SET deleted = 1 WHERE id = ?", (document_id,)
+                        )
+                    elif _older(conn, document_id, version):
+                        continue
+                    else:
+                        _remember(conn, document_id, version, deleted=True)
                     found = conn.execute(
                         "SELECT rowid FROM documents WHERE id = ?", (document_id,)
                     ).fetchone()
@@ -193,6 +225,17 @@ class SqliteSearchIndex:
                 )
             finally:
                 conn.execute("COMMIT")
+
+    def indexed_versions(self) -> Iterator[tuple[str, int]]:
+        """Every document the index holds with its version (0: written before versions), by id."""
+        with self._errors(), self._connection() as conn:
+            rows = conn.execute(
+                "SELECT documents.id, coalesce(index_versions.version, 0) FROM documents "
+                "LEFT JOIN index_versions ON index_versions.id = documents.id "
+                "ORDER BY documents.id"
+            ).fetchall()
+        for document_id, version in rows:
+            yield str(document_id), int(version)
 
     def count(self) -> int:
         """How many documents the index holds."""
@@ -486,6 +529,21 @@ class _Row:
             terms=_terms(analysed),
             vocabulary=analysed.vocabulary,
         )
+
+
+def _older(conn: sqlite3.Connection, document_id: str, version: int) -> bool:
+    """Does the index hold a newer version of the document (written or deleted)?"""
+    found = conn.execute("SELECT version FROM index_versions WHERE id = ?", (document_id,))
+    held = found.fetchone()
+    return held is not None and held[0] > version
+
+
+def _remember(conn: sqlite3.Connection, document_id: str, version: int, *, deleted: bool) -> None:
+    conn.execute(
+        "INSERT INTO index_versions (id, version, deleted) VALUES (?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted",
+        (document_id, version, int(deleted)),
+    )
 
 
 def match_expression(plan: QueryPlan) -> str:

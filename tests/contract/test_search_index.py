@@ -6,6 +6,7 @@ A backend joins by adding a factory to ``INDEX_FACTORIES``. Documents are search
 
 from __future__ import annotations
 
+import random
 import re
 import socket
 import sqlite3
@@ -745,6 +746,92 @@ def test_delete_removes_and_ignores_unknown_ids(index: SearchIndex) -> None:
     assert ids(search(index, "")) == ["b"]
     assert index.count() == 1
     index.delete([])
+
+
+# The states of one document as the database had them, oldest first: each an index version.
+_STATES = [
+    {"title": "水利设施巡查", "category": "水利", "body": "巡查水库大坝"},
+    {"title": "教育经费说明", "category": "教育", "body": "校舍维修经费"},
+    {"title": "防汛人员安排", "category": "防汛", "body": "汛期巡堤人员名单"},
+]
+_WORDS = ["大坝", "校舍", "巡堤"]  # found in one state's body each
+
+
+def _deliveries(*, withdrawn: bool, seed: int) -> list[tuple[str, int]]:
+    """Every update of document "a" three times over, in a shuffled order; with the withdrawal
+    (version 4) among them when ``withdrawn``."""
+    versions = [*range(1, len(_STATES) + 1), *([len(_STATES) + 1] if withdrawn else [])]
+    kinds = [("delete" if version > len(_STATES) else "upsert", version) for version in versions]
+    deliveries = kinds * 3
+    random.Random(seed).shuffle(deliveries)
+    return deliveries
+
+
+def _deliver(index: SearchIndex, deliveries: list[tuple[str, int]]) -> None:
+    for kind, version in deliveries:
+        if kind == "delete":
+            index.delete(["a"], versions={"a": version})
+        else:
+            index.upsert([material("a", version=version, **_STATES[version - 1])])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_updates_delivered_three_times_out_of_order_leave_the_latest_state(
+    index: SearchIndex, seed: int
+) -> None:
+    index.upsert([*FILLER, material("b", title="扶贫", version=7)])
+    _deliver(index, _deliveries(withdrawn=False, seed=seed))
+    latest = _STATES[-1]
+    assert dict(index.indexed_versions())["a"] == len(_STATES)
+    assert ids(search(index, "巡堤")) == ["a"]
+    assert ids(search(index, "", category=latest["category"])) == ["a"]
+    for word in _WORDS[:-1]:
+        assert "a" not in ids(search(index, word)), word
+    assert index.count() == len(FILLER) + 2
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_withdrawal_delivered_among_older_updates_is_never_undone(
+    index: SearchIndex, seed: int
+) -> None:
+    index.upsert([material("b", title="扶贫", version=7)])
+    _deliver(index, _deliveries(withdrawn=True, seed=seed))
+    assert "a" not in dict(index.indexed_versions())
+    for word in _WORDS:
+        assert search(index, word).total == 0, word
+    assert ids(search(index, "")) == ["b"]
+    # A late delivery of an older state is refused; a newer one is written.
+    index.upsert([material("a", version=len(_STATES), **_STATES[-1])])
+    assert search(index, "巡堤").total == 0
+    index.upsert([material("a", version=len(_STATES) + 2, **_STATES[0])])
+    assert ids(search(index, "大坝")) == ["a"]
+
+
+def test_the_same_version_written_again_replaces_the_entry(index: SearchIndex) -> None:
+    # A rebuild or a re-extraction writes the same database state again: it must land.
+    index.upsert([material("a", version=2, body="旧的分词结果")])
+    index.upsert([material("a", version=2, body="新的分词结果扶贫")])
+    assert ids(search(index, "扶贫")) == ["a"]
+
+
+def test_indexed_versions_lists_every_document_held_with_its_version(index: SearchIndex) -> None:
+    assert list(index.indexed_versions()) == []
+    index.upsert([material("a", version=2), material("b", version=5), material("c", version=1)])
+    index.upsert([material("c", version=9)])
+    index.delete(["b"], versions={"b": 6})
+    assert sorted(index.indexed_versions()) == [("a", 2), ("c", 9)]
+    many = [material(f"m{number:04}", version=number) for number in range(1, 1201)]
+    index.upsert(many)
+    listed = dict(index.indexed_versions())
+    assert len(listed) == 1202
+    assert listed["m1200"] == 1200
+
+
+def test_an_unversioned_delete_removes_whatever_version_is_held(index: SearchIndex) -> None:
+    index.upsert([material("a", title="扶贫", version=8)])
+    index.delete(["a"])
+    assert search(index, "扶贫").total == 0
+    assert list(index.indexed_versions()) == []
 
 
 def test_ping_answers(index: SearchIndex) -> None:
