@@ -15,11 +15,15 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from api.body_limit import BodyLimit
 from api.errors import COMMON_ERRORS, install_error_handlers
 from api.headers import DOCS_PATH, SecurityHeaders
+from api.metrics import RequestTiming
+from api.metrics import router as metrics_router
 from api.proxies import TrustedProxies
+from api.request_id import RequestId
 from api.routes import (
     admin,
     audit,
@@ -40,6 +44,7 @@ from services.audit_sequencer import AuditSequencer, BackgroundSequencer
 from services.auth import Authenticator
 from services.backends import Backends, open_backends
 from services.config import Settings
+from services.metrics import Metrics, multiprocess_dir
 
 log = logging.getLogger("materials.api")
 
@@ -61,6 +66,16 @@ NO_SCANNER_HINT = (
 def has_users(backends: Backends) -> bool:
     with backends.db.session() as session:
         return orgs.has_users(session)
+
+
+class _App(FastAPI):
+    """The API with two layers outside Starlette's error handler, so that its 500 answers
+    carry the request id and are timed like every other answer."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestId(
+            RequestTiming(super().build_middleware_stack(), metrics=self.state.metrics)
+        )
 
 
 def create_app(settings: Settings, *, backends: Backends | None = None) -> FastAPI:
@@ -87,7 +102,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
         if backends is None:
             opened.close()
 
-    app = FastAPI(
+    app = _App(
         title="县域材料共享库 County materials repository",
         version="0.1.0",
         lifespan=lifespan,
@@ -98,6 +113,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     app.state.backends = opened
     app.state.settings = settings
     app.state.authenticator = Authenticator(settings=settings, backends=opened)
+    app.state.metrics = Metrics(opened.db, shared_dir=multiprocess_dir())
     install_error_handlers(app)
     for module in (
         auth,
@@ -113,6 +129,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     ):
         app.include_router(module.router, responses=COMMON_ERRORS)
     app.include_router(health.router)
+    app.include_router(metrics_router)
 
     install_web(app)
     _install_api_docs(app)

@@ -10,15 +10,17 @@ import base64
 import getpass
 import gzip
 import json
+import logging
 import sys
 import unicodedata
 from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from api.upload_client import upload_command
-from services import administration, dictionary, figures, maintenance
+from services import administration, consistency, dictionary, figures, maintenance
 from services.audit import Actor
 from services.audit_archive import DEFAULT_MAX_EVENTS, ArchiveError, archive_events, verify_archive
 from services.audit_keys import load_verifier
@@ -27,6 +29,7 @@ from services.backends import Backends, open_backends
 from services.config import Settings
 from services.db import Database
 from services.errors import MaterialsError
+from services.logging_setup import configure_logging
 from services.models import OrgKind, Role
 from services.private_files import make_private_dir
 from services.signed_notes import NoteError, Verifier
@@ -73,12 +76,24 @@ class _Commands(click.Group):
 @click.group(cls=_Commands)
 def main() -> None:
     """县域材料共享库 — county shared materials repository."""
+    # Every command logs alike (MATERIALS_LOG_LEVEL, MATERIALS_LOG_FORMAT), and a bad setting
+    # stops it here, before it does anything, with one JSON error line.
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"MATERIALS_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        _emit({"error": {"code": "invalid_setting", "message": f"设置有误 / {problems}"}})
+        sys.exit(2)
+    configure_logging(settings)
 
 
 # The app decides whose X-Forwarded-For to believe (MATERIALS_TRUSTED_PROXIES, api/proxies.py);
 # uvicorn's own proxy handling would believe any local client, and rewrite the peer before the
-# app could tell.
-SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False}
+# app could tell. uvicorn's log lines go through the logging every command configures.
+SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False, "log_config": None}
 
 
 @main.command()
@@ -100,10 +115,21 @@ def serve(host: str, port: int, data_dir: Path | None, demo: bool, workers: int)
         import os
 
         os.environ["MATERIALS_DATA_DIR"] = str(settings.data_dir)
+        # The processes' counters in files, summed at each scrape; last run's are removed.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(settings))
         uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, **SERVER_OPTIONS)
         return
-    click.echo(f"data directory: {settings.data_dir}", err=True)
+    logging.getLogger("materials.cli").info("data directory: %s", settings.data_dir)
     uvicorn.run(create_app(settings), host=host, port=port, **SERVER_OPTIONS)
+
+
+def _fresh_metrics_dir(settings: Settings) -> Path:
+    import shutil
+
+    path = settings.data_dir / "metrics"
+    shutil.rmtree(path, ignore_errors=True)
+    make_private_dir(path)
+    return path
 
 
 def _load_demo(settings: Settings) -> None:

@@ -11,6 +11,7 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -140,6 +141,13 @@ class Settings(BaseSettings):
     # Run an index worker thread inside the API process (embedded mode). Production runs
     # `materials worker` processes instead and sets this to false.
     embedded_worker: bool = True
+    # Logging of every process (services/logging_setup.py): the least level written, and
+    # `text` lines or `json` objects, one a line, on standard error.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # GET /metrics (Prometheus) answers 404 while unset; set, it wants `Authorization: Bearer`
+    # with this token (at least 16 characters).
+    metrics_token: str | None = Field(default=None, min_length=16, pattern=r"^\S+$")
 
     @field_validator("data_dir")
     @classmethod
@@ -160,10 +168,18 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.data_dir / 'materials.sqlite3'}"
 
-    @field_validator("public_url", mode="before")
+    @field_validator("public_url", "metrics_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        return value.lower() if value.lower() in ("text", "json") else value.upper()
 
     @field_validator("trusted_proxies")
     @classmethod

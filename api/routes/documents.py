@@ -153,6 +153,7 @@ async def upload_document(
         )
     finally:
         spooled.cleanup()
+    request.app.state.metrics.upload_accepted(size=spooled.size, duplicate=result.duplicate)
     if result.duplicate:
         response.status_code = 200
     # The uploader typed the metadata and holds the file: nothing to hide from them.

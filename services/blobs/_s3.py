@@ -43,7 +43,7 @@ _MISSING = {"NoSuchKey", "NoSuchObject"}
 _BACKEND = "object store"
 _CONTENT_TYPE = "application/octet-stream"
 
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("materials.blobs")
 
 
 def _unavailable(exc: Exception) -> NoReturn:
