@@ -314,6 +314,15 @@ def _read_receipt(path: Path) -> dict[str, Any]:
     return loaded
 
 
+# Offline checks (receipts, archives) need the key given, never one found beside a server.
+offline_public_key = click.option(
+    "--public-key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The log's verifier key: the text of GET /api/v1/audit/public-key.",
+)
+
+
 @audit.command("verify")
 @data_dir_option
 @click.option(
@@ -352,12 +361,7 @@ def audit_verify(data_dir: Path | None, public_key: Path | None, receipts: Path 
 
 @audit.command("verify-receipt")
 @click.argument("receipt", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--public-key",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The log's verifier key: the text of GET /api/v1/audit/public-key.",
-)
+@offline_public_key
 def audit_verify_receipt(receipt: Path, public_key: Path) -> None:
     """Check a saved receipt offline: its upload event is in the log under a signed checkpoint.
 
@@ -451,12 +455,7 @@ def audit_archive(data_dir: Path | None, prune: bool, out: Path | None, max_even
 
 @audit.command("verify-archive")
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--public-key",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The log's verifier key: the text of GET /api/v1/audit/public-key.",
-)
+@offline_public_key
 def audit_verify_archive(archive: Path, public_key: Path) -> None:
     """Check an archive offline: its events are exactly a range of the signed log.
 
@@ -532,14 +531,31 @@ def migrate(data_dir: Path | None) -> None:
 
 @main.command()
 @data_dir_option
-def check(data_dir: Path | None) -> None:
-    """Check every live document's blob exists with its sha256; exit non-zero when not."""
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Remove orphan blobs past the grace period, make stuck outbox events due now, "
+    "queue missing or stale documents for the search index and delete extra ones.",
+)
+@click.option(
+    "--cheap", is_flag=True, help="Blobs by size only (no re-hash); no index or audit check."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the summary.")
+def check(data_dir: Path | None, repair: bool, cheap: bool, as_json: bool) -> None:
+    """Check the whole system: every document's blob (size and sha256), orphan blobs, the
+    outbox, the search index, the audit log. Exit 0 when consistent or repaired, 1 when
+    something is left."""
     backends = _with_backends(data_dir)
     try:
-        report = maintenance.check_blobs(backends)
+        report = consistency.check_system(backends, repair=repair, cheap=cheap)
     finally:
         backends.close()
-    _emit(report.as_dict())
+    if as_json:
+        _emit(report.as_dict())
+    else:
+        for line in report.lines():
+            click.echo(line)
+        click.echo(report.verdict())
     if not report.ok:
         sys.exit(1)
 
@@ -561,9 +577,12 @@ def worker(data_dir: Path | None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     sequencer = BackgroundSequencer(AuditSequencer(backends.db, backends.settings, backends.blobs))
     sequencer.start()
+    checker = consistency.BackgroundCheck(backends)  # every MATERIALS_CHECK_INTERVAL_SECONDS
+    checker.start()
     try:
         IndexWorker(backends, backends.index).run(stop)
     finally:
+        checker.stop()
         sequencer.stop()
         backends.close()
 
@@ -618,13 +637,36 @@ def reindex(data_dir: Path | None, restart: bool, extract: bool) -> None:
 @main.command()
 @data_dir_option
 def sweep(data_dir: Path | None) -> None:
-    """Delete blobs no document points at, older than the grace period."""
+    """Delete blobs no document points at, older than the grace period (what ``check --repair``
+    does for orphans)."""
     backends = _with_backends(data_dir)
     try:
         removed = maintenance.sweep_orphans(backends)
     finally:
         backends.close()
-    _emit({"removed": removed})
+    _emit({"removed": len(removed)})
+
+
+@main.command("backup")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@data_dir_option
+def backup_command(directory: Path, data_dir: Path | None) -> None:
+    """Back up the database (one snapshot), then the blobs and audit records, into DIRECTORY
+    (run again on the same directory: blobs already there are not copied again)."""
+    from services.backup import back_up
+
+    _emit(back_up(settings=_settings(data_dir), directory=directory))
+
+
+@main.command("restore")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@data_dir_option
+def restore_command(directory: Path, data_dir: Path | None) -> None:
+    """Restore a backup onto an empty database and blob store, after checking every file of it
+    against its manifest; then run `reindex`, `check` and `audit verify --public-key`."""
+    from services.backup import restore
+
+    _emit(restore(settings=_settings(data_dir), directory=directory))
 
 
 _GROUPING_NAMES = {"township": "按乡镇", "department": "按部门", "county": "全县合计"}

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=184, ge=184)
     # Blobs without a document row younger than this are an upload in flight, not an orphan.
     orphan_grace_seconds: int = Field(default=3600, ge=0)
+    # How often the worker runs the cheap consistency check with repair (blobs by size, orphans
+    # past the grace period swept, stuck outbox events made due); 0 turns it off.
+    check_interval_seconds: float = Field(default=3600.0, ge=0)
     # argon2id cost of password hashes (argon2-cffi's defaults, RFC 9106 low-memory profile).
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=64)

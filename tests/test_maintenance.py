@@ -60,17 +60,19 @@ def test_sweep_removes_only_old_unreferenced_blobs_and_counts_them(
         renewed = put(backends, tmp_path, again)
         time.sleep(GRACE + 0.2)
         young = put(backends, tmp_path, b"an upload in flight")
-        assert sorted(maintenance.check_blobs(backends).orphans) == sorted([old, renewed])
+        found = maintenance.find_orphans(backends)
+        assert sorted(blob.sha256 for blob in found.old) == sorted([old, renewed])
+        assert [blob.sha256 for blob in found.young] == [young]
 
         # The same bytes are uploaded again right after the sweeper listed the blobs.
         racing = replace(
             backends, blobs=ListThenPut(backends.blobs, lambda: put(backends, tmp_path, again))
         )
-        assert maintenance.sweep_orphans(racing) == 1
+        assert maintenance.sweep_orphans(racing) == [old]
         assert not backends.blobs.exists(old)
         for kept in (referenced, renewed, young):
             assert backends.blobs.exists(kept)
-        assert maintenance.sweep_orphans(backends) == 0
+        assert maintenance.sweep_orphans(backends) == []
     finally:
         backends.close()
 

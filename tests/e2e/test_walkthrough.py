@@ -167,18 +167,20 @@ def test_walk_through(site: Site, tmp_path: Path) -> None:
     assert one_json_line(broken)["first_bad_seq"] == 3
     assert "seq 3" in broken.stderr
 
-    # 4. Blobs: intact, then one is missing.
-    checked = site.run("check")
-    assert checked.returncode == 0, (checked.stdout, checked.stderr)
-    assert one_json_line(checked)["ok"] is True
+    # 4. Blobs: intact, then one is missing (the audit check fails: the log was edited above).
+    checked = site.run("check", "--json")
+    assert checked.returncode != 0, (checked.stdout, checked.stderr)
+    report = one_json_line(checked)
+    assert report["checks"]["blobs"]["ok"] is True
+    assert report["checks"]["audit"]["ids"]["first_bad_seq"] == ["3"]
     blobs = open_blob_store(site.settings)
     assert blobs.exists(SHA256)
     blobs.delete(SHA256)
-    missing = site.run("check")
+    missing = site.run("check", "--json")
     assert missing.returncode != 0
     report = one_json_line(missing)
     assert report["ok"] is False
-    assert len(report["missing"]) == 1
+    assert report["checks"]["blobs"]["counts"]["missing"] == 1
 
 
 def walk_through_api(http: httpx.Client) -> None:
