@@ -287,4 +287,3 @@ def _prune(session: Session, archive: Archive) -> tuple[int, int]:
         delete(AuditEvent).where(AuditEvent.id.in_(in_range), AuditEvent.id.not_in(receipts))
     )
     return int(getattr(result, "rowcount", 0) or 0), kept
-

@@ -220,7 +220,10 @@ SELF_ENDPOINTS = ("logout", "change_password")
 # (LISTING for "list_documents"), or of the "Ask once" table; a page of the web interface is named
 # by the endpoint whose service function decides it. PUBLIC routes need no caller.
 PUBLIC = "public"
+# No user may call it: a bearer token of its own, for the scraper (tests/test_metrics.py).
+METRICS_TOKEN = "metrics token"
 ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/metrics"): METRICS_TOKEN,
     ("GET", "/api/openapi.json"): PUBLIC,
     ("GET", "/api/docs"): PUBLIC,
     ("*", "/api/docs/assets"): PUBLIC,
@@ -881,7 +884,9 @@ def test_every_route_is_in_the_authorization_table(routed_app: FastAPI) -> None:
     assert missing == [], f"routes without a cell in ROUTES (add them to a table): {missing}"
     assert sorted(ROUTES.keys() - routes) == [], "ROUTES names routes the app no longer has"
     unknown = {
-        route: cell for route, cell in ROUTES.items() if cell not in {*TABLE_ENDPOINTS, PUBLIC}
+        route: cell
+        for route, cell in ROUTES.items()
+        if cell not in {*TABLE_ENDPOINTS, PUBLIC, METRICS_TOKEN}
     }
     assert unknown == {}, "ROUTES names cells that no table has"
 
