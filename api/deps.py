@@ -24,12 +24,14 @@ from services.errors import Forbidden, NotAuthenticated
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_backends(request: Request) -> Backends:
+# The request's own dependencies are async only so that FastAPI calls them in the event loop: a
+# plain ``def`` dependency costs every request a hop to the thread pool and back.
+async def get_backends(request: Request) -> Backends:
     backends: Backends = request.app.state.backends
     return backends
 
 
-def get_authenticator(request: Request) -> Authenticator:
+async def get_authenticator(request: Request) -> Authenticator:
     authenticator: Authenticator = request.app.state.authenticator
     return authenticator
 
@@ -41,7 +43,13 @@ def get_client_ip(request: Request) -> str | None:
 
 BackendsDep = Annotated[Backends, Depends(get_backends)]
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
-ClientIP = Annotated[str | None, Depends(get_client_ip)]
+
+
+async def _client_ip(request: Request) -> str | None:
+    return get_client_ip(request)
+
+
+ClientIP = Annotated[str | None, Depends(_client_ip)]
 
 
 async def get_current_user(

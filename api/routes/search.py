@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
 from api.schemas import OrgNameOrId, SearchOut
@@ -28,7 +28,7 @@ def search_documents(
     size: Annotated[int, Query(ge=1, le=100)] = 20,
     sort: Annotated[SearchSort, Query()] = SearchSort.relevance,
     year: Annotated[int | None, Query(ge=1949, le=2100, description="年份分面的筛选")] = None,
-) -> SearchOut:
+) -> Response:
     """Documents matching `q` and the filters, best (or with `sort=date` newest) first."""
     found = searching.search(
         backends,
@@ -44,4 +44,7 @@ def search_documents(
         sort=sort,
         year=year,
     )
-    return SearchOut.of(found, number=page, size=size)
+    # Serialised here, once: returned as a model, it would be validated again (in another
+    # thread hop) before the same serialisation. ``response_model`` still documents it.
+    body = SearchOut.of(found, number=page, size=size).model_dump_json()
+    return Response(body, media_type="application/json")

@@ -10,6 +10,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 
 from services.search.numbers import NUMBER_CHARS, merge_numbers, number_matches, number_scans
 from services.search.planning import QueryPlan
@@ -75,7 +76,8 @@ def highlight(
     return snippets
 
 
-def _watched_variants(terms: Sequence[str], numbers: frozenset[str]) -> re.Pattern[str] | None:
+@lru_cache(maxsize=256)  # one search highlights every hit with the same terms
+def _watched_variants(terms: tuple[str, ...], numbers: frozenset[str]) -> re.Pattern[str] | None:
     """Characters whose normalisation could make a term or a number (``Ｑ``, ``２``, ``A``)."""
     wanted = set("".join(terms))
     if numbers:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 
 __all__ = ["NUMBER_CHARS", "NumberScan", "number_matches", "number_scans", "number_tokens"]
 
@@ -53,17 +54,33 @@ def number_tokens(normalized: str) -> list[Token]:
 
 def number_matches(normalized: str, wanted: frozenset[str] | None = None) -> list[Token]:
     """Every number token's match, in pattern order; only those in ``wanted`` when given."""
+    units = None if wanted is None else _units(wanted)
     found: list[Token] = []
-    for match in _COUNTED.finditer(normalized):
-        found.extend(_counted_tokens(match))
-    for match in _DATE.finditer(normalized):
-        found.extend(_date_tokens(normalized, match))
-    if "q" in normalized:  # the quarter pattern is slow to scan, and rarely has anything to find
+    if units is None or units:
+        for match in _COUNTED.finditer(normalized):
+            # Highlighting wants a few tokens: a match of another unit is passed over unread.
+            if units is None or _UNIT_NAMES.get(match.group(2), match.group(2)) in units:
+                found.extend(_counted_tokens(match))
+    if units is None or not units.isdisjoint(_DATE_UNITS):
+        for match in _DATE.finditer(normalized):
+            found.extend(_date_tokens(normalized, match))
+    # The quarter pattern is slow to scan, and rarely has anything to find.
+    if "q" in normalized and (units is None or not units.isdisjoint(_QUARTER_UNITS)):
         for match in _QUARTER.finditer(normalized):
             found.extend(_quarter_tokens(match))
     if wanted is None:
         return found
     return [item for item in found if item[0] in wanted]
+
+
+_DATE_UNITS = frozenset({"年", "月", "日"})  # the units _date_tokens makes
+_QUARTER_UNITS = frozenset({"年", "季度"})  # the units _quarter_tokens makes
+
+
+@lru_cache(maxsize=256)
+def _units(wanted: frozenset[str]) -> frozenset[str]:
+    """The units of canonical tokens (``3季度`` → ``季度``): a match of no other unit is wanted."""
+    return frozenset(token.lstrip("0123456789") for token in wanted)
 
 
 def merge_numbers(found: list[Token]) -> list[Token]:
