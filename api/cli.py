@@ -304,6 +304,12 @@ def _read_verifier(public_key: Path | None, settings: Settings | None) -> Verifi
     return load_verifier(settings) if settings is not None else None
 
 
+def _offline_verifier(public_key: Path) -> Verifier:
+    verifier = _read_verifier(public_key, None)
+    assert verifier is not None  # a key file was given
+    return verifier
+
+
 def _read_receipt(path: Path) -> dict[str, Any]:
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))
@@ -366,8 +372,7 @@ def audit_verify_receipt(receipt: Path, public_key: Path) -> None:
     """Check a saved receipt offline: its upload event is in the log under a signed checkpoint.
 
     Needs no server and no database, only the receipt and the log's public key."""
-    verifier = _read_verifier(public_key, None)
-    assert verifier is not None
+    verifier = _offline_verifier(public_key)
     loaded = _read_receipt(receipt)
     try:
         check = verify_receipt(loaded, verifier)
@@ -460,8 +465,7 @@ def audit_verify_archive(archive: Path, public_key: Path) -> None:
     """Check an archive offline: its events are exactly a range of the signed log.
 
     Needs no server and no database, only the archive and the log's public key."""
-    verifier = _read_verifier(public_key, None)
-    assert verifier is not None
+    verifier = _offline_verifier(public_key)
     try:
         with gzip.open(archive) as lines:
             check = verify_archive(lines, verifier)

@@ -139,6 +139,18 @@ def seed_county(backends: Backends) -> dict[str, int]:
     return ids
 
 
+@contextmanager
+def served_county(settings: Settings) -> Iterator[tuple[Api, Backends]]:
+    """The sample county on its own backends, and a client of an app serving them."""
+    backends = open_backends(settings)
+    try:
+        seed_county(backends)
+        with TestClient(create_app(settings, backends=backends)) as client:
+            yield Api(client, {}), backends
+    finally:
+        backends.close()
+
+
 @pytest.fixture
 def county(backends: Backends) -> dict[str, int]:
     """The sample county's organisations, by name → id."""

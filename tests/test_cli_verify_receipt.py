@@ -25,16 +25,14 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
-from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.cli import main
 from services.audit import Actor, AuditAction, Outcome
 from services.audit_sequencer import AuditSequencer
-from services.backends import Backends, open_backends
+from services.backends import Backends
 from services.config import Settings
 from tests import rfc9162
-from tests.conftest import Api, make_settings, seed_county
+from tests.conftest import Api, make_settings, served_county
 from tests.samples import text_bytes
 
 
@@ -248,13 +246,8 @@ def test_saved_receipt_verifies_offline_and_forgeries_fail(
 def second_server(tmp_path: Path) -> Iterator[tuple[Api, Backends]]:
     """Another deployment: its own database and its own signing key, and a log of its own."""
     settings = make_settings(tmp_path / "other", audit_receipt_wait_seconds=0)
-    backends = open_backends(settings)
-    try:
-        seed_county(backends)
-        with TestClient(create_app(settings, backends=backends)) as client:
-            yield Api(client, {}), backends
-    finally:
-        backends.close()
+    with served_county(settings) as served:
+        yield served
 
 
 def test_receipt_fails_against_a_different_log(

@@ -16,17 +16,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 
-from api.app import create_app
 from api.cli import main
 from indexer.worker import MAX_ATTEMPTS, IndexWorker
 from services import consistency
 from services.backends import Backends, open_backends
 from services.consistency import BackgroundCheck, Status, check_system
 from services.models import Document, IndexStatus, OutboxEvent, utcnow
-from tests.conftest import Api, seed_county, sequence_and_verify, stack_settings
+from tests.conftest import Api, sequence_and_verify, served_county, stack_settings
 
 GRACE = 2  # seconds before a blob without a document is an orphan to sweep
 
@@ -34,16 +32,13 @@ GRACE = 2  # seconds before a blob without a document is an orphan to sweep
 @pytest.fixture(params=["embedded", "real"])
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Api, Backends]]:
     """The API and its backends on each stack, with a short orphan grace period."""
-    with stack_settings(
-        request, request.param, tmp_path / "data", orphan_grace_seconds=GRACE
-    ) as settings:
-        backends = open_backends(settings)
-        try:
-            seed_county(backends)
-            with TestClient(create_app(settings, backends=backends)) as client:
-                yield Api(client, {}), backends
-        finally:
-            backends.close()
+    with (
+        stack_settings(
+            request, request.param, tmp_path / "data", orphan_grace_seconds=GRACE
+        ) as settings,
+        served_county(settings) as served,
+    ):
+        yield served
 
 
 def upload(api: Api, name: str, content: bytes) -> dict[str, Any]:

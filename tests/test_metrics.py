@@ -4,7 +4,6 @@ uploads, and the work queues counted from the database; summed over `serve --wor
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -13,33 +12,20 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from api.app import create_app
 from services.audit_sequencer import AuditSequencer
-from services.backends import Backends, open_backends
-from services.config import Settings
+from services.backends import Backends
 from services.models import Document, IndexStatus
-from tests.conftest import Api, make_settings, seed_county
+from tests.conftest import Api, make_settings, served_county
 from tests.server_process import ServerProcess, environment
 
 TOKEN = "metrics-token-0123456789"
 SCRAPE = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@contextmanager
-def watching(settings: Settings) -> Iterator[tuple[Api, Backends]]:
-    backends = open_backends(settings)
-    try:
-        seed_county(backends)
-        with TestClient(create_app(settings, backends=backends)) as client:
-            yield Api(client, {}), backends
-    finally:
-        backends.close()
-
-
 @pytest.fixture
 def watched(tmp_path: Path) -> Iterator[tuple[Api, Backends]]:
     """The API with a metrics token, and its backends."""
-    with watching(make_settings(tmp_path / "data", metrics_token=TOKEN)) as opened:
+    with served_county(make_settings(tmp_path / "data", metrics_token=TOKEN)) as opened:
         yield opened
 
 
@@ -47,7 +33,7 @@ def watched(tmp_path: Path) -> Iterator[tuple[Api, Backends]]:
 def watched_database(tmp_path: Path, database_url: str) -> Iterator[tuple[Api, Backends]]:
     """The same on each kind of database (SQLite, PostgreSQL)."""
     settings = make_settings(tmp_path / "data", metrics_token=TOKEN, database_url=database_url)
-    with watching(settings) as opened:
+    with served_county(settings) as opened:
         yield opened
 
 
