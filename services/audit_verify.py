@@ -18,6 +18,7 @@ import binascii
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
@@ -122,6 +123,36 @@ def _b64(value: Any, what: str) -> bytes:
         raise NoteError(f"{what} is not base64") from exc
 
 
+def _same_instant(first: Any, second: Any) -> bool:
+    try:
+        return datetime.fromisoformat(str(first)) == datetime.fromisoformat(str(second))
+    except ValueError:
+        return False
+
+
+def _check_receipt_claims(receipt: dict[str, Any], event: dict[str, Any], leaf: bytes) -> None:
+    """What the receipt says beside its event (who, which township, when, which seq) must be
+    what the signed event says: a field present and different is a forgery."""
+    township = receipt.get("township")
+    claims = {
+        "uploaded_by": (
+            "uploaded_by" not in receipt or receipt["uploaded_by"] == event.get("actor")
+        ),
+        "township": (
+            township is None
+            or (isinstance(township, dict) and township.get("name") == event.get("org"))
+        ),
+        "received_at": (
+            "received_at" not in receipt or _same_instant(receipt["received_at"], event.get("at"))
+        ),
+        "audit_seq": receipt.get("audit_seq") in (None, event.get("seq")),
+        "audit_hash": receipt.get("audit_hash") in (None, leaf.hex()),
+    }
+    wrong = [name for name, holds in claims.items() if not holds]
+    if wrong:
+        raise NoteError(f"the receipt's {', '.join(wrong)} differ from its signed upload event")
+
+
 def verify_receipt(receipt: dict[str, Any], verifier: Verifier) -> ReceiptCheck:
     """Check a saved receipt with nothing but the log's public key; NoteError says what failed."""
     if receipt.get("pending") or "inclusion_proof" not in receipt:
@@ -139,6 +170,7 @@ def verify_receipt(receipt: dict[str, Any], verifier: Verifier) -> ReceiptCheck:
         or details.get("sha256") != receipt.get("sha256")
     ):
         raise NoteError("the event is not the upload of this document with this sha256")
+    _check_receipt_claims(receipt, event, leaf)
     checkpoint = verified_checkpoint(str(receipt.get("checkpoint", "")), verifier)
     proof = receipt["inclusion_proof"]
     try:

@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -387,6 +388,17 @@ def check_receipt(receipt: dict[str, Any], verifier: VerifierKey) -> Checkpoint:
         receipt["sha256"],
     ):
         raise NoteInvalid("the event is not this document's upload")
+    # What the receipt says beside the event is what the signed event says.
+    stated = (
+        receipt["township"]["name"],
+        receipt["uploaded_by"],
+        datetime.fromisoformat(receipt["received_at"]),
+        receipt["audit_seq"],
+        receipt["audit_hash"],
+    )
+    signed = (event["org"], event["actor"], datetime.fromisoformat(event["at"]), event["seq"])
+    if stated != (*signed, leaf.hex()):
+        raise NoteInvalid("the receipt's own fields differ from its upload event")
     checkpoint = verify_checkpoint(receipt["checkpoint"], verifier)
     inclusion = receipt["inclusion_proof"]
     if (

@@ -128,7 +128,9 @@ def edited_sha256(receipt: dict[str, Any]) -> None:
 def edited_sha256_and_leaf(receipt: dict[str, Any]) -> None:
     """As above, with the leaf hash recomputed: the proof no longer leads to the signed root."""
     edited_sha256(receipt)
-    receipt["event"]["leaf_hash"] = base64.b64encode(leaf_of(receipt["event"])).decode()
+    leaf = leaf_of(receipt["event"])
+    receipt["event"]["leaf_hash"] = base64.b64encode(leaf).decode()
+    receipt["audit_hash"] = leaf.hex()
 
 
 def edited_time(receipt: dict[str, Any]) -> None:
@@ -218,6 +220,12 @@ def test_saved_receipt_verifies_offline_and_forgeries_fail(
         "other key": (lambda r: resigned_by_another_key(r, forger), "not signed"),
         "other event": (lambda r: r.update(event=other["event"]), "upload of this document"),
         "pending": (lambda r: r.update(pending=True), "no inclusion proof"),
+        # The receipt's own fields beside the signed event: each must be the event's.
+        "township": (lambda r: r["township"].update(name="河口乡"), "township"),
+        "uploaded_by": (lambda r: r.update(uploaded_by="hekou"), "uploaded_by"),
+        "received_at": (lambda r: r.update(received_at="2025-01-01T00:00:00Z"), "received_at"),
+        "audit_seq": (lambda r: r.update(audit_seq=r["audit_seq"] + 1), "audit_seq"),
+        "audit_hash": (lambda r: r.update(audit_hash="00" * 32), "audit_hash"),
     }
     for name, (forge, reason) in forgeries.items():
         forged = copy.deepcopy(receipt)
