@@ -166,6 +166,24 @@ def _with_backends(data_dir: Path | None) -> Backends:
     return open_backends(_settings(data_dir))
 
 
+def _existing_backends(data_dir: Path | None) -> Backends:
+    """Backends of a deployment that exists: a check of a data directory never used (a wrong
+    --data-dir or working directory) must not make one and report an empty, intact system."""
+    settings = _settings(data_dir)
+    if not settings.database_url and not settings.embedded_database.exists():
+        _emit(
+            {
+                "error": {
+                    "code": "no_database",
+                    "message": f"数据目录 {settings.data_dir} 中没有数据库：请用 --data-dir "
+                    "或 MATERIALS_DATA_DIR 指向系统的数据目录",
+                }
+            }
+        )
+        sys.exit(1)
+    return open_backends(settings)
+
+
 @admin.command("create-org")
 @click.option("--kind", type=click.Choice([k.value for k in OrgKind]), required=True)
 @click.option("--name", required=True)
@@ -346,7 +364,7 @@ offline_public_key = click.option(
 def audit_verify(data_dir: Path | None, public_key: Path | None, receipts: Path | None) -> None:
     """Recompute the Merkle tree and hold it against every signed checkpoint (database, object
     store, receipts); exit non-zero naming the first bad seq and the check that failed."""
-    backends = _with_backends(data_dir)
+    backends = _existing_backends(data_dir)
     try:
         verifier = _read_verifier(public_key, backends.settings)
         held = [
@@ -418,7 +436,7 @@ def audit_archive(data_dir: Path | None, prune: bool, out: Path | None, max_even
     the log's, to the object store (and --out); with --prune, then remove them from the database.
 
     Prints one JSON line per archive. Without --prune only the next range is exported."""
-    backends = _with_backends(data_dir)
+    backends = _existing_backends(data_dir)
     try:
         verifier = load_verifier(backends.settings)
         if verifier is None:
@@ -549,7 +567,7 @@ def check(data_dir: Path | None, repair: bool, cheap: bool, as_json: bool) -> No
     """Check the whole system: every document's blob (size and sha256), orphan blobs, the
     outbox, the search index, the audit log. Exit 0 when consistent or repaired, 1 when
     something is left."""
-    backends = _with_backends(data_dir)
+    backends = _existing_backends(data_dir)
     try:
         report = consistency.check_system(backends, repair=repair, cheap=cheap)
     finally:

@@ -169,7 +169,12 @@ class Settings(BaseSettings):
         """The SQLAlchemy URL: the configured one, or a SQLite file in the data directory."""
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.data_dir / 'materials.sqlite3'}"
+        return f"sqlite:///{self.embedded_database}"
+
+    @property
+    def embedded_database(self) -> Path:
+        """The SQLite file of embedded mode (used when no database URL is configured)."""
+        return self.data_dir / "materials.sqlite3"
 
     @field_validator("public_url", "metrics_token", mode="before")
     @classmethod

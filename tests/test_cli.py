@@ -336,6 +336,18 @@ def test_audit_verify_and_check_on_the_demo(tmp_path: Path) -> None:
     assert run("audit", "verify", "--data-dir", str(data_dir)).exit_code == 0
 
 
+@pytest.mark.parametrize("command", [["audit", "verify"], ["check"], ["audit", "archive"]])
+def test_checks_of_a_data_directory_never_used_fail_and_make_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """A wrong --data-dir must not be reported as an empty, intact system."""
+    unused = tmp_path / "wrong-place"
+    result = CliRunner().invoke(main, [*command, "--data-dir", str(unused)])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["error"]["code"] == "no_database"
+    assert not unused.exists()
+
+
 def test_migrate_brings_an_empty_database_to_the_newest_revision(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     head = ScriptDirectory(str(Path(db_module.__file__).with_name("migrations"))).get_current_head()
