@@ -6,6 +6,7 @@ navigation and a message left by the previous request.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,10 +125,16 @@ def masked(text: str) -> str:
     return mask_personal_data(text)[0]
 
 
+def hex_base64(value: str) -> str:
+    """A hash written in hex, written as checkpoints write it (base64)."""
+    return base64.b64encode(bytes.fromhex(value)).decode()
+
+
 templates = Jinja2Templates(directory=TEMPLATE_DIR)
 templates.env.autoescape = True
 templates.env.filters["local_time"] = local_time
 templates.env.filters["file_size"] = file_size
+templates.env.filters["hex_base64"] = hex_base64
 # Lists and results show personal data in what a township typed masked, as the API does.
 templates.env.filters["masked"] = masked
 templates.env.globals["ROLE_LABELS"] = ROLE_LABELS

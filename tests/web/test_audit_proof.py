@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.sync_api import Page, expect
 from sqlalchemy import text
 
@@ -28,12 +29,13 @@ from api.web.routes.audit import (
     WAIT_GRACE,
     CheckpointStatus,
     age_in_words,
+    signature_words,
     verify_words,
 )
 from services.audit_keys import load_verifier
 from services.audit_sequencer import AuditSequencer
 from services.audit_verify import CHECK_NAMES, VerifyReport, verify_receipt
-from services.signed_notes import Verifier
+from services.signed_notes import Checkpoint, Signer, Verifier
 from tests.conftest import make_settings
 from tests.samples import pdf_bytes
 from tests.web.conftest import Site, Visitor, bearer, serve_site, upload_as
@@ -109,6 +111,17 @@ def test_a_checkpoint_is_stale_only_when_old_while_events_have_waited() -> None:
     assert not _status(signed_ago=timedelta(seconds=2), waiting=4, oldest_ago=long_wait).stale
 
 
+def test_the_newest_checkpoint_s_signature_is_checked_with_the_configured_key() -> None:
+    root = hashlib.sha256(b"root").digest()
+    signer = Signer("county.example/audit", Ed25519PrivateKey.generate())
+    note = signer.sign(Checkpoint(signer.name, 10, root, ()).text())
+    assert signature_words(signer.verifier, note, 10, root) == "有效（已用日志公钥核对）"
+    other = Signer(signer.name, Ed25519PrivateKey.generate()).verifier
+    assert signature_words(other, note, 10, root).startswith("无效")
+    assert signature_words(signer.verifier, note, 11, root).startswith("无效")
+    assert signature_words(None, note, 10, root).startswith("未核对")
+
+
 def test_a_failed_verification_is_said_in_words() -> None:
     intact = VerifyReport(ok=True, events=3, head="00")
     assert verify_words(intact).sentence.startswith("校验通过")
@@ -149,6 +162,9 @@ def test_after_a_drain_the_page_shows_the_newest_checkpoint(
     page = visitor.login("auditor")
     checkpoint = page.get_by_test_id("checkpoint")
     expect(checkpoint.get_by_test_id("checkpoint-size")).to_have_text(f"{size} 条")
+    expect(checkpoint.get_by_test_id("checkpoint-signature")).to_have_text(
+        "有效（已用日志公钥核对）"
+    )
     expect(checkpoint.get_by_test_id("checkpoint-age")).to_have_text(
         re.compile(r"^(刚刚|\d+ 秒前)$")
     )

@@ -10,7 +10,7 @@ fetch from the API) and how many events wait for the sequencer.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
@@ -29,11 +29,13 @@ from services.audit import (
     AuditFilter,
     Outcome,
 )
+from services.audit_keys import load_verifier
 from services.audit_verify import CHECK_NAMES, VerifyReport
 from services.backends import Backends
 from services.errors import InvalidField
 from services.models import AuditEvent, utcnow
 from services.sessions import ActiveSession
+from services.signed_notes import NoteError, Verifier, verified_checkpoint
 
 router = APIRouter(include_in_schema=False)
 
@@ -168,6 +170,7 @@ class CheckpointStatus:
     age: str  # how long ago it was signed, in words ("" without one)
     waiting: int  # events without a sequence number yet
     stale: bool  # events have waited for minutes and the newest checkpoint is old
+    signature: str = ""  # the note's signature checked with the log's public key, in words
 
     @classmethod
     def of(
@@ -196,7 +199,7 @@ def checkpoint_status(backends: Backends) -> CheckpointStatus:
     """The newest checkpoint and the events waiting for the sequencer, as the page says them."""
     state = audit_access.sequencing_state(backends)
     latest = state.latest
-    return CheckpointStatus.of(
+    status = CheckpointStatus.of(
         tree_size=latest.tree_size if latest else None,
         signed_at=latest.signed_at if latest else None,
         note=latest.note if latest else None,
@@ -204,6 +207,26 @@ def checkpoint_status(backends: Backends) -> CheckpointStatus:
         oldest_waiting_at=state.oldest_waiting_at,
         now=utcnow(),
     )
+    if latest is None:
+        return status
+    signature = signature_words(
+        load_verifier(backends.settings), latest.note, latest.tree_size, bytes(latest.root_hash)
+    )
+    return replace(status, signature=signature)
+
+
+def signature_words(verifier: Verifier | None, note: str, size: int, root: bytes) -> str:
+    """A checkpoint's signature checked with the configured public key (never one read from the
+    database), in words."""
+    if verifier is None:
+        return "未核对：本服务器没有配置日志公钥"
+    try:
+        signed = verified_checkpoint(note, verifier)
+    except NoteError:
+        return "无效：签名与日志公钥不符"
+    if (signed.size, signed.root) != (size, root):
+        return "无效：签名的内容与检查点记录不符"
+    return "有效（已用日志公钥核对）"
 
 
 @dataclass(frozen=True)
