@@ -33,9 +33,6 @@ log = logging.getLogger("materials.check")
 
 # Offending ids listed per problem; the counts say how many there are in all.
 MAX_LISTED = 20
-# An event whose lease ran out this long ago and that no worker took again is stuck: a live
-# worker claims an expired lease within its poll interval. (One index worker's lease.)
-STUCK_AFTER = timedelta(seconds=120)
 
 
 class Status(StrEnum):
@@ -204,7 +201,10 @@ def check_outbox(backends: Backends, *, repair: bool) -> CheckResult:
     that have failed ``MAX_ATTEMPTS`` times and are still pending (reported only)."""
     now = utcnow()
     pending = OutboxEvent.done_at.is_(None)
-    stuck_clause = (pending, OutboxEvent.lease_expires_at < now - STUCK_AFTER)
+    # An event whose lease ran out a whole lease ago and that no worker took again is stuck: a
+    # live worker claims an expired lease within its poll interval.
+    stuck_after = timedelta(seconds=backends.settings.index_lease_seconds)
+    stuck_clause = (pending, OutboxEvent.lease_expires_at < now - stuck_after)
     exhausted_clause = (pending, OutboxEvent.attempts >= MAX_ATTEMPTS)
 
     def count(session: Session, *where: Any) -> int:
