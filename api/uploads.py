@@ -1,8 +1,11 @@
-"""Streaming reader for multipart upload bodies: spools the file to disk and hashes it in one pass.
+"""Streaming reader for multipart upload bodies: hashes the file and sends it on in one pass.
 
 The body is never held in memory; its size is bounded while it arrives, not after. When the
-client names the file's sha256 in a field before the file part, the bytes also stream on into
-the blob store as they arrive (a ``BlobWriter``), committed only once everything checks out.
+client names the file's sha256 in a field before the file part, the bytes stream on into the blob
+store as they arrive (a ``BlobWriter``), committed only once everything checks out, and only the
+head is kept for type detection: the file is spooled to disk only when its type needs the whole
+file (zip, OLE2) or the store already holds it (see ``BlobWriter.skipping``). Without the field,
+the file is spooled to disk while it is hashed and stored once it has arrived.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from services.blobs import BlobWriter
 from services.errors import BadRequest, InvalidField, MaterialsError, PayloadTooLarge
+from services.filetypes import HEAD_BYTES, needs_whole_file
 from services.metadata import SHA256_FIELD, normalize_sha256
 from services.private_files import make_private_dir
 
@@ -41,9 +45,11 @@ _WRITER_BATCH = 1024 * 1024
 
 @dataclass(frozen=True)
 class SpooledUpload:
-    """An uploaded file spooled to disk, with its digest and the other form fields."""
+    """An uploaded file, with its digest and the other form fields: spooled to disk (``path``),
+    or only its first bytes (``head``) when it streamed on into the blob store (``writer``)."""
 
-    path: Path
+    path: Path | None
+    head: bytes
     size: int
     sha256: str
     filename: str
@@ -56,7 +62,8 @@ class SpooledUpload:
         """Remove the spooled file and drop an uncommitted blob; harmless when already done."""
         if self.writer is not None:
             self.writer.abort()
-        self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 async def read_upload(
@@ -165,6 +172,9 @@ class _PartReader:
         self._field_value = bytearray()
         self._in_file = False
         # The file part.
+        self._has_file = False
+        self._spool_decided = False  # with a writer, on the head: see _decide_spool
+        self._head = bytearray()
         self._file: IO[bytes] | None = None
         self._path: Path | None = None
         self._filename = ""
@@ -232,23 +242,39 @@ class _PartReader:
             self._field_name = name
 
     def _begin_file(self, params: dict[str, str]) -> None:
-        if self._path is not None:
+        if self._has_file:
             raise BadRequest(f"字段 {self._file_field} 只能有一个文件", code="multiple_files")
+        self._has_file = True
         self._filename = _filename(params)
         content_type = self._headers.get(b"content-type")
         if content_type is not None:
             self._declared_type = _decode_utf8(
                 content_type, what="文件类型", details={"field": "content_type"}
             )
+        self._in_file = True
+        declared = normalize_sha256(self._fields.get(SHA256_FIELD, ""))
+        if self._open_writer is not None and declared is not None:
+            self._writer = self._open_writer(declared)
+        else:
+            self._open_spool()
+            self._spool_decided = True
+
+    def _open_spool(self) -> None:
         make_private_dir(self._spool_dir)  # the spooled file itself: mkstemp, 0600
         self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in finish()/discard()
             dir=self._spool_dir, prefix="upload-", suffix=".part", delete=False
         )
         self._path = Path(self._file.name)
-        self._in_file = True
-        declared = normalize_sha256(self._fields.get(SHA256_FIELD, ""))
-        if self._open_writer is not None and declared is not None:
-            self._writer = self._open_writer(declared)
+
+    def _decide_spool(self, seen: bytes) -> None:
+        """Spool to disk after all when the type needs the whole file or the store will not keep
+        the bytes; ``seen`` is everything received so far."""
+        self._spool_decided = True
+        assert self._writer is not None
+        if needs_whole_file(bytes(self._head)) or self._writer.skipping:
+            self._open_spool()
+            assert self._file is not None
+            self._file.write(seen)
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
@@ -290,23 +316,33 @@ class _PartReader:
             self._write(pieces)
 
     def _write(self, pieces: list[memoryview]) -> None:
-        assert self._file is not None
         for piece in pieces:
             self._digest.update(piece)
-            self._file.write(piece)
             self._size += piece.nbytes
-        if self._writer is not None:
-            self._writer.write(b"".join(pieces))
+            if self._writer is not None:
+                self._writer.write(piece)  # first: it learns whether the store holds the blob
+            seen = len(self._head)
+            if seen < HEAD_BYTES:
+                self._head += piece[: HEAD_BYTES - seen]
+                if not self._spool_decided and len(self._head) == HEAD_BYTES:
+                    # Until now the head was all there was.
+                    self._decide_spool(bytes(self._head[:seen]))
+            if self._file is not None:
+                self._file.write(piece)
 
     def finish(self) -> SpooledUpload:
         if not self._complete:
             raise _malformed("上传内容不完整，缺少结束边界")
-        if self._file is None or self._path is None:
+        if not self._has_file:
             field = self._file_field
             raise InvalidField(field, f"缺少文件字段 {field}", code="missing_file")
-        self._file.close()
+        if not self._spool_decided:  # a file shorter than the head
+            self._decide_spool(bytes(self._head))
+        if self._file is not None:
+            self._file.close()
         return SpooledUpload(
             path=self._path,
+            head=bytes(self._head),
             size=self._size,
             sha256=self._digest.hexdigest(),
             filename=self._filename,

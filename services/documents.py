@@ -23,13 +23,14 @@ from services.audit_tree import Anchor, anchor
 from services.backends import Backends
 from services.blobs import BlobWriter
 from services.errors import (
+    BackendUnavailable,
     Conflict,
     Forbidden,
     InvalidField,
     MaterialsError,
     NotFound,
 )
-from services.filetypes import detect_file_type
+from services.filetypes import DetectedType, detect_file_type, detect_type_of_head
 from services.metadata import (
     CATALOG_ITEM_FIELD,
     SHA256_FIELD,
@@ -63,15 +64,18 @@ _NOT_SERVED = {
 
 @dataclass(frozen=True)
 class IncomingFile:
-    """A spooled upload: where its bytes are, and what the client said about them."""
+    """An upload that has arrived: where its bytes are, and what the client said about them."""
 
-    path: Path
+    # The file spooled to disk; None when it streamed into the blob store (``writer``) and its
+    # first bytes (``head``) decide its type.
+    path: Path | None
     size: int
     sha256: str
     filename: str
     declared_type: str | None
     # The same bytes already streaming into the blob store, when the client declared their sha256.
     writer: BlobWriter | None = None
+    head: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -165,10 +169,9 @@ def upload(
         if incoming.size == 0:
             raise InvalidField("file", "文件为空", code="empty_file")
         _check_declared_sha256(fields.get(SHA256_FIELD), incoming.sha256)
-        detected = detect_file_type(
-            incoming.path,
+        detected = _detect_type(
+            incoming,
             filename=metadata.filename,
-            declared_type=incoming.declared_type,
             extra_allowed=backends.settings.allowed_extra_types,
         )
     except MaterialsError as exc:
@@ -187,6 +190,9 @@ def upload(
     # The bytes are durable before any row points at them; a crash here leaves an orphan blob
     # that the sweeper removes, never a row without its blob.
     if incoming.writer is None or not incoming.writer.commit():
+        if incoming.path is None:
+            # Not reached: the reader spools whenever the writer may drop the bytes (skipping).
+            raise BackendUnavailable("object store", "文件内容未能存入，请重新上传")
         backends.blobs.put(sha256=incoming.sha256, source=incoming.path)
     try:
         with backends.db.session() as session:
@@ -238,6 +244,26 @@ def upload(
             raise
         return _record_duplicate(backends, actor=actor, document=existing)
     return UploadResult(load(backends, document_id=document_id), duplicate=False)
+
+
+def _detect_type(
+    incoming: IncomingFile, *, filename: str, extra_allowed: frozenset[str]
+) -> DetectedType:
+    """The upload's type, from the spooled file or, when it was not spooled, from its head."""
+    if incoming.path is not None:
+        return detect_file_type(
+            incoming.path,
+            filename=filename,
+            declared_type=incoming.declared_type,
+            extra_allowed=extra_allowed,
+        )
+    return detect_type_of_head(
+        incoming.head,
+        size=incoming.size,
+        filename=filename,
+        declared_type=incoming.declared_type,
+        extra_allowed=extra_allowed,
+    )
 
 
 def _check_declared_sha256(declared: str | None, actual: str) -> None:

@@ -12,13 +12,20 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import filetype
 import olefile
 
 from services.errors import UnsupportedType
 
-__all__ = ["DetectedType", "detect_file_type"]
+__all__ = [
+    "HEAD_BYTES",
+    "DetectedType",
+    "detect_file_type",
+    "detect_type_of_head",
+    "needs_whole_file",
+]
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,7 @@ _GENERIC_DECLARED = frozenset(
 )
 
 # The same as the `filetype` package reads; enough for every signature and for the text check.
-_SAMPLE_BYTES = 8192
+HEAD_BYTES: Final = 8192
 
 _PDF_MAGIC = b"%PDF-"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -153,10 +160,56 @@ def detect_file_type(
     extra_allowed: frozenset[str] = frozenset(),
 ) -> DetectedType:
     """Type of the file at `path` from its bytes; UnsupportedType if disallowed or contradicted."""
-    extension = _extension(filename)
     with path.open("rb") as file:
-        head = file.read(_SAMPLE_BYTES)
+        head = file.read(HEAD_BYTES)
         complete = not file.read(1)
+    return _detect(
+        head,
+        complete=complete,
+        path=path,
+        filename=filename,
+        declared_type=declared_type,
+        extra_allowed=extra_allowed,
+    )
+
+
+def needs_whole_file(head: bytes) -> bool:
+    """Do these first bytes start a format whose type is read from the whole file (zip, OLE2)?"""
+    return head.startswith((*_ZIP_MAGICS, _OLE_MAGIC))
+
+
+def detect_type_of_head(
+    head: bytes,
+    *,
+    size: int,
+    filename: str,
+    declared_type: str | None,
+    extra_allowed: frozenset[str] = frozenset(),
+) -> DetectedType:
+    """``detect_file_type`` from the first ``HEAD_BYTES`` of a file of ``size`` bytes, for
+    formats the head decides (``needs_whole_file`` is false)."""
+    if needs_whole_file(head):
+        raise ValueError("zip and OLE2 files are typed from the whole file")
+    return _detect(
+        head[:HEAD_BYTES],
+        complete=size <= HEAD_BYTES,
+        path=None,
+        filename=filename,
+        declared_type=declared_type,
+        extra_allowed=extra_allowed,
+    )
+
+
+def _detect(
+    head: bytes,
+    *,
+    complete: bool,
+    path: Path | None,
+    filename: str,
+    declared_type: str | None,
+    extra_allowed: frozenset[str],
+) -> DetectedType:
+    extension = _extension(filename)
     if not head:
         raise UnsupportedType("文件为空，无法识别类型", code="unsupported_type")
 
@@ -189,7 +242,7 @@ def _extension(filename: str) -> str:
     return f".{extension.lower()}" if dot and stem and extension else ""
 
 
-def _sniff_binary(path: Path, head: bytes, extension: str) -> _Kind | None:
+def _sniff_binary(path: Path | None, head: bytes, extension: str) -> _Kind | None:
     if head.startswith(_PDF_MAGIC):
         return _KINDS["PDF"]
     if head.startswith(_PNG_MAGIC):
@@ -197,8 +250,10 @@ def _sniff_binary(path: Path, head: bytes, extension: str) -> _Kind | None:
     if head.startswith(_JPEG_MAGIC):
         return _KINDS["JPEG"]
     if head.startswith(_ZIP_MAGICS):
+        assert path is not None  # needs_whole_file
         return _sniff_zip(path)
     if head.startswith(_OLE_MAGIC):
+        assert path is not None
         return _sniff_ole(path, extension)
     return _sniff_heif(head)
 

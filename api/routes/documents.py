@@ -142,6 +142,7 @@ async def upload_document(
             filename=spooled.filename,
             declared_type=spooled.declared_type,
             writer=spooled.writer,
+            head=spooled.head,
         )
         result = await run_in_threadpool(
             documents.upload,

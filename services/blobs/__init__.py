@@ -30,11 +30,16 @@ class BlobWriter(Protocol):
         """Add the next bytes; may wait while the store catches up. BackendUnavailable when the
         store failed."""
 
+    @property
+    def skipping(self) -> bool:
+        """True once the writer found the blob already stored and stopped keeping the bytes:
+        ``commit`` may then answer False, so the caller keeps its own copy of the file."""
+
     def commit(self) -> bool:
         """Make the blob visible under its sha256, which the caller has checked the bytes against.
 
-        False when the bytes were not kept and the blob is not stored: an identical blob existed
-        when writing began but has gone since. The caller then puts the file itself.
+        False only after ``skipping``: an identical blob existed when writing began but has gone
+        since, and the bytes were not kept. The caller then puts the file itself.
         """
 
     def abort(self) -> None:

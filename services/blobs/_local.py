@@ -145,12 +145,13 @@ class _LocalWriter:
         except OSError as exc:
             raise BackendUnavailable(_BACKEND, "文件存储写入失败") from exc
 
+    @property
+    def skipping(self) -> bool:
+        return False  # the bytes are always kept, so commit stores them if the blob went meanwhile
+
     def commit(self) -> bool:
         try:
-            if self._target.exists():
-                # Refresh its age so the orphan sweeper does not take a blob an upload relies on.
-                os.utime(self._target)
-            else:
+            if not self._refreshed():
                 if self._file is None:
                     self.write(b"")
                 assert self._file is not None
@@ -164,6 +165,15 @@ class _LocalWriter:
             raise BackendUnavailable(_BACKEND, "文件存储写入失败") from exc
         finally:
             self.abort()
+        return True
+
+    def _refreshed(self) -> bool:
+        """Renew a stored blob's age (the orphan sweeper must not take a blob an upload relies
+        on); False when there is none."""
+        try:
+            os.utime(self._target)
+        except FileNotFoundError:
+            return False
         return True
 
     def abort(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import mmap
 import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -339,8 +340,10 @@ class _S3Writer:
     Parts go up on a small thread pool as soon as they are full; the upload is completed only on
     commit, and aborted on abort or failure, so a blob sent in part never becomes visible. A blob
     smaller than a part is one PUT on commit. When the key already exists the bytes are not sent
-    again: commit renews its age instead. What one upload holds: the part filling and the parts
-    in flight. (The SDK's put_object reads a stream too, but keeps more copies of each part.)
+    again (``skipping``): commit renews its age instead. What one upload holds: three part-sized
+    buffers (the one filling and two on their way), reused from part to part. They are anonymous
+    maps, given back to the system when the upload ends: 5 MiB blocks from malloc stayed in the
+    worker threads' arenas and the idle process grew by 15 MiB after uploads.
     """
 
     def __init__(self, store: S3BlobStore, key: str) -> None:
@@ -348,96 +351,108 @@ class _S3Writer:
         self._client = store._client
         self._bucket = store._bucket
         self._key = key
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
         self._existed: bool | None = None  # checked on the first write, off the event loop
+        self._buffer: mmap.mmap | None = None  # the part filling
+        self._filled = 0
+        self._spare: list[mmap.mmap] = []  # buffers of parts already sent
         self._upload_id: str | None = None
         self._parts: list[Future[Part]] = []
+        self._in_flight: list[tuple[Future[Part], mmap.mmap]] = []
         self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def skipping(self) -> bool:
+        return bool(self._existed)
 
     def write(self, data: bytes | memoryview) -> None:
         if self._existed is None:
             self._existed = self._store._stat_key(self._key) is not None
         if self._existed:
             return  # the store holds these bytes already
-        self._pending.append(bytes(data))
-        self._pending_bytes += len(data)
-        while self._pending_bytes >= _PART_SIZE:
-            self._send(self._take(_PART_SIZE))
+        view = memoryview(data)
+        while view.nbytes:
+            if self._buffer is None:
+                self._buffer = self._spare.pop() if self._spare else mmap.mmap(-1, _PART_SIZE)
+            taken = min(view.nbytes, _PART_SIZE - self._filled)
+            self._buffer[self._filled : self._filled + taken] = view[:taken]
+            self._filled += taken
+            view = view[taken:]
+            if self._filled == _PART_SIZE:
+                self._send()
 
     def commit(self) -> bool:
         if self._existed is None:
             self._existed = self._store._stat_key(self._key) is not None
         if self._existed:
             return self._store._refresh(self._key)
-        last = self._take(self._pending_bytes)
         with self._failures():
             if self._upload_id is None:
+                last = memoryview(self._buffer or b"")[: self._filled]
                 self._client.put_object(
-                    self._bucket, self._key, io.BytesIO(last), len(last), _CONTENT_TYPE
+                    self._bucket, self._key, io.BytesIO(last), last.nbytes, _CONTENT_TYPE
                 )
+                self._release()
                 return True
-            if last:
-                self._send(last)
+            if self._filled:
+                self._send()
             parts = [future.result() for future in self._parts]
             self._client._complete_multipart_upload(self._bucket, self._key, self._upload_id, parts)
             self._upload_id = None
-        self._close_pool()
+        self._release()
         return True
 
     def abort(self) -> None:
-        self._pending, self._pending_bytes = [], 0
         for future in self._parts:
             future.cancel()
-        self._close_pool()
+        self._release()
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             with contextlib.suppress(MinioException, urllib3.exceptions.HTTPError):
                 self._client._abort_multipart_upload(self._bucket, self._key, upload_id)
 
-    def _send(self, data: bytes) -> None:
-        """Start uploading the next part, first waiting while two are still on their way."""
+    def _send(self) -> None:
+        """Start uploading the filled buffer as the next part, first waiting while two are still
+        on their way."""
         with self._failures():
             if self._upload_id is None:
                 self._upload_id = self._client._create_multipart_upload(
                     self._bucket, self._key, {"Content-Type": _CONTENT_TYPE}
                 )
                 self._pool = ThreadPoolExecutor(_PARTS_IN_FLIGHT, thread_name_prefix="blob-part")
-            in_flight = [future for future in self._parts if not future.done()]
-            while len(in_flight) >= _PARTS_IN_FLIGHT:
-                in_flight.pop(0).result()
-            for future in self._parts:
-                if future.done():
-                    future.result()  # a failed part fails the upload now
+            while len(self._in_flight) >= _PARTS_IN_FLIGHT or (
+                self._in_flight and self._in_flight[0][0].done()
+            ):
+                future, buffer = self._in_flight.pop(0)
+                future.result()  # a failed part fails the upload now
+                self._spare.append(buffer)
             assert self._pool is not None
-            number = len(self._parts) + 1
-            self._parts.append(self._pool.submit(self._upload_part, data, number))
+            assert self._buffer is not None
+            buffer, part = self._buffer, memoryview(self._buffer)[: self._filled]
+            self._buffer, self._filled = None, 0
+            future = self._pool.submit(self._upload_part, part, len(self._parts) + 1)
+            self._parts.append(future)
+            self._in_flight.append((future, buffer))
 
-    def _upload_part(self, data: bytes, number: int) -> Part:
+    def _upload_part(self, data: memoryview, number: int) -> Part:
         assert self._upload_id is not None
+        # minio and urllib3 take any bytes-like body: the part is sent from the buffer itself.
         etag = self._client._upload_part(
-            self._bucket, self._key, data, None, self._upload_id, number
+            self._bucket,
+            self._key,
+            data,  # type: ignore[arg-type]
+            None,
+            self._upload_id,
+            number,
         )
         return Part(number, etag)
 
-    def _take(self, size: int) -> bytes:
-        """The first ``size`` pending bytes, as one object (one copy)."""
-        pieces: list[bytes] = []
-        taken = 0
-        while taken < size:
-            piece = self._pending.pop(0)
-            if taken + len(piece) > size:  # split: the rest stays pending
-                self._pending.insert(0, piece[size - taken :])
-                piece = piece[: size - taken]
-            pieces.append(piece)
-            taken += len(piece)
-        self._pending_bytes -= size
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
-    def _close_pool(self) -> None:
+    def _release(self) -> None:
+        """Stop the part threads and let go of the buffers."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self._buffer, self._filled = None, 0
+        self._spare, self._in_flight = [], []
 
     @contextmanager
     def _failures(self) -> Iterator[None]:

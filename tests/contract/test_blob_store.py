@@ -221,6 +221,44 @@ def test_a_writer_for_stored_bytes_keeps_them_and_makes_them_young(
     assert [info.sha256 for info in store.list()] == [sha256]
 
 
+def test_a_writer_reusing_its_part_buffers_keeps_every_part_intact(store: BlobStore) -> None:
+    # Many more parts than buffers: a buffer refilled while its part is still on its way would
+    # store the wrong bytes under the digest.
+    content = os.urandom(23 * 1024 * 1024 + 12_345)
+    sha256 = hashlib.sha256(content).hexdigest()
+    writer = store.open_writer(sha256)
+    view = memoryview(content)
+    for start in range(0, len(content), 65_536):
+        writer.write(view[start : start + 65_536])
+    assert writer.skipping is False
+    assert writer.commit() is True
+    assert hashlib.sha256(read_all(store, sha256)).hexdigest() == sha256
+
+
+def test_a_writer_whose_stored_blob_vanishes_says_so_or_stores_the_bytes(
+    store: BlobStore, files: FileMaker
+) -> None:
+    # The caller relies on this: commit answers False only when the writer said it was skipping
+    # the bytes, and then nothing half-written is visible.
+    content = b"stored, then swept while the same bytes arrive again"
+    sha256, source = files.write(content)
+    store.put(sha256=sha256, source=source)
+    writer = store.open_writer(sha256)
+    writer.write(content)
+    skipping = writer.skipping
+    store.delete(sha256)
+
+    committed = writer.commit()
+    writer.abort()
+
+    if skipping:
+        assert committed is False
+        assert store.stat(sha256) is None
+    else:
+        assert committed is True
+        assert read_all(store, sha256) == content
+
+
 def test_list_shows_every_stored_blob(store: BlobStore, files: FileMaker) -> None:
     assert list(store.list()) == []
     stored = {}

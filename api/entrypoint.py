@@ -1,0 +1,22 @@
+"""The ``materials`` command's entry point: ``materials upload`` starts without the server's code.
+
+The upload client runs on staff PCs once per file or folder; loading the whole server first
+(FastAPI, SQLAlchemy, the audit log) cost it over a second a run, more than a re-upload it skips.
+It is an HTTP client: the server's MATERIALS_* settings are not read for it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    """``materials upload …`` straight to the client; every other command through ``api.cli``."""
+    if sys.argv[1:2] == ["upload"]:
+        from api.upload_client import upload_command
+
+        upload_command(args=sys.argv[2:], prog_name="materials upload")
+        return
+    from api.cli import main as cli_main
+
+    cli_main()
