@@ -37,6 +37,7 @@ from api.routes import (
     requests,
     search,
 )
+from api.spool import sweep_spool
 from api.web.install import install_web
 from indexer.worker import BackgroundWorker, IndexWorker
 from services import orgs
@@ -88,6 +89,8 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
             log.warning(FIRST_ADMIN_HINT)
         if opened.scanner is None:
             log.warning(NO_SCANNER_HINT, "" if settings.serve_unscanned else "not ")
+        # What a killed process left half written in the upload spool.
+        sweep_spool(settings.spool_dir, older_than_seconds=settings.orphan_grace_seconds)
         worker = sequencer = None
         if settings.embedded_worker:
             worker = BackgroundWorker(IndexWorker(opened, opened.index))

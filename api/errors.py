@@ -9,6 +9,7 @@ shape is declared here for the OpenAPI document: ``COMMON_ERRORS`` on every API 
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -64,6 +65,7 @@ _DESCRIPTIONS = {
     422: "字段取值无效 / A field or parameter is invalid",
     429: "请求过于频繁 / Rate limited",
     503: "后端服务不可用 / A backend is down",
+    507: "服务器存储空间不足 / The server's disk is full",
 }
 _RETRY_AFTER = {
     "Retry-After": {
@@ -178,6 +180,22 @@ async def _audit_refusal(request: Request, exc: RequestValidationError) -> None:
     )
 
 
+# A full disk (the upload spool) is the server's to fix, not a fault in the request; the spool
+# code has removed its partial file by the time this answers.
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+async def _os_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OSError)
+    if exc.errno not in _DISK_FULL:
+        return await _unexpected_error(request, exc)
+    log.error("disk full: %s", exc)
+    message = "服务器存储空间不足，请稍后重试或联系管理员"
+    if is_page_request(request):
+        return error_page(request, 507, message)
+    return error_response(507, "insufficient_storage", message, headers={"Connection": "close"})
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error", exc_info=exc)
     # This answer passes no middleware: it gets its security headers here.
@@ -195,4 +213,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MaterialsError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(Exception, _unexpected_error)
