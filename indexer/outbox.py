@@ -139,6 +139,23 @@ def retry_later(db: Database, claim: Claim, *, owner: str, error: str) -> int:
     return attempts
 
 
+def retry_now(db: Database, *, error_prefix: str) -> int:
+    """Make due at once the events waiting out a backoff after a failure whose message starts
+    with ``error_prefix`` (the backend it named answers again); how many."""
+    with db.session() as session:
+        result = session.execute(
+            update(OutboxEvent)
+            .where(
+                OutboxEvent.done_at.is_(None),
+                OutboxEvent.lease_owner.is_(None),
+                OutboxEvent.available_at > utcnow(),
+                OutboxEvent.last_error.startswith(error_prefix, autoescape=True),
+            )
+            .values(available_at=utcnow())
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def pending_count(db: Database) -> int:
     """Events not yet done (due or waiting for a retry)."""
     with db.session() as session:
@@ -148,4 +165,4 @@ def pending_count(db: Database) -> int:
     return count or 0
 
 
-__all__ = ["Claim", "claim", "complete", "pending_count", "renew", "retry_later"]
+__all__ = ["Claim", "claim", "complete", "pending_count", "renew", "retry_later", "retry_now"]

@@ -26,6 +26,10 @@ from services.search import SearchIndex
 log = logging.getLogger("materials.indexer")
 
 MAX_ATTEMPTS = 8
+# After a backend was found down, how often a worker asks whether it answers again.
+PROBE_SECONDS = 2.0
+# How the retry of an event that failed on a backend down begins its last_error.
+_UNAVAILABLE = f"{BackendUnavailable.__name__}: "
 
 
 class IndexWorker:
@@ -55,6 +59,10 @@ class IndexWorker:
         # None: the limits follow the settings (the OCR page cap).
         self._limits = limits
         self._next_due_check = 0.0
+        # Set when an event failed on a backend that was down; cleared once the backends answer
+        # again and the events waiting out their backoff were made due (``wake_waiting``).
+        self._backend_down = False
+        self._next_probe = 0.0
 
     def run_once(self) -> int:
         """Process one batch of due events; how many were claimed."""
@@ -102,6 +110,7 @@ class IndexWorker:
             return
         except Exception as exc:  # any failure: the event stays and is tried again later
             transient = isinstance(exc, BackendUnavailable)
+            self._backend_down = self._backend_down or transient
             reason = f"{type(exc).__name__}: {exc}"
             attempts = outbox.retry_later(db, claim, owner=self.owner, error=reason)
             log.warning("indexing %s failed (attempt %d): %s", claim.document_id, attempts, reason)
@@ -163,6 +172,23 @@ class IndexWorker:
         if sent:
             log.info("sent %d due-date reminders", sent)
 
+    def wake_waiting(self) -> None:
+        """Once the search index and the blob store answer again after an outage, make the
+        events that failed on it due now, instead of at the end of their backoff (which grows
+        to minutes over a long outage)."""
+        if not self._backend_down or time.monotonic() < self._next_probe:
+            return
+        self._next_probe = time.monotonic() + PROBE_SECONDS
+        try:
+            self._index.ping()
+            self._backends.blobs.ping()
+            woken = outbox.retry_now(self._backends.db, error_prefix=_UNAVAILABLE)
+        except Exception:  # still down: ask again later
+            return
+        self._backend_down = False
+        if woken:
+            log.info("backends answer again: %d waiting index events retried now", woken)
+
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set, polling when idle."""
         log.info("index worker %s started", self.owner)
@@ -173,6 +199,7 @@ class IndexWorker:
             except Exception:  # the database itself failed: wait and try again
                 log.exception("index worker could not claim events")
                 claimed = 0
+            self.wake_waiting()
             if not claimed:
                 stop.wait(self._poll_seconds)
         log.info("index worker %s stopped", self.owner)
