@@ -93,7 +93,17 @@ def main() -> None:
 # The app decides whose X-Forwarded-For to believe (MATERIALS_TRUSTED_PROXIES, api/proxies.py);
 # uvicorn's own proxy handling would believe any local client, and rewrite the peer before the
 # app could tell. uvicorn's log lines go through the logging every command configures.
-SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False, "log_config": None}
+# --workers: uvicorn kills a process that misses a 5 s ping, which a busy 2-core host misses while
+# a process starts (tests/load: restarts mid-request under load); 30 s still replaces a hung one.
+# Idle keep-alive connections stay open longer than a proxy's (nginx upstream: 60 s) or a
+# clerk's pause between clicks: closed after uvicorn's 5 s, a request sent on one as it closes
+# fails (tests/load saw POST /documents answered by a reset).
+SERVER_OPTIONS: dict[str, Any] = {
+    "proxy_headers": False,
+    "log_config": None,
+    "timeout_worker_healthcheck": 30,
+    "timeout_keep_alive": 75,
+}
 
 
 @main.command()
