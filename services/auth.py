@@ -51,8 +51,9 @@ class Authenticator:
 
     def check_credentials(self, *, username: str, password: str, ip: str | None) -> User:
         """The active user with this username and password. Each attempt is counted before the
-        password is checked; while its account or address is held back after failures it is
-        refused unchecked (RateLimited). Failures are audited in bursts, successes each."""
+        password is checked (against its address once the password proved wrong); while its
+        account or address is held back after failures it is refused unchecked (RateLimited).
+        Failures are audited in bursts, successes each."""
         with self._db.session() as session:
             # Admin, ａｄｍｉｎ and admin are one account.
             user = orgs.find_user(session, username)
@@ -77,6 +78,7 @@ class Authenticator:
             )
         ok = self._passwords.matches(user.password_hash if user else None, password)
         if not ok or user is None or not access.may_sign_in(user):
+            self._guard.failed(attempt)
             reason = "bad_password" if user else "unknown_user"
             if ok and user is not None:
                 # Disabled, or an admin's change to it waits for a second person.

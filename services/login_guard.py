@@ -1,5 +1,9 @@
 """Login protection: failed logins counted per account from one address, per account and per
-address, in rows locked before the password is checked, so concurrent attempts cannot slip past.
+address. An account's attempts are counted in rows locked before the password is checked, so
+concurrent guesses at one account cannot slip past its limits. An address's are counted once the
+password proved wrong: counted before, correct logins in flight at once from one address (an office
+behind one NAT address at the start of the day) held that address back; a spray across accounts
+can pass the address limit by at most the attempts in flight when it is reached.
 
 Whoever reaches a limit waits a short delay that doubles with each further failure, up to a cap;
 an account under attack still admits its owner from an address without a recent failure on it.
@@ -30,7 +34,8 @@ _MAX_DOUBLINGS = 30
 
 @dataclass(frozen=True)
 class Admitted:
-    """An attempt, counted as failed until its password proves otherwise (``succeeded``)."""
+    """An attempt, counted as failed against its account until its password proves otherwise
+    (``succeeded``); against its address only once it did not (``failed``)."""
 
     account: str
     address: str
@@ -94,50 +99,66 @@ class LoginGuard:
             held = _held(pair, now) or (pair.failures > 0 and _held(rows[ACCOUNT], now))
             if held:
                 return Refused("locked", held)
-            for scope, row in rows.items():
-                row.failures += 1
-                row.last_at = now
-                excess = row.failures - self._limits[scope]
-                if excess >= 0:
-                    row.locked_until = now + timedelta(seconds=self._delay(excess))
+            for scope in (PAIR, ACCOUNT):
+                self._count(rows[scope], scope, now)
         return attempt
+
+    def failed(self, attempt: Admitted) -> None:
+        """The password was wrong (or the account may not sign in): count it against the
+        address as well."""
+        with self._db.session() as session:
+            row = self._locked_rows(session, attempt, self._clock(), scopes=(ADDRESS,))[ADDRESS]
+            now = self._clock()
+            if row.last_at < now - self._window and not _held(row, now):
+                row.failures, row.locked_until = 0, None  # that burst is over
+            self._count(row, ADDRESS, now)
+
+    def _count(self, row: LoginAttempt, scope: str, now: datetime) -> None:
+        """One more failure on the row; held back from its limit on, longer each time."""
+        row.failures += 1
+        row.last_at = now
+        excess = row.failures - self._limits[scope]
+        if excess >= 0:
+            row.locked_until = now + timedelta(seconds=self._delay(excess))
 
     def succeeded(self, attempt: Admitted) -> None:
         """The password was right: forget the failures of this account from this address, and
-        take back the attempt from the account's and the address's counts."""
+        take back the attempt from the account's count."""
         with self._db.session() as session:
             session.execute(
                 delete(LoginAttempt).where(
                     LoginAttempt.scope == PAIR, LoginAttempt.key == attempt.pair
                 )
             )
-            for scope, key in ((ACCOUNT, attempt.account), (ADDRESS, attempt.address)):
-                # One statement, so a concurrent attempt's count is never lost.
-                session.execute(
-                    update(LoginAttempt)
-                    .where(LoginAttempt.scope == scope, LoginAttempt.key == key)
-                    .values(
-                        failures=case(
-                            (LoginAttempt.failures > 0, LoginAttempt.failures - 1), else_=0
-                        ),
-                        locked_until=case(
-                            (LoginAttempt.failures - 1 < self._limits[scope], None),
-                            else_=LoginAttempt.locked_until,
-                        ),
-                    )
+            # One statement, so a concurrent attempt's count is never lost.
+            session.execute(
+                update(LoginAttempt)
+                .where(LoginAttempt.scope == ACCOUNT, LoginAttempt.key == attempt.account)
+                .values(
+                    failures=case((LoginAttempt.failures > 0, LoginAttempt.failures - 1), else_=0),
+                    locked_until=case(
+                        (LoginAttempt.failures - 1 < self._limits[ACCOUNT], None),
+                        else_=LoginAttempt.locked_until,
+                    ),
                 )
+            )
 
     def _delay(self, excess: int) -> float:
         return float(min(self._max_delay, self._base_delay * 2 ** min(excess, _MAX_DOUBLINGS)))
 
     def _locked_rows(
-        self, session: Session, attempt: Admitted, now: datetime
+        self,
+        session: Session,
+        attempt: Admitted,
+        now: datetime,
+        *,
+        scopes: tuple[str, ...] = (PAIR, ACCOUNT, ADDRESS),
     ) -> dict[str, LoginAttempt]:
-        """This attempt's three rows, created when missing, locked until the transaction ends
-        (PostgreSQL: row locks; SQLite: every transaction already holds the write lock)."""
-        keys = sorted(
-            {(PAIR, attempt.pair), (ACCOUNT, attempt.account), (ADDRESS, attempt.address)}
-        )
+        """This attempt's rows of these scopes, created when missing, locked until the
+        transaction ends (PostgreSQL: row locks; SQLite: every transaction already holds the
+        write lock)."""
+        key_of = {PAIR: attempt.pair, ACCOUNT: attempt.account, ADDRESS: attempt.address}
+        keys = sorted((scope, key_of[scope]) for scope in scopes)
         insert = (
             postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         )

@@ -26,7 +26,7 @@ from services.audit import event_time
 from services.backends import Backends
 from services.config import Settings
 from services.models import AuditEvent, User, utcnow
-from tests.conftest import PASSWORD, Api, stack_settings
+from tests.conftest import PASSWORD, USERS, Api, stack_settings
 
 TOKEN = "/api/v1/auth/token"
 WRONG = "wrong-password-1"
@@ -203,6 +203,31 @@ def test_an_address_trying_many_usernames_is_held_back(
         (ATTACKER, "denied", {"reason": "address_locked"}),
         (OWNER, "allowed", {}),
     ]
+
+
+@pytest.mark.parametrize(
+    "login_settings",
+    # A slower hash keeps every login in flight at once; the address limit below their number.
+    [{"password_time_cost": 2, "password_memory_kib": 8192, "login_address_max_failures": 2}],
+    ids=["slow-hash-address-limit-2"],
+)
+def test_an_office_behind_one_address_logs_in_all_at_once(api: Api) -> None:
+    """Correct logins in flight together from one address never hold that address back."""
+    usernames = sorted(USERS)
+    start = threading.Barrier(len(usernames))
+
+    def attempt(username: str) -> int:
+        start.wait()
+        return login(api.client, username, PASSWORD).status_code
+
+    with ThreadPoolExecutor(max_workers=len(usernames)) as pool:
+        statuses = list(pool.map(attempt, usernames))
+
+    assert statuses == [200] * len(usernames)
+    # Wrong passwords from that address still count, and hold it back at the limit.
+    assert login(api.client, "east", WRONG).status_code == 401
+    assert login(api.client, "west", WRONG).status_code == 401
+    assert_refused(login(api.client, "stats", PASSWORD))
 
 
 # --- floods in the audit log -------------------------------------------------------------------
