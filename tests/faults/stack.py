@@ -28,8 +28,12 @@ from services.audit_keys import load_signer
 from services.backends import Backends, open_backends
 from services.config import Settings
 from services.db import Database
+from tests import server_process
 from tests.conftest import PASSWORD, make_settings, seed_county
-from tests.server_process import MATERIALS, REPO_ROOT, ServerProcess, environment
+from tests.server_process import (
+    ServerProcess,
+    settings_environment,
+)
 from tests.servers import (
     ELASTICSEARCH_SCRIPT,
     POSTGRES_SCRIPT,
@@ -194,67 +198,21 @@ def open_stack() -> OutageStack:
 
 # The application: two API processes behind one port, two index workers.
 
-_PASSED = (
-    "secret_key",
-    "database_url",
-    "s3_endpoint",
-    "s3_access_key",
-    "s3_secret_key",
-    "s3_bucket",
-    "s3_presigned_downloads",
-    "elasticsearch_url",
-    "elasticsearch_index",
-    "index_lease_seconds",
-    "check_interval_seconds",
-    "password_time_cost",
-    "password_memory_kib",
-    "audit_receipt_wait_seconds",
-    "audit_signing_key_file",
-)
-
 
 def process_environment(settings: Settings) -> dict[str, str]:
-    values = {name: getattr(settings, name) for name in _PASSED}
-    return environment(
-        **{
-            name: str(value).lower() if isinstance(value, bool) else str(value)
-            for name, value in values.items()
-        },
-        embedded_worker="false",
-    )
+    return settings_environment(settings, embedded_worker="false")
 
 
-class WorkerProcess:
-    """``materials worker`` as a subprocess with a data directory of its own (as on a machine of
-    its own: its spool is not the API's), its output in a log file."""
+class WorkerProcess(server_process.WorkerProcess):
+    """``materials worker`` with a data directory of its own (as on a machine of its own: its
+    spool is not the API's)."""
 
     def __init__(self, settings: Settings, data_dir: Path, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [MATERIALS, "worker", "--data-dir", str(data_dir)],
-            cwd=REPO_ROOT,
-            env=process_environment(settings),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        super().__init__(data_dir, log_path, process_environment(settings))
 
     def wait_until_running(self) -> None:
         """Return once the worker says its index loop started; AssertionError otherwise."""
         _wait_for_lines(self.log, "materials.indexer: index worker", 1, self.process)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
 
 
 def _wait_for_lines(

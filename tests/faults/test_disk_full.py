@@ -27,25 +27,11 @@ from services.config import Settings
 from services.models import Document
 from tests.conftest import PASSWORD, make_settings
 from tests.real_stack import RealStack
-from tests.server_process import ServerProcess, environment
+from tests.server_process import ServerProcess, settings_environment
 
 TIMEOUT = 30.0
 TMPFS_BYTES = 4 * 1024 * 1024
 WORD = "防汛物资"  # in the earlier document's text
-_PASSED = (
-    "secret_key",
-    "database_url",
-    "s3_endpoint",
-    "s3_access_key",
-    "s3_secret_key",
-    "s3_bucket",
-    "s3_presigned_downloads",
-    "elasticsearch_url",
-    "elasticsearch_index",
-    "password_time_cost",
-    "password_memory_kib",
-    "audit_receipt_wait_seconds",
-)
 
 
 def _mount_tmpfs(directory: Path) -> None:
@@ -92,13 +78,8 @@ def _files(directory: Path) -> list[str]:
 
 class _Server:
     def __init__(self, settings: Settings, log_path: Path) -> None:
-        values = {name: getattr(settings, name) for name in _PASSED}
-        env = environment(
-            **{
-                name: str(value).lower() if isinstance(value, bool) else str(value)
-                for name, value in values.items()
-                if value is not None
-            },
+        env = settings_environment(
+            settings,
             embedded_worker="true",  # the earlier document is indexed for search
             check_interval_seconds="0",
         )

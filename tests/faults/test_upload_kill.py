@@ -37,24 +37,10 @@ from services.models import Document
 from tests.conftest import PASSWORD, make_settings
 from tests.multipart import Multipart
 from tests.real_stack import RealStack
-from tests.server_process import ServerProcess, environment, materials
+from tests.server_process import ServerProcess, materials, settings_environment
 
 STEP_TIMEOUT = 30.0  # every wait of these tests ends within this
 BOUNDARY = b"kill-test-boundary-7d1c"
-_PASSED = (
-    "secret_key",
-    "database_url",
-    "s3_endpoint",
-    "s3_access_key",
-    "s3_secret_key",
-    "s3_bucket",
-    "s3_presigned_downloads",
-    "elasticsearch_url",
-    "elasticsearch_index",
-    "password_time_cost",
-    "password_memory_kib",
-    "audit_receipt_wait_seconds",
-)
 
 
 @pytest.fixture
@@ -65,16 +51,8 @@ def settings(real_stack: RealStack, tmp_path: Path) -> Iterator[Settings]:
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    values = {name: getattr(settings, name) for name in _PASSED}
-    return environment(
-        **{
-            name: str(value).lower() if isinstance(value, bool) else str(value)
-            for name, value in values.items()
-        },
-        # The API process indexes what it stores, so that the final check sees a full index.
-        embedded_worker="true",
-        check_interval_seconds="0",
-    )
+    # The API process indexes what it stores, so that the final check sees a full index.
+    return settings_environment(settings, embedded_worker="true", check_interval_seconds="0")
 
 
 class _Api:

@@ -7,8 +7,6 @@ events the killed process held come free when their short lease runs out.
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +22,7 @@ from services.models import Document, OutboxEvent
 from services.search import ReadScope, SearchQuery
 from tests.conftest import Api, make_settings
 from tests.real_stack import RealStack
-from tests.server_process import MATERIALS, REPO_ROOT, environment
+from tests.server_process import WorkerProcess, settings_environment
 
 UPLOADS = 100
 WORD = "巡堤检查"  # in every upload's text
@@ -38,54 +36,14 @@ def settings(real_stack: RealStack, tmp_path: Path) -> Iterator[Settings]:
         yield make_settings(tmp_path / "data", **values)
 
 
-class _Worker:
-    """``materials worker`` as a subprocess on the test's database, bucket and index."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        values = {
-            name: getattr(settings, name)
-            for name in (
-                "secret_key",
-                "database_url",
-                "s3_endpoint",
-                "s3_access_key",
-                "s3_secret_key",
-                "s3_bucket",
-                "elasticsearch_url",
-                "elasticsearch_index",
-            )
-        }
-        env = environment(
-            **{name: str(value) for name, value in values.items() if value is not None},
-            embedded_worker="false",
-            check_interval_seconds="0",  # the periodic consistency check stays out of the way
-        )
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [MATERIALS, "worker", "--data-dir", str(settings.data_dir)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
+def _worker(settings: Settings, log_path: Path) -> WorkerProcess:
+    """``materials worker`` on the test's database, bucket and index."""
+    env = settings_environment(
+        settings,
+        embedded_worker="false",
+        check_interval_seconds="0",  # the periodic consistency check stays out of the way
+    )
+    return WorkerProcess(settings.data_dir, log_path, env)
 
 
 def _progress(backends: Backends) -> tuple[int, list[int]]:
@@ -125,8 +83,8 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     expected = _versions(backends)
     assert len(expected) == UPLOADS
 
-    first = _Worker(settings, tmp_path / "worker-1.log")
-    second: _Worker | None = None
+    first = _worker(settings, tmp_path / "worker-1.log")
+    second: WorkerProcess | None = None
     try:
         # Kill it when it has finished some events and holds others it has not finished.
         deadline = time.monotonic() + 90
@@ -144,7 +102,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
         assert done_at_kill < UPLOADS
 
         restarted = time.monotonic()
-        second = _Worker(settings, tmp_path / "worker-2.log")
+        second = _worker(settings, tmp_path / "worker-2.log")
         while outbox.pending_count(backends.db) or len(_indexed(backends)) < UPLOADS:
             assert second.process.poll() is None, second.log()
             assert time.monotonic() - restarted < RECOVERY_SECONDS, (

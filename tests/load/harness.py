@@ -26,7 +26,7 @@ from services.backends import Backends, open_backends
 from services.config import Settings
 from services.errors import BackendUnavailable
 from services.models import AuditEvent, AuditLeaf, Document, OrgKind, Role
-from tests.server_process import MATERIALS, REPO_ROOT, ServerProcess, environment
+from tests.server_process import MATERIALS, REPO_ROOT, ServerProcess, WorkerProcess, environment
 
 LOCUST = str(Path(sys.executable).with_name("locust"))
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -131,30 +131,6 @@ def seed(settings: Settings, users: int) -> dict[str, dict[str, list[str]]]:
     return plan
 
 
-class _Worker:
-    """``materials worker`` as a subprocess, its output in a log file."""
-
-    def __init__(self, data_dir: Path, log_path: Path, env: dict[str, str]) -> None:
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [MATERIALS, "worker", "--data-dir", str(data_dir)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
-
-
 @contextmanager
 def production_layout(values: dict[str, str], directory: Path) -> Iterator[ServerProcess]:
     """``materials serve --workers 2`` and two ``materials worker`` processes, stopped on exit."""
@@ -168,7 +144,7 @@ def production_layout(values: dict[str, str], directory: Path) -> Iterator[Serve
         stack.callback(server.stop)
         server.wait_until_up()
         for number in range(INDEX_WORKERS):
-            worker = _Worker(data_dir, directory / f"worker-{number}.log", env)
+            worker = WorkerProcess(data_dir, directory / f"worker-{number}.log", env)
             stack.callback(worker.stop)
         yield server
 
