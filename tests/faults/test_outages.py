@@ -141,6 +141,23 @@ def wait_for_answers(uploader: Uploader, since: float, count: int, *, timeout: f
         time.sleep(0.1)
 
 
+def outcomes(
+    deployment: Deployment, uploads: list[Upload], *, stopped: float, restarting: float, name: str
+) -> tuple[list[Upload], list[Upload]]:
+    """The uploads that succeeded and those refused. At least ten were sent while the backend
+    ``name`` was down and each of those was refused with the JSON 503 naming it; nothing else was
+    ever refused otherwise; every success is a 201; no process of the deployment died."""
+    succeeded = [u for u in uploads if u.succeeded]
+    refused = [u for u in uploads if not u.succeeded]
+    down = [u for u in uploads if stopped < u.started and u.ended < restarting]
+    assert len(down) >= 10
+    for upload in down + refused:
+        assert_refused(upload, name)
+    assert all(upload.status == 201 for upload in succeeded)
+    assert deployment.alive() == []
+    return succeeded, refused
+
+
 @pytest.mark.slow
 def test_elasticsearch_stopped_during_uploads(
     outage_stack: OutageStack, deployment: Deployment
@@ -208,15 +225,9 @@ def test_object_store_stopped_during_uploads(
         uploader.wait_for(10, restarted, timeout=60)
     uploads = uploader.snapshot()
 
-    succeeded = [u for u in uploads if u.succeeded]
-    refused = [u for u in uploads if not u.succeeded]
-    # While the store is down every upload is refused with the JSON error; nothing else ever is.
-    down = [u for u in uploads if stopped < u.started and u.ended < restarting]
-    assert len(down) >= 10
-    for upload in down + refused:
-        assert_refused(upload, "object store")
-    assert all(upload.status == 201 for upload in succeeded)
-    assert deployment.alive() == []
+    succeeded, refused = outcomes(
+        deployment, uploads, stopped=stopped, restarting=restarting, name="object store"
+    )
 
     # Without any restart of the API or the workers, downloads work again.
     downloaded = deployment.get(download_path, downloader)
@@ -267,14 +278,9 @@ def test_postgres_restarted_during_uploads(
         uploader.wait_for(20, restarted, timeout=60)
     uploads = uploader.snapshot()
 
-    succeeded = [u for u in uploads if u.succeeded]
-    refused = [u for u in uploads if not u.succeeded]
-    down = [u for u in uploads if stopped < u.started and u.ended < restarting]
-    assert len(down) >= 10
-    for upload in down + refused:
-        assert_refused(upload, "database")
-    assert all(upload.status == 201 for upload in succeeded)
-    assert deployment.alive() == []
+    succeeded, refused = outcomes(
+        deployment, uploads, stopped=stopped, restarting=restarting, name="database"
+    )
 
     # No upload that got a 2xx lost its effect.
     assert_stored(deployment, succeeded)
