@@ -458,21 +458,25 @@ class AuditLog:
         *,
         for_people: bool = False,
         row_of: Callable[[AuditEvent], list[Any]] | None = None,
+        before: int | None = None,
     ) -> Iterator[bytes]:
         """The matching events as CSV in UTF-8 with a BOM, newest first, for Excel; for people,
         with Chinese headings and names and the county's time instead of codes and UTC (and
-        ``row_of`` saying each event, such as services.audit_words with its details in words)."""
+        ``row_of`` saying each event, such as services.audit_words with its details in words).
+        With ``before``, only events of smaller id: the log as it was before that event (the
+        export's own, logged before the rows are read)."""
         self.flush_bursts()
         yield "\ufeff".encode()
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(CSV_HEADINGS if for_people else CSV_COLUMNS)
         row_of = row_of or (people_csv_row if for_people else csv_row)
+        query = _filtered(select(AuditEvent), filters)
+        if before is not None:
+            query = query.where(AuditEvent.id < before)
         with self._db.session() as session:
             rows = session.execute(
-                _filtered(select(AuditEvent), filters)
-                .order_by(AuditEvent.id.desc())
-                .execution_options(yield_per=500)
+                query.order_by(AuditEvent.id.desc()).execution_options(yield_per=500)
             ).scalars()
             for number, event in enumerate(rows):
                 writer.writerow([_csv_cell(value) for value in row_of(event)])

@@ -106,16 +106,25 @@ def export_events(
     ip: str | None,
     for_people: bool = False,
 ) -> Iterator[bytes]:
-    """The matching audit events as CSV bytes, for an auditor (codes, or words for people)."""
+    """The matching audit events as CSV bytes, for an auditor (codes, or words for people).
+
+    The export is logged before a row is read (a reader who stops half-way was still logged),
+    and the file holds the log as it was before that: the export's own event, not yet numbered,
+    is not a row of it. Refusals still being counted are written first, so they are in the file.
+    """
     _require_auditor(backends, principal=principal, action=AuditAction.audit_export, ip=ip)
-    backends.audit.record(
+    backends.audit.flush_bursts()
+    own = backends.audit.record(
         actor=actor_of(principal, ip),
         action=AuditAction.audit_export,
         outcome=Outcome.allowed,
         details={"filters": _filter_details(filters)},
     )
     return backends.audit.export_csv(
-        filters, for_people=for_people, row_of=worded_csv_row if for_people else None
+        filters,
+        for_people=for_people,
+        row_of=worded_csv_row if for_people else None,
+        before=own.id,
     )
 
 
