@@ -20,7 +20,14 @@ import click
 from pydantic import ValidationError
 
 from api.upload_client import upload_command
-from services import administration, consistency, dictionary, figures, maintenance
+from services import (
+    administration,
+    audit_report_words,
+    consistency,
+    dictionary,
+    figures,
+    maintenance,
+)
 from services.audit import Actor
 from services.audit_archive import DEFAULT_MAX_EVENTS, ArchiveError, archive_events, verify_archive
 from services.audit_keys import load_verifier
@@ -48,6 +55,12 @@ def _cli_actor() -> Actor:
 
 def _emit(payload: dict[str, Any]) -> None:
     click.echo(json.dumps(payload, ensure_ascii=False, default=str))
+
+
+def _say(lines: list[str]) -> None:
+    """Lines for people, in Chinese, on stderr: stdout keeps the JSON scripts read."""
+    for line in lines:
+        click.echo(line, err=True)
 
 
 def _fail(exc: MaterialsError) -> None:
@@ -373,7 +386,9 @@ offline_public_key = click.option(
 )
 def audit_verify(data_dir: Path | None, public_key: Path | None, receipts: Path | None) -> None:
     """Recompute the Merkle tree and hold it against every signed checkpoint (database, object
-    store, receipts); exit non-zero naming the first bad seq and the check that failed."""
+    store, receipts); exit non-zero naming the first bad seq and the check that failed.
+
+    Prints the report as one JSON line, and says it in Chinese on stderr."""
     backends = _existing_backends(data_dir)
     try:
         verifier = _read_verifier(public_key, backends.settings)
@@ -385,11 +400,8 @@ def audit_verify(data_dir: Path | None, public_key: Path | None, receipts: Path 
     finally:
         backends.close()
     _emit(report.as_dict())
+    _say(audit_report_words.verify_lines(report))
     if not report.ok:
-        click.echo(
-            f"audit log fails at seq {report.first_bad_seq} ({report.reason}): {report.detail}",
-            err=True,
-        )
         sys.exit(1)
 
 
@@ -445,12 +457,14 @@ def audit_archive(data_dir: Path | None, prune: bool, out: Path | None, max_even
     """Export events older than MATERIALS_AUDIT_RETENTION_DAYS, with the proof that they are
     the log's, to the object store (and --out); with --prune, then remove them from the database.
 
-    Prints one JSON line per archive. Without --prune only the next range is exported."""
+    Prints one JSON line per archive (and says it in Chinese on stderr). Without --prune only
+    the next range is exported."""
     backends = _existing_backends(data_dir)
     try:
         verifier = load_verifier(backends.settings)
         if verifier is None:
-            raise click.ClickException("no audit signing key: nothing has been signed yet")
+            _say([audit_report_words.NO_SIGNING_KEY])
+            sys.exit(1)
         if out is not None:
             make_private_dir(out)
         while True:
@@ -464,7 +478,8 @@ def audit_archive(data_dir: Path | None, prune: bool, out: Path | None, max_even
                 max_events=max_events,
             )
             if result.archive is None:
-                _emit({"archived": 0, "message": "no events past the retention period to archive"})
+                _emit({"archived": 0, "message": audit_report_words.NOTHING_TO_ARCHIVE})
+                _say([audit_report_words.NOTHING_TO_ARCHIVE])
                 break
             archive = result.archive
             if out is not None:
@@ -480,6 +495,7 @@ def audit_archive(data_dir: Path | None, prune: bool, out: Path | None, max_even
                     "kept_for_receipts": result.kept,
                 }
             )
+            _say([audit_report_words.archive_line(result, prune=prune)])
             if not prune:
                 break
     finally:

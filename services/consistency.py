@@ -25,7 +25,8 @@ from indexer.consistency import check_index
 from indexer.worker import MAX_ATTEMPTS
 from services import maintenance
 from services.audit_keys import load_verifier
-from services.audit_verify import CHECK_NAMES, verify_log
+from services.audit_report_words import verify_summary
+from services.audit_verify import verify_log
 from services.backends import Backends
 from services.models import Document, OutboxEvent, utcnow
 
@@ -289,15 +290,10 @@ def check_search_index(backends: Backends, *, repair: bool) -> CheckResult:
 def check_audit(backends: Backends) -> CheckResult:
     """The audit log verifies against its signed checkpoints (a failure is never repaired)."""
     report = verify_log(backends.db, backends.blobs, load_verifier(backends.settings))
-    if report.ok:
-        summary = f"审计日志 {report.events} 条已验证，与 {report.checkpoints} 个签名检查点相符"
-    else:
-        reason = CHECK_NAMES.get(report.reason or "", report.reason or "")
-        summary = f"审计日志在 seq {report.first_bad_seq} 处不符：{reason}"
     return CheckResult(
         name="audit",
         status=_status(broken=not report.ok),
-        summary=summary,
+        summary=verify_summary(report),
         counts={"events": report.events, "checkpoints": report.checkpoints},
         ids={"first_bad_seq": _listed([report.first_bad_seq] if not report.ok else [])},
     )
