@@ -15,6 +15,7 @@ from services.audit import event_time
 from services.audit_tree import ConsistencyProof, InclusionProof
 from services.audit_verify import VerifyReport
 from services.dictionary import MAX_WORDS_AT_ONCE, DictionaryListing
+from services.document_rows import ListedDocument
 from services.documents import Receipt
 from services.models import AuditEvent, Category, Document, Org, User
 from services.personal_data import mask_personal_data
@@ -158,7 +159,7 @@ class DocumentOut(BaseModel):
     @classmethod
     def of(
         cls,
-        document: Document,
+        document: Document | ListedDocument,
         *,
         duplicate: bool = False,
         similar: Sequence[tuple[Document, float]] = (),

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, true
 
@@ -42,6 +44,7 @@ from services.models import (
     DocumentDepartment,
     DownloadGrant,
     MaterialRequest,
+    Org,
     OrgKind,
     RequestStatus,
     Role,
@@ -86,22 +89,66 @@ class Principal:
         )
 
 
-def _own_township(principal: Principal, document: Document) -> bool:
+# What a signed-in caller is made of, read as plain columns in one query (``principal_of``):
+# checking a token or a session cookie on every request then loads no ORM objects.
+PRINCIPAL_COLUMNS = (
+    User.id,
+    User.username,
+    User.role,
+    User.org_id,
+    Org.name.label("org_name"),
+    Org.kind.label("org_kind"),
+    User.must_change_password,
+    User.active,
+    User.pending_since,
+    User.credentials_changed_at,
+)
+
+
+def principal_of(row: Any) -> Principal:
+    """The Principal of a row selected with ``PRINCIPAL_COLUMNS``."""
+    return Principal(
+        user_id=row.id,
+        username=row.username,
+        role=Role(row.role),
+        org_id=row.org_id,
+        org_name=row.org_name,
+        org_kind=OrgKind(row.org_kind),
+        must_change_password=bool(row.must_change_password),
+    )
+
+
+class ReadDocument(Protocol):
+    """What access to a document is decided on: a ``Document`` or a listed row of one."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def township_id(self) -> int: ...
+    @property
+    def visibility(self) -> str: ...
+    @property
+    def withdrawn_at(self) -> datetime | None: ...
+    @property
+    def department_ids(self) -> Collection[int]: ...
+
+
+def _own_township(principal: Principal, document: ReadDocument) -> bool:
     return principal.role is Role.uploader and principal.org_id == document.township_id
 
 
-def _shared_with_reader(principal: Principal, document: Document) -> bool:
+def _shared_with_reader(principal: Principal, document: ReadDocument) -> bool:
     if principal.role is not Role.reader:
         return False
     visibility = Visibility(document.visibility)
     if visibility is Visibility.departments:
         return True
     if visibility is Visibility.restricted:
-        return principal.org_id in {org.id for org in document.departments}
+        return principal.org_id in document.department_ids
     return False
 
 
-def can_see(principal: Principal, document: Document) -> bool:
+def can_see(principal: Principal, document: ReadDocument) -> bool:
     """May the caller know this document exists and read its metadata?"""
     if _own_township(principal, document) or principal.role is Role.auditor:
         return True
@@ -111,7 +158,7 @@ def can_see(principal: Principal, document: Document) -> bool:
 
 
 def can_download(
-    principal: Principal, document: Document, *, granted_document_ids: Collection[str] = ()
+    principal: Principal, document: ReadDocument, *, granted_document_ids: Collection[str] = ()
 ) -> bool:
     """May the caller fetch the bytes? (Only asked about documents ``can_see`` allows.)"""
     if document.withdrawn_at is not None and principal.role is not Role.auditor:
@@ -133,7 +180,7 @@ def downloads_by_grant(principal: Principal) -> bool:
 
 
 def can_read_content(
-    principal: Principal, document: Document, *, granted_document_ids: Collection[str] = ()
+    principal: Principal, document: ReadDocument, *, granted_document_ids: Collection[str] = ()
 ) -> bool:
     """May the caller read what the document says, in search snippets as in the file? Exactly
     when they may download it: an auditor searches every document but reads its metadata only."""
@@ -142,12 +189,12 @@ def can_read_content(
     )
 
 
-def can_see_usage(principal: Principal, document: Document) -> bool:
+def can_see_usage(principal: Principal, document: ReadDocument) -> bool:
     """May the caller see which departments viewed and downloaded this document?"""
     return _own_township(principal, document) or principal.role in (Role.auditor, Role.coordinator)
 
 
-def shared_with_department(document: Document, department_id: int) -> bool:
+def shared_with_department(document: ReadDocument, department_id: int) -> bool:
     """Would staff of this department be allowed to read the document (answering a request)?"""
     if document.withdrawn_at is not None:
         return False
@@ -155,7 +202,7 @@ def shared_with_department(document: Document, department_id: int) -> bool:
     if visibility is Visibility.departments:
         return True
     if visibility is Visibility.restricted:
-        return department_id in {org.id for org in document.departments}
+        return department_id in document.department_ids
     return False
 
 
@@ -164,11 +211,11 @@ def can_upload(principal: Principal) -> bool:
     return principal.role is Role.uploader and principal.org_kind is OrgKind.township
 
 
-def can_withdraw(principal: Principal, document: Document) -> bool:
+def can_withdraw(principal: Principal, document: ReadDocument) -> bool:
     return principal.role is Role.admin or _own_township(principal, document)
 
 
-def can_find_to_withdraw(principal: Principal, document: Document) -> bool:
+def can_find_to_withdraw(principal: Principal, document: ReadDocument) -> bool:
     """May the caller, withdrawing this document, learn that it exists? Those who see it, and
     admins any live one: a withdrawn document stays hidden from admins too."""
     return can_see(principal, document) or (
@@ -196,7 +243,14 @@ def confirmer_role(role: Role) -> Role | None:
     return _CONFIRMED_BY.get(role)
 
 
-def may_sign_in(user: User) -> bool:
+class _Account(Protocol):
+    @property
+    def active(self) -> bool: ...
+    @property
+    def pending_since(self) -> datetime | None: ...
+
+
+def may_sign_in(user: _Account) -> bool:
     """May this account sign in and use its tokens and sessions? Not while it is disabled, nor
     while an admin's change to it waits for a second person."""
     return bool(user.active) and user.pending_since is None

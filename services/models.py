@@ -277,6 +277,11 @@ class Document(Base):
         secondary="document_departments", lazy="selectin", order_by="Org.name"
     )
 
+    @property
+    def department_ids(self) -> frozenset[int]:
+        """The ids of the departments a restricted document is shared with."""
+        return frozenset(org.id for org in self.departments)
+
 
 class DocumentText(Base):
     """A document's extracted text, masked of personal data as the index holds it.

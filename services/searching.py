@@ -9,17 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload, raiseload
-
 from services import access, dictionary, orgs
 from services.access import Principal
 from services.audit import AuditAction, Outcome
 from services.backends import Backends
+from services.document_rows import ListedDocument, listed_documents
 from services.documents import actor_of
 from services.errors import InvalidField
 from services.metadata import period_bounds
-from services.models import Document, User, utcnow
+from services.models import utcnow
 from services.search import FacetBucket, SearchQuery, SearchSort
 
 MAX_QUERY_LENGTH = 200
@@ -27,7 +25,7 @@ MAX_QUERY_LENGTH = 200
 
 @dataclass(frozen=True)
 class FoundDocument:
-    document: Document
+    document: ListedDocument
     score: float
     highlights: tuple[str, ...]
 
@@ -87,7 +85,7 @@ def search(
     # One transaction loads the rows and appends the audit event (one connection checkout, one
     # commit); the event takes no lock shared with other requests.
     with backends.db.session() as session:
-        rows = _documents(session, [hit.document_id for hit in result.hits])
+        rows = listed_documents(session, [hit.document_id for hit in result.hits])
         granted = (
             orgs.granted_document_ids(session, user_id=principal.user_id, now=utcnow())
             if access.downloads_by_grant(principal)
@@ -138,21 +136,3 @@ def search(
         relaxed=result.relaxed,
         suggestions=result.suggestions,
     )
-
-
-def _documents(session: Session, ids: list[str]) -> dict[str, Document]:
-    """The hits' rows with what a result shows: township, uploader's name, departments."""
-    if not ids:
-        return {}
-    query = (
-        select(Document)
-        .where(Document.id.in_(ids))
-        .options(
-            joinedload(Document.township),
-            # A result names the uploader, not the uploader's organisation: skip that join.
-            joinedload(Document.uploaded_by).options(raiseload(User.org)),
-            # Joined rather than a second query: only restricted documents have departments.
-            joinedload(Document.departments),
-        )
-    )
-    return {document.id: document for document in session.scalars(query).unique()}
