@@ -26,6 +26,9 @@ _PROVINCES = frozenset(
 )
 _EARLIEST_BIRTH_YEAR = 1900
 
+_DIGITS = "0123456789"
+# A mobile number has 11 digits, a bank card 16 to 19, an ID number 17 and a check character.
+_FEWEST_DIGITS = 11
 # Where a number may begin: a digit that does not continue a run of digits.
 _NUMBER_START = re.compile(r"(?<![0-9])[0-9]")
 # The spellings of each kind, tried in this order at every number start; ``number`` holds the
@@ -62,6 +65,8 @@ def mask_personal_data(text: str) -> tuple[str, bool]:
     ``138-****-5678``) and leaves every other character as it was written.
     """
     folded = _fold(text)
+    if sum(map(folded.count, _DIGITS)) < _FEWEST_DIGITS:
+        return text, False  # most titles and names: too few digits to hold any such number
     stars: list[tuple[int, int, int, int]] = []  # (start, end, digits kept in front, at the end)
     resume = 0
     for start in _NUMBER_START.finditer(folded):
