@@ -3,19 +3,22 @@
 SQLite runs in WAL mode with every transaction taken as ``BEGIN IMMEDIATE`` so writers queue
 instead of failing; on PostgreSQL, short transaction-level advisory locks let one process at a time
 migrate or claim outbox events.
+
+Alembic (with Mako and Pygments, about 10 MiB of a process's memory) is imported only when the
+schema is not already at the newest migration: a process that finds it current, as the API and the
+workers do once ``materials migrate`` ran, never loads it.
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -53,6 +56,11 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration; safe while other processes do the same."""
+        if self._at_head():
+            return  # what Alembic's upgrade would find, without loading Alembic
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         with _unavailable(), self.engine.begin() as connection:
@@ -66,8 +74,23 @@ class Database:
 
     def schema_revision(self) -> str | None:
         """The Alembic revision the database is at (None before the first migration)."""
+        from alembic.runtime.migration import MigrationContext
+
         with _unavailable(), self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
+
+    def _at_head(self) -> bool:
+        """Is the schema already at the one newest migration? False whenever in doubt (no version
+        table yet, several heads, a file this reading does not understand): Alembic decides."""
+        head = _head_revision()
+        if head is None:
+            return False
+        with _unavailable(), self.engine.connect() as connection:
+            # As Alembic asks (its default version table): is it there, and what does it hold?
+            if not inspect(connection).has_table("alembic_version"):
+                return False
+            rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+            return [str(row[0]) for row in rows] == [head]
 
     def lock_outbox_claims(self, session: Session) -> None:
         """Let one worker at a time decide which outbox events it takes (claims are short)."""
@@ -80,6 +103,47 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@cache
+def _head_revision() -> str | None:
+    """The one migration no other revises, read from the migration files as Alembic reads their
+    ``revision`` and ``down_revision``; None when that is not one plain answer."""
+    revisions: dict[str, str | None] = {}
+    for path in sorted((_MIGRATIONS / "versions").glob("*.py")):
+        if path.name.startswith("__"):
+            continue
+        values = _assigned_literals(
+            path, ("revision", "down_revision", "branch_labels", "depends_on")
+        )
+        revision, down = values.get("revision"), values.get("down_revision")
+        if not isinstance(revision, str) or not (down is None or isinstance(down, str)):
+            return None  # a merge or a form not read here
+        if revision in revisions or "down_revision" not in values:
+            return None
+        if values.get("branch_labels") is not None or values.get("depends_on") is not None:
+            return None  # branches and dependencies: Alembic's own reading
+        revisions[revision] = down
+    heads = set(revisions) - {down for down in revisions.values() if down is not None}
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _assigned_literals(path: Path, names: tuple[str, ...]) -> dict[str, object]:
+    """The literal values a module assigns at its top level to the given names."""
+    values: dict[str, object] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in names:
+            try:
+                values[target.id] = ast.literal_eval(value)
+            except ValueError:
+                values[target.id] = value  # not a literal: not understood
+    return values
 
 
 @contextmanager
