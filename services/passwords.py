@@ -9,6 +9,7 @@ one.
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 from collections.abc import Iterator
 from functools import cache
@@ -105,8 +106,11 @@ class Passwords:
 
     def __init__(self, *, time_cost: int, memory_kib: int) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
-        # Checked against when a username does not exist, so both cases take the same time.
-        self._nobody = self._hasher.hash("no such user, no such password")
+        # Checked against when a username does not exist, so both cases take the same time. Made
+        # by the first check of any password, not at start: a hash takes ``memory_kib`` (64 MiB by
+        # default) and some CPU, which the worker and most commands, checking none, need not spend.
+        self._nobody_hash: str | None = None
+        self._nobody_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Passwords:
@@ -119,7 +123,15 @@ class Passwords:
 
     def matches(self, stored_hash: str | None, password: str) -> bool:
         """Does the password fit the stored hash? (None: no such user; takes as long.)"""
+        nobody = self._nobody()  # for every check, so the first takes as long either way
         try:
-            return self._hasher.verify(stored_hash or self._nobody, password) and bool(stored_hash)
+            return self._hasher.verify(stored_hash or nobody, password) and bool(stored_hash)
         except (VerificationError, InvalidHashError):
             return False
+
+    def _nobody(self) -> str:
+        if self._nobody_hash is None:
+            with self._nobody_lock:
+                if self._nobody_hash is None:
+                    self._nobody_hash = self._hasher.hash("no such user, no such password")
+        return self._nobody_hash

@@ -1,22 +1,23 @@
 """Rendering pages: the Jinja2 environment (autoescaped), the navigation per role, flash messages.
 
 Every page is rendered through ``render``, which adds the signed-in user, the CSRF token, the
-navigation and a message left by the previous request.
+navigation and a message left by the previous request. The Jinja2 environment is built at the first
+page a process renders: one that only answers the API never loads Jinja2.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
-from fastapi.templating import Jinja2Templates
 
 from api.web.cookies import FLASH_COOKIE, clear_cookie, set_cookie
 from services import notifications
@@ -25,6 +26,9 @@ from services.config import Settings
 from services.errors import MaterialsError
 from services.models import COUNTY_TIME, ORG_KIND_NAMES, ROLE_NAMES, Role
 from services.personal_data import mask_personal_data
+
+if TYPE_CHECKING:
+    from fastapi.templating import Jinja2Templates
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
@@ -130,24 +134,39 @@ def hex_base64(value: str) -> str:
     return base64.b64encode(bytes.fromhex(value)).decode()
 
 
-templates = Jinja2Templates(directory=TEMPLATE_DIR)
-templates.env.autoescape = True
-templates.env.filters["local_time"] = local_time
-templates.env.filters["file_size"] = file_size
-templates.env.filters["hex_base64"] = hex_base64
-# Lists and results show personal data in what a township typed masked, as the API does.
-templates.env.filters["masked"] = masked
-templates.env.globals["ROLE_LABELS"] = ROLE_LABELS
-templates.env.globals["ORG_KIND_LABELS"] = ORG_KIND_LABELS
-
-
 def static_version() -> str:
     """Changes whenever a static file changes, so browsers fetch the new one."""
     newest = max((p.stat().st_mtime_ns for p in STATIC_DIR.rglob("*") if p.is_file()), default=0)
     return format(newest % (1 << 32), "x")
 
 
-templates.env.globals["STATIC_VERSION"] = static_version()
+_templates: Jinja2Templates | None = None
+_templates_lock = threading.Lock()
+
+
+def templates() -> Jinja2Templates:
+    """The pages' Jinja2 environment (autoescaped, with the filters and globals pages use), built
+    once, at the first page."""
+    global _templates
+    if _templates is not None:
+        return _templates
+    with _templates_lock:
+        if _templates is None:
+            from fastapi.templating import Jinja2Templates
+
+            built = Jinja2Templates(directory=TEMPLATE_DIR)
+            built.env.autoescape = True
+            built.env.filters["local_time"] = local_time
+            built.env.filters["file_size"] = file_size
+            built.env.filters["hex_base64"] = hex_base64
+            # Lists and results show personal data in what a township typed masked, as the API
+            # does.
+            built.env.filters["masked"] = masked
+            built.env.globals["ROLE_LABELS"] = ROLE_LABELS
+            built.env.globals["ORG_KIND_LABELS"] = ORG_KIND_LABELS
+            built.env.globals["STATIC_VERSION"] = static_version()
+            _templates = built
+        return _templates
 
 
 @dataclass(frozen=True)
@@ -203,7 +222,7 @@ def render(
         if principal is not None and any(item.unread_badge for item in nav)
         else 0
     )
-    response = templates.TemplateResponse(
+    response = templates().TemplateResponse(
         request,
         template,
         {
