@@ -23,6 +23,7 @@ _FIRST_REACH = 4096  # characters of a body first searched for marks; four times
 _MAX_TERM_MARKS = 1000  # occurrences of the query's terms marked in one text, at most
 
 _WHITESPACE = re.compile(r"\s+")
+_TO_ESCAPE = re.compile(r"[&<>\"'\s]")  # what html.escape or the whitespace rule would change
 # ASCII, CJK punctuation, ideographs and full-width ASCII: NFKC maps each to one character.
 _SIMPLE_RUN = re.compile(r"[\x00-\x7f\u3000-\u303f\u4e00-\u9fff\uff01-\uff5e]+|.", re.DOTALL)
 
@@ -250,4 +251,6 @@ def _render(text: str, start: int, end: int, marks: list[tuple[int, int]]) -> st
 
 
 def _plain(text: str) -> str:
+    if _TO_ESCAPE.search(text) is None:  # most pieces of a Chinese text: nothing to change
+        return text
     return html.escape(_WHITESPACE.sub(" ", text))

@@ -33,9 +33,12 @@ _CN_DIGITS = {
 _CN_MULTIPLIERS = {"十": 10, "百": 100, "千": 1000}
 _CN_NUMERAL = "".join(_CN_DIGITS) + "".join(_CN_MULTIPLIERS)
 _UNIT_NAMES = {"季": "季度", "月份": "月", "年度": "年", "号": "日"}
-_COUNTED = re.compile(
-    rf"第?(\d+|[{_CN_NUMERAL}]+)\s*(季度|月份|年度|季|月|年|日|号|期|批|次|届|轮|章|条)"
-)
+# Longer spellings first: 季度 before 季, so a match takes the whole unit.
+_UNIT_SPELLINGS = (
+    "季度", "月份", "年度", "季", "月", "年", "日", "号", "期", "批", "次", "届", "轮", "章", "条",
+)  # fmt: skip
+_COUNTED_TEXT = rf"第?(\d+|[{_CN_NUMERAL}]+)\s*({{units}})"
+_COUNTED = re.compile(_COUNTED_TEXT.format(units="|".join(_UNIT_SPELLINGS)))
 _DATE = re.compile(
     r"(?<!\d)((?:19|20)\d\d)(?:年|[-./])(\d{1,2})(?!\d)(?:(?:月|[-./])(\d{1,2})(?!\d))?"
 )
@@ -56,11 +59,11 @@ def number_matches(normalized: str, wanted: frozenset[str] | None = None) -> lis
     """Every number token's match, in pattern order; only those in ``wanted`` when given."""
     units = None if wanted is None else _units(wanted)
     found: list[Token] = []
-    if units is None or units:
-        for match in _COUNTED.finditer(normalized):
-            # Highlighting wants a few tokens: a match of another unit is passed over unread.
-            if units is None or _UNIT_NAMES.get(match.group(2), match.group(2)) in units:
-                found.extend(_counted_tokens(match))
+    counted = _COUNTED if units is None else _counted_of(units)
+    if counted is not None:
+        # Highlighting wants a few tokens: only their units are looked for.
+        for match in counted.finditer(normalized):
+            found.extend(_counted_tokens(match))
     if units is None or not units.isdisjoint(_DATE_UNITS):
         for match in _DATE.finditer(normalized):
             found.extend(_date_tokens(normalized, match))
@@ -75,6 +78,17 @@ def number_matches(normalized: str, wanted: frozenset[str] | None = None) -> lis
 
 _DATE_UNITS = frozenset({"年", "月", "日"})  # the units _date_tokens makes
 _QUARTER_UNITS = frozenset({"年", "季度"})  # the units _quarter_tokens makes
+
+
+@lru_cache(maxsize=64)
+def _counted_of(units: frozenset[str]) -> re.Pattern[str] | None:
+    """``_COUNTED`` for these units only; None when none of them is counted.
+
+    It finds the same matches of these units as ``_COUNTED``: a match of another unit that
+    ``_COUNTED`` would take first ends in that unit, where none of these can match.
+    """
+    spellings = [unit for unit in _UNIT_SPELLINGS if _UNIT_NAMES.get(unit, unit) in units]
+    return re.compile(_COUNTED_TEXT.format(units="|".join(spellings))) if spellings else None
 
 
 @lru_cache(maxsize=256)
