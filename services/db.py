@@ -12,6 +12,7 @@ workers do once ``materials migrate`` ran, never loads it.
 from __future__ import annotations
 
 import ast
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -20,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, InvalidatePoolError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.errors import BackendUnavailable
@@ -31,6 +32,8 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 # Advisory lock keys: any constants shared by every process of one deployment.
 _OUTBOX_LOCK_KEY = 0x6D6174_6F757462
 _MIGRATE_LOCK_KEY = 0x6D6174_6D696772
+# A pooled connection unused for this long is pinged before use (_ping_when_idle).
+_PING_AFTER_IDLE_SECONDS = 5.0
 
 
 class Database:
@@ -146,6 +149,34 @@ def _assigned_literals(path: Path, names: tuple[str, ...]) -> dict[str, object]:
     return values
 
 
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection with a round trip before handing it out, if it lay unused for
+    ``_PING_AFTER_IDLE_SECONDS``; one that fails is dropped with every other pooled connection
+    (the server restarted) and a new one is made.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: two or three round trips a search,
+    and a large share of the database's and the API's work for it. A connection in steady use
+    is not pinged; if the server restarted within the last seconds, the first statement on such a
+    connection fails instead (``BackendUnavailable``, 503) and the whole pool is dropped then.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < _PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise InvalidatePoolError() from error  # the pool connects again, up to twice
+            raise
+
+
 @contextmanager
 def _unavailable() -> Iterator[None]:
     """A database that cannot be reached (or stays locked) is ``BackendUnavailable``."""
@@ -158,7 +189,9 @@ def _unavailable() -> Iterator[None]:
 def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url)
+        _ping_when_idle(engine)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         # Created 0600 before SQLite opens it (SQLite would make it 0644 less the umask); the
         # -wal and -shm files SQLite adds take the database file's mode.

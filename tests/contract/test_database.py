@@ -354,3 +354,40 @@ def add_document(*, session: Session, township: Org, uploader: User, title: str)
     )
     session.add(document)
     return document
+
+
+def _end_server_connections(database: Database) -> None:
+    """What a restart of PostgreSQL does to the pooled connections: each is ended by the server."""
+    admin = Database(database.url)
+    try:
+        with admin.engine.connect() as other:
+            other.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            other.commit()
+    finally:
+        admin.dispose()
+
+
+def test_a_pooled_connection_the_server_ended_is_replaced(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("a pool of server connections: PostgreSQL")
+    with database.session() as session:
+        assert session.execute(text("SELECT 1")).scalar_one() == 1
+    # In steady use a connection is not pinged: the first statement after the server ended it
+    # fails as the database being unavailable (503), and the pool is dropped with it.
+    _end_server_connections(database)
+    with pytest.raises(BackendUnavailable), database.session() as session:
+        session.execute(text("SELECT 1"))
+    with database.session() as session:
+        assert session.execute(text("SELECT 2")).scalar_one() == 2
+    # One that lay unused for a while is pinged first and replaced: the caller sees nothing.
+    monkeypatch.setattr(db_module, "_PING_AFTER_IDLE_SECONDS", 0.0)
+    _end_server_connections(database)
+    with database.session() as session:
+        assert session.execute(text("SELECT 3")).scalar_one() == 3
