@@ -19,7 +19,6 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from api.upload_client import upload_command
 from services import (
     administration,
     audit_report_words,
@@ -77,7 +76,21 @@ data_dir_option = click.option(
 
 
 class _Commands(click.Group):
-    """Every command's domain errors (a backend down, a bad value) end as one JSON error line."""
+    """Every command's domain errors (a backend down, a bad value) end as one JSON error line.
+
+    ``upload`` is loaded only when it runs or a help lists it: the upload client's HTTP and
+    progress-bar libraries would otherwise stay in every process, ``materials serve`` too.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "upload"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "upload" and cmd_name not in self.commands:
+            from api.upload_client import upload_command
+
+            self.add_command(upload_command)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -782,6 +795,3 @@ def _text_table(table: figures.FigureTable) -> str:
     if len(lines) > 1:
         body.insert(-1, rule)  # the county's totals below a line
     return "\n".join([render(headings), rule, *body])
-
-
-main.add_command(upload_command)

@@ -67,7 +67,6 @@ class IndexWorker:
     def run_once(self) -> int:
         """Process one batch of due events; how many were claimed."""
         db = self._backends.db
-        dictionary.keep_current(self._backends)  # segment with the county's current words
         claims = outbox.claim(
             db, owner=self.owner, lease_seconds=self._lease_seconds, limit=self._batch_size
         )
@@ -81,6 +80,10 @@ class IndexWorker:
         if claims:
             heartbeat.start()
         try:
+            if claims:
+                # Segment with the county's current words, read once there is work: an idle
+                # worker loads no segmenter (its dictionaries hold some 70 MiB).
+                dictionary.keep_current(self._backends)
             for claim in claims:
                 self._handle(claim)
                 with self._held_lock:

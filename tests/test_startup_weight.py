@@ -1,30 +1,41 @@
 """What a process loads only when it needs it: Alembic only to change the schema, Jinja2 only for a
-page, the login's dummy password hash only at the first login (each costs memory the API process
-keeps otherwise)."""
+page, the login's dummy password hash only at the first login, the upload client's libraries only
+for ``materials upload``, the segmenter only for a search or an indexing batch with work, the
+Elasticsearch client only when it is configured (each costs memory the API process keeps
+otherwise)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
+from click.testing import CliRunner
 from sqlalchemy import text
 
+from api.cli import main
+from indexer.worker import IndexWorker
 from services import db as db_module
+from services.backends import Backends
 from services.db import Database
 from services.passwords import Passwords
-from tests.conftest import make_settings
+from services.search import _sqlite
+from services.search._sqlite import PAIR_GAP, PAIR_MARK
+from tests.conftest import EAST, Api, make_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _loaded_after(code: str) -> dict[str, bool]:
-    """Which of Alembic, Mako and Jinja2 a fresh interpreter holds after running ``code``."""
+def _loaded_after(
+    code: str, names: tuple[str, ...] = ("alembic", "mako", "jinja2")
+) -> dict[str, bool]:
+    """Which of the modules ``names`` a fresh interpreter holds after running ``code``."""
     probe = (
         f"{code}\nimport json, sys\n"
-        "print(json.dumps({name: name in sys.modules for name in ('alembic', 'mako', 'jinja2')}))"
+        f"print(json.dumps({{name: name in sys.modules for name in {names!r}}}))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
@@ -92,3 +103,70 @@ def test_the_dummy_hash_is_made_at_the_first_check() -> None:
     assert passwords.matches(stored, "Kx7-quiet-river")
     assert not passwords.matches(stored, "Kx7-quiet-rivers")
     assert not passwords.matches(None, "Kx7-quiet-river")
+
+
+UPLOAD_CLIENT_LIBRARIES = ("httpx", "rich", "pygments", "tqdm", "api.upload_client")
+
+
+def test_the_command_line_loads_the_upload_client_only_for_upload() -> None:
+    loaded = _loaded_after("import api.cli", UPLOAD_CLIENT_LIBRARIES)
+    assert loaded == dict.fromkeys(UPLOAD_CLIENT_LIBRARIES, False)
+    listed = CliRunner().invoke(main, ["--help"])
+    assert listed.exit_code == 0
+    assert "upload" in listed.output
+    assert "Upload files and folders" in listed.output
+    usage = CliRunner().invoke(main, ["upload", "--help"])
+    assert usage.exit_code == 0
+    assert "Usage: main upload [OPTIONS] PATHS..." in usage.output
+
+
+def test_the_elasticsearch_client_is_loaded_only_when_configured(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    assert settings.elasticsearch_url is None
+    code = (
+        "from pathlib import Path\n"
+        "from services.backends import open_backends\n"
+        "from services.search import ReadScope, SearchQuery\n"
+        "from tests.conftest import make_settings\n"
+        f"backends = open_backends(make_settings(Path({str(tmp_path / 'data')!r})))\n"
+        "backends.index.search(SearchQuery(text='通知', scope=ReadScope(everything=True)))\n"
+        "backends.close()"
+    )
+    loaded = _loaded_after(code, ("elasticsearch", "elastic_transport"))
+    assert loaded == {"elasticsearch": False, "elastic_transport": False}
+
+
+def test_the_sqlite_index_holds_no_set_of_characters() -> None:
+    sets = [
+        name
+        for name, value in vars(_sqlite).items()
+        if isinstance(value, set | frozenset) and len(value) > 1000
+    ]
+    assert sets == []
+
+
+def test_pair_tokens_join_exactly_the_cjk_ideographs() -> None:
+    """Pairs where both neighbours are one character of U+3400–U+4DBF or U+4E00–U+9FFF."""
+    alphanumeric = [chr(code) for code in range(0x110000) if chr(code).isalnum()]
+    tokens = [*alphanumeric, "一二", "村", "2026", "村", "ab", "\u3400", "\u9fff", "\ua000"]
+    ideographs = [_sqlite._IDEOGRAPH.fullmatch(token) is not None for token in tokens]
+    assert sum(ideographs) > 27_000
+    expected = " ".join(
+        PAIR_MARK + first + then if first_is and then_is else PAIR_GAP
+        for (first, first_is), (then, then_is) in pairwise(zip(tokens, ideographs, strict=True))
+    )
+    assert _sqlite._pairs(" ".join(tokens)) == expected
+
+
+def test_an_idle_worker_loads_no_segmenter(api: Api, backends: Backends) -> None:
+    built_in = backends.analyzer.segmenter.words
+    assert EAST not in built_in
+    worker = IndexWorker(backends, backends.index)
+    assert worker.run_once() == 0  # the county's words exist (its organisations), no work
+    assert backends.analyzer.segmenter.words == built_in
+    assert backends.analyzer.segmenter._tokenizer is None
+    uploaded = api.upload("east", "报告.txt", "东镇工作报告：走访贫困户。".encode())
+    assert uploaded.status_code == 201, uploaded.text
+    assert worker.run_once() == 1  # the batch reads the words before indexing
+    assert EAST in backends.analyzer.segmenter.words
+    assert backends.analyzer.segmenter._tokenizer is not None
