@@ -1,6 +1,6 @@
 """The whole system's consistency, checked and where it can be, repaired: documents' blobs, orphan
-blobs, the outbox, the search index and the audit log. ``check_system`` runs them all; the worker
-runs the cheap part.
+blobs, unfinished writes in the blob store, the outbox, the search index and the audit log.
+``check_system`` runs them all; the worker runs the cheap part.
 
 Each check ends ``ok``, ``repaired`` (found and fixed by this run), ``repairable`` (found;
 ``repair`` would fix it) or ``failed`` (cannot be repaired: a missing or corrupt blob, a tampered
@@ -197,6 +197,46 @@ def check_orphans(backends: Backends, *, repair: bool) -> CheckResult:
     )
 
 
+def check_partial(backends: Backends, *, repair: bool) -> CheckResult:
+    """Writes an upload began and never finished (its process was killed): a hidden temporary
+    file, an S3 multipart upload. Old ones discarded with ``repair``; one that received bytes
+    within the grace period is an upload in progress and never touched."""
+    grace = backends.settings.orphan_grace_seconds
+    cutoff = utcnow() - timedelta(seconds=grace)
+    old = backends.blobs.unfinished_writes(older_than=cutoff)
+    discarded = backends.blobs.discard_unfinished(older_than=cutoff) if repair else []
+    held = sum(write.size for write in old)
+    if not old and not discarded:
+        summary = "没有超过宽限期的未完成上传"
+    elif repair:
+        summary = (
+            f"清除了 {len(discarded)} 个超过宽限期（{grace} 秒）的未完成上传"
+            f"（共 {_size_words(sum(write.size for write in discarded))}）"
+        )
+    else:
+        summary = (
+            f"{len(old)} 个未完成上传超过宽限期（{grace} 秒），"
+            f"占用 {_size_words(held)}，--repair 会清除"
+        )
+    return CheckResult(
+        name="partial",
+        # With repair every old one is gone: discarded, or finished or written to meanwhile.
+        status=_status(found=len(old), fixed=repair),
+        summary=summary,
+        counts={"old": len(old), "bytes": held, "discarded": len(discarded)},
+        ids={
+            "old": _listed(write.name for write in old),
+            "discarded": _listed(write.name for write in discarded),
+        },
+    )
+
+
+def _size_words(size: int) -> str:
+    if size < 1024 * 1024:
+        return f"{size} 字节"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
 def check_outbox(backends: Backends, *, repair: bool) -> CheckResult:
     """Index events stuck under a lease long expired (made due now with ``repair``), and events
     that have failed ``MAX_ATTEMPTS`` times and are still pending (reported only)."""
@@ -302,10 +342,12 @@ def check_audit(backends: Backends) -> CheckResult:
 def check_system(
     backends: Backends, *, repair: bool = False, cheap: bool = False
 ) -> ConsistencyReport:
-    """Run every check (``cheap``: blobs by size only, orphans, outbox); repair what can be."""
+    """Run every check (``cheap``: blobs by size only, orphans, unfinished writes, outbox);
+    repair what can be."""
     report = ConsistencyReport(repair=repair, cheap=cheap)
     report.checks.append(check_blobs(backends, cheap=cheap))
     report.checks.append(check_orphans(backends, repair=repair))
+    report.checks.append(check_partial(backends, repair=repair))
     report.checks.append(check_outbox(backends, repair=repair))
     if not cheap:
         report.checks.append(check_search_index(backends, repair=repair))
@@ -314,8 +356,9 @@ def check_system(
 
 
 class BackgroundCheck:
-    """The cheap check with repair, every ``check_interval_seconds``, on a daemon thread (the
-    worker runs it); a warning under ``materials.check`` when the system is not consistent."""
+    """The cheap check with repair (old orphans and unfinished writes discarded), every
+    ``check_interval_seconds``, on a daemon thread (the worker runs it); a warning under
+    ``materials.check`` when the system is not consistent."""
 
     def __init__(self, backends: Backends) -> None:
         self._backends = backends

@@ -3,6 +3,7 @@ repaired; on both stacks, through the service and the command line, and in the w
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -56,6 +57,23 @@ def put_orphan(backends: Backends, content: bytes) -> str:
     return sha256
 
 
+def abandon_upload(backends: Backends, content: bytes) -> str:
+    """Bytes a writer received before its process was killed: never committed nor aborted (a
+    dropped writer cleans nothing up). More than one S3 part, so a multipart upload exists."""
+    sha256 = hashlib.sha256(content).hexdigest()
+    writer = backends.blobs.open_writer(sha256)
+    writer.write(content)
+    del writer
+    gc.collect()
+    return sha256
+
+
+def unfinished(backends: Backends) -> list[str]:
+    """The names of every unfinished write in the store, young ones too."""
+    later = utcnow() + timedelta(minutes=1)
+    return [write.name for write in backends.blobs.unfinished_writes(older_than=later)]
+
+
 def overwrite(backends: Backends, sha256: str, content: bytes) -> None:
     """The bytes under ``sha256`` replaced (a disk or an insider changed them)."""
     backends.blobs.delete(sha256)
@@ -99,7 +117,7 @@ def test_a_clean_system_checks_clean(site: tuple[Api, Backends]) -> None:
     for cheap in (False, True):
         report = check_system(backends, cheap=cheap)
         assert report.ok, report.as_dict()
-        expected = {"blobs": "ok", "orphans": "ok", "outbox": "ok"}
+        expected = {"blobs": "ok", "orphans": "ok", "partial": "ok", "outbox": "ok"}
         assert statuses(report) == (
             expected if cheap else {**expected, "index": "ok", "audit": "ok"}
         )
@@ -158,6 +176,40 @@ def test_a_young_orphan_is_kept_and_an_old_one_removed_by_repair(
     assert backends.blobs.exists(young)
     assert backends.blobs.exists(kept["sha256"])
     assert by_name(check_system(backends, repair=True), "orphans").status is Status.ok
+
+
+def test_an_old_unfinished_upload_is_discarded_by_repair_and_a_young_one_kept(
+    site: tuple[Api, Backends],
+) -> None:
+    api, backends = site
+    kept = upload(api, "纪要.txt", "城关镇党委会议纪要".encode())
+    old = abandon_upload(backends, os.urandom(11 * 1024 * 1024))
+    time.sleep(GRACE + 2)  # S3 parts land a moment after the writer took them
+    [old_name] = unfinished(backends)
+    young = abandon_upload(backends, os.urandom(6 * 1024 * 1024))
+    time.sleep(1)  # its part lands
+    assert len(unfinished(backends)) == 2
+
+    found = by_name(check_system(backends, cheap=True), "partial")
+    assert found.status is Status.repairable
+    assert found.ids["old"] == [old_name]
+    assert f"{old[:2]}/{old[2:4]}/" in old_name
+    assert (found.counts["old"], found.counts["discarded"]) == (1, 0)
+    assert found.counts["bytes"] >= 5 * 1024 * 1024
+    assert "--repair 会清除" in found.summary
+    assert len(unfinished(backends)) == 2  # without --repair nothing is touched
+
+    report = check_system(backends, repair=True)
+    assert report.ok, report.as_dict()
+    repaired = by_name(report, "partial")
+    assert repaired.status is Status.repaired
+    assert repaired.ids["discarded"] == [old_name]
+    assert "清除了 1 个" in repaired.summary
+    remaining = unfinished(backends)
+    assert len(remaining) == 1
+    assert f"{young[:2]}/{young[2:4]}/" in remaining[0]  # an upload in progress stays
+    assert backends.blobs.exists(kept["sha256"])
+    assert by_name(check_system(backends, repair=True), "partial").status is Status.ok
 
 
 def test_a_stuck_outbox_event_is_found_and_made_due_by_repair(site: tuple[Api, Backends]) -> None:
@@ -288,7 +340,7 @@ def test_the_command_prints_json_and_exits_by_what_it_could_not_repair(
     code, clean = check_json(data_dir)
     assert code == 0
     assert clean["ok"] is True
-    assert list(clean["checks"]) == ["blobs", "orphans", "outbox", "index", "audit"]
+    assert list(clean["checks"]) == ["blobs", "orphans", "partial", "outbox", "index", "audit"]
     assert all(check["status"] == "ok" for check in clean["checks"].values())
 
     # An old orphan: not ok until repaired, then ok.
@@ -303,6 +355,19 @@ def test_the_command_prints_json_and_exits_by_what_it_could_not_repair(
     assert repaired["ok"] is True
     assert repaired["checks"]["orphans"]["status"] == "repaired"
     assert not backends.blobs.exists(orphan)
+
+    # An upload killed mid-way: the same.
+    abandon_upload(backends, b"the first bytes of an upload whose process was killed")
+    time.sleep(GRACE + 1.5)
+    code, found = check_json(data_dir)
+    assert code == 1
+    assert found["checks"]["partial"]["status"] == "repairable"
+    assert found["checks"]["partial"]["counts"]["old"] == 1
+    code, repaired = check_json(data_dir, "--repair")
+    assert code == 0
+    assert repaired["checks"]["partial"]["status"] == "repaired"
+    assert repaired["checks"]["partial"]["counts"]["discarded"] == 1
+    assert unfinished(backends) == []
 
     # A missing blob cannot be repaired: exit 1 with --repair too.
     backends.blobs.delete(document["sha256"])
@@ -319,7 +384,7 @@ def test_the_summary_has_one_line_per_check_and_a_verdict(api: Api, backends: Ba
     assert clean.exit_code == 0, clean.output
     lines = clean.stdout.splitlines()
     names = [line.split()[0] for line in lines[:-1]]
-    assert names == ["blobs", "orphans", "outbox", "index", "audit"]
+    assert names == ["blobs", "orphans", "partial", "outbox", "index", "audit"]
     assert all("正常" in line for line in lines[:-1])
     assert lines[-1] == "结论：一致"
 
@@ -356,14 +421,18 @@ def test_the_worker_check_repairs_and_warns_about_what_it_cannot(
     try:
         document = upload(api, "纪要.txt", "城关镇党委会议纪要".encode())
         orphan = put_orphan(backends, b"an upload that never got its document row")
-        time.sleep(GRACE + 0.5)
+        abandon_upload(backends, b"the first bytes of an upload whose process was killed")
+        time.sleep(GRACE + 1.5)
         checker = BackgroundCheck(worker_backends)
         checker.start()  # checks at once, then every hour
         deadline = time.monotonic() + 20
-        while backends.blobs.exists(orphan) and time.monotonic() < deadline:
+        while (backends.blobs.exists(orphan) or unfinished(backends)) and (
+            time.monotonic() < deadline
+        ):
             time.sleep(0.1)
         checker.stop()
         assert not backends.blobs.exists(orphan)
+        assert unfinished(backends) == []
 
         backends.blobs.delete(document["sha256"])
         with caplog.at_level(logging.WARNING, logger="materials.check"):

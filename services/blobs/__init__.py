@@ -5,7 +5,7 @@ A blob's key is its sha256; identical bytes are stored once. Implementations are
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ from typing import Protocol
 
 from services.config import Settings
 
-__all__ = ["BlobInfo", "BlobStore", "BlobWriter", "open_blob_store"]
+__all__ = ["BlobInfo", "BlobStore", "BlobWriter", "UnfinishedWrite", "open_blob_store"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,16 @@ class BlobInfo:
     sha256: str
     size: int
     modified_at: datetime
+
+
+@dataclass(frozen=True)
+class UnfinishedWrite:
+    """A write begun and neither committed nor aborted: its process was killed mid-upload. Never
+    visible as a blob, but its bytes hold space until discarded."""
+
+    name: str  # where it is in the store: a temporary file's path, or a key and its upload id
+    size: int  # bytes it holds
+    written_at: datetime  # when its last bytes arrived
 
 
 class BlobWriter(Protocol):
@@ -71,6 +81,15 @@ class BlobStore(Protocol):
 
     def list(self) -> Iterator[BlobInfo]:
         """Every stored blob."""
+
+    def unfinished_writes(self, *, older_than: datetime) -> Sequence[UnfinishedWrite]:
+        """The unfinished writes whose last bytes arrived before ``older_than`` (a write still
+        receiving bytes is younger). S3: of the first 1000 unfinished uploads the store lists."""
+
+    def discard_unfinished(self, *, older_than: datetime) -> Sequence[UnfinishedWrite]:
+        """Discard the unfinished writes whose last bytes arrived before ``older_than``, each
+        checked again just before it goes, so that one receiving bytes now stays; those
+        discarded."""
 
     def ping(self) -> None:
         """Raise BackendUnavailable when the store cannot be used."""

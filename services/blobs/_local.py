@@ -9,12 +9,12 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from services.blobs import BlobInfo
+from services.blobs import BlobInfo, UnfinishedWrite
 from services.errors import BackendUnavailable, NotFound
 from services.private_files import make_private_dir
 
@@ -25,6 +25,8 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _RECORD_NAME = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_.-]+)*$")
 # Records live beside the blobs' ab/cd/ directories, where no blob name can be.
 _RECORDS = "records"
+# How a writer's hidden temporary file is named, beside its target.
+_INCOMING = ".incoming-"
 
 
 class LocalBlobStore:
@@ -79,6 +81,42 @@ class LocalBlobStore:
             if _SHA256.match(path.name):
                 st = path.stat()
                 yield BlobInfo(path.name, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def _incoming(self) -> Iterator[Path]:
+        """The writers' temporary files: beside blobs, and beside records."""
+        yield from self._root.glob(f"??/??/{_INCOMING}*")
+        yield from (self._root / _RECORDS).rglob(f"{_INCOMING}*")
+
+    def _unfinished(self, path: Path, older_than: datetime) -> UnfinishedWrite | None:
+        """The temporary file as an unfinished write when its last bytes came before
+        ``older_than`` (a writer moves its mtime with every write); None when younger or gone."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        written_at = datetime.fromtimestamp(st.st_mtime, UTC)
+        if written_at >= older_than:
+            return None
+        return UnfinishedWrite(path.relative_to(self._root).as_posix(), st.st_size, written_at)
+
+    def unfinished_writes(self, *, older_than: datetime) -> Sequence[UnfinishedWrite]:
+        found = (self._unfinished(path, older_than) for path in sorted(self._incoming()))
+        return [write for write in found if write is not None]
+
+    def discard_unfinished(self, *, older_than: datetime) -> Sequence[UnfinishedWrite]:
+        discarded: list[UnfinishedWrite] = []
+        for write in self.unfinished_writes(older_than=older_than):
+            path = self._root / write.name
+            if self._unfinished(path, older_than) is None:
+                continue  # written to since it was listed: a write in progress stays
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue  # committed or aborted meanwhile
+            except OSError as exc:
+                raise BackendUnavailable(_BACKEND, "文件存储写入失败") from exc
+            discarded.append(write)
+        return discarded
 
     def download_url(
         self, sha256: str, *, filename_header: str, content_type: str, expires_seconds: int
@@ -139,7 +177,7 @@ class _LocalWriter:
                 make_private_dir(self._target.parent)
                 # mkstemp: 0600 whatever the umask.
                 self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in commit/abort
-                    dir=self._target.parent, prefix=".incoming-", delete=False
+                    dir=self._target.parent, prefix=_INCOMING, delete=False
                 )
             self._file.write(data)
         except OSError as exc:

@@ -12,7 +12,7 @@ import io
 import logging
 import mmap
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,12 +22,12 @@ from typing import NoReturn
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, REPLACE, CopySource
-from minio.datatypes import Object, Part
+from minio.datatypes import Object, Part, Upload
 from minio.error import MinioException, S3Error
 from minio.retention import Retention
 from urllib3 import BaseHTTPResponse
 
-from services.blobs import BlobInfo
+from services.blobs import BlobInfo, UnfinishedWrite
 from services.errors import BackendUnavailable, NotFound
 
 __all__ = ["S3BlobStore"]
@@ -43,6 +43,9 @@ _PARTS_IN_FLIGHT = 2
 _MISSING = {"NoSuchKey", "NoSuchObject"}
 _BACKEND = "object store"
 _CONTENT_TYPE = "application/octet-stream"
+# Unfinished multipart uploads one listing returns, and listings one discard makes at most.
+_UPLOADS_LISTED = 1000
+_DISCARD_ROUNDS = 20
 
 _log = logging.getLogger("materials.blobs")
 
@@ -242,6 +245,82 @@ class S3BlobStore:
                     yield BlobInfo(sha256, found.size or 0, modified)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             _unavailable(exc)
+
+    def _uploads(self) -> tuple[Sequence[Upload], bool]:
+        """The first unfinished multipart uploads under the blobs' prefix, and whether there are
+        more. No further page is asked for: minio's result drops NextUploadIdMarker, and
+        SeaweedFS lists uploads out of key order, so markers cannot page through them. A store
+        that cannot list them answers none, with a warning."""
+        self._ensure_bucket()
+        try:
+            found = self._client._list_multipart_uploads(
+                self._bucket, prefix=_PREFIX, max_uploads=_UPLOADS_LISTED
+            )
+        except S3Error as exc:
+            _log.warning(
+                "object store cannot list unfinished uploads (%s: %s); none are discarded",
+                exc.code,
+                exc.message,
+            )
+            return [], False
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+        return list(found.uploads), found.is_truncated
+
+    def _unfinished(self, upload: Upload, older_than: datetime) -> UnfinishedWrite | None:
+        """The upload as an unfinished write when its last part (or its start, before any part)
+        came before ``older_than``; None when younger or gone."""
+        key, upload_id = upload.object_name, upload.upload_id
+        started = upload.initiated_time
+        if upload_id is None or started is None or started >= older_than:
+            return None
+        try:
+            parts = self._client._list_parts(self._bucket, key, upload_id).parts
+        except S3Error as exc:
+            if exc.code == "NoSuchUpload":
+                return None  # completed or aborted since it was listed
+            _unavailable(exc)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            _unavailable(exc)
+        written_at = max([started, *(part.last_modified for part in parts if part.last_modified)])
+        if written_at >= older_than:
+            return None
+        size = sum(part.size or 0 for part in parts)
+        return UnfinishedWrite(f"{key} ({upload_id})", size, written_at)
+
+    def unfinished_writes(self, *, older_than: datetime) -> Sequence[UnfinishedWrite]:
+        uploads, _ = self._uploads()
+        found = (self._unfinished(upload, older_than) for upload in uploads)
+        return [write for write in found if write is not None]
+
+    def discard_unfinished(self, *, older_than: datetime) -> Sequence[UnfinishedWrite]:
+        # Listed again after each round of aborts, to reach uploads past the first listing, while
+        # a round still discards some and the listing had more (bounded all the same).
+        discarded: list[UnfinishedWrite] = []
+        for _ in range(_DISCARD_ROUNDS):
+            uploads, more = self._uploads()
+            this_round = 0
+            for upload in uploads:
+                # Checked again now, by its parts: an upload that received bytes since stays.
+                write = self._unfinished(upload, older_than)
+                if write is None:
+                    continue
+                assert upload.upload_id is not None
+                try:
+                    self._client._abort_multipart_upload(
+                        self._bucket, upload.object_name, upload.upload_id
+                    )
+                except S3Error as exc:
+                    if exc.code == "NoSuchUpload":
+                        continue
+                    _unavailable(exc)
+                except (MinioException, urllib3.exceptions.HTTPError) as exc:
+                    _unavailable(exc)
+                discarded.append(write)
+                this_round += 1
+            if not more or not this_round:
+                break
+        return discarded
 
     def download_url(
         self, sha256: str, *, filename_header: str, content_type: str, expires_seconds: int

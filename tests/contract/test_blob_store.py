@@ -6,15 +6,19 @@ The S3 cases run against a real SeaweedFS and a real MinIO, each started once pe
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import logging
 import os
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
+import urllib3
 from minio.error import S3Error
 
 from services.blobs import BlobStore, open_blob_store
@@ -464,3 +468,131 @@ def test_s3_records_are_kept_under_object_lock(
         client.remove_object(
             bucket, "records/audit/checkpoints/1-aa", version_id=versions[0].version_id
         )
+
+
+# Unfinished writes: what an upload killed mid-way (kill -9) leaves in the store.
+
+
+@pytest.fixture(params=["local", "seaweedfs"])
+def listing_store(request: pytest.FixtureRequest, tmp_path: Path, bucket: str) -> BlobStore:
+    """The stores that list unfinished writes (MinIO lists multipart uploads by exact key only,
+    see below)."""
+    if request.param == "local":
+        return LocalBlobStore(tmp_path / "blobs")
+    server: S3Server = request.getfixturevalue(request.param)
+    return s3_store(server, bucket)
+
+
+def abandoned_write(store: BlobStore, content: bytes) -> str:
+    """A writer that received ``content`` and was neither committed nor aborted, as a killed
+    process leaves it: a writer dropped cleans nothing up (no finalizer; the temporary file is
+    not deleted on close), so dropping it is the kill. Its sha256."""
+    sha256 = hashlib.sha256(content).hexdigest()
+    writer = store.open_writer(sha256)
+    writer.write(content)
+    del writer
+    gc.collect()
+    return sha256
+
+
+def whole_seconds_ago(seconds: int) -> datetime:
+    # S3 dates are whole seconds, file times follow a coarse clock.
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=seconds)
+
+
+def test_an_unfinished_write_is_kept_while_young_and_discarded_once_old(
+    listing_store: BlobStore, files: FileMaker
+) -> None:
+    store = listing_store
+    before = whole_seconds_ago(1)
+    content = os.urandom(11 * 1024 * 1024)  # two whole S3 parts: a multipart upload exists
+    sha256 = abandoned_write(store, content)
+    kept, source = files.write(b"a finished blob beside it")
+    store.put(sha256=kept, source=source)
+    finished = store.open_writer(hashlib.sha256(b"finished").hexdigest())
+    finished.write(b"finished")
+    assert finished.commit() is True
+    aborted = store.open_writer(hashlib.sha256(content[:6_000_000]).hexdigest())
+    aborted.write(content[:6_000_000])
+    aborted.abort()
+    assert store.stat(sha256) is None  # never visible as a blob
+
+    # Within the grace period it may be an upload in progress: neither listed nor touched.
+    assert list(store.unfinished_writes(older_than=before)) == []
+    assert list(store.discard_unfinished(older_than=before)) == []
+
+    time.sleep(4)  # S3 parts land a moment after the writer took them; then a second more
+    cutoff = whole_seconds_ago(1)
+    [old] = store.unfinished_writes(older_than=cutoff)
+    assert f"{sha256[:2]}/{sha256[2:4]}/" in old.name  # where it was going
+    assert 0 < old.size <= len(content)
+    assert old.written_at < cutoff
+    assert store.unfinished_writes(older_than=cutoff) == [old]  # listing changes nothing
+
+    assert list(store.discard_unfinished(older_than=cutoff)) == [old]
+
+    assert list(store.unfinished_writes(older_than=whole_seconds_ago(-60))) == []
+    assert list(store.discard_unfinished(older_than=whole_seconds_ago(-60))) == []
+    assert sorted(info.sha256 for info in store.list()) == sorted(
+        [kept, hashlib.sha256(b"finished").hexdigest()]
+    )
+    assert read_all(store, kept) == b"a finished blob beside it"
+    again = store.open_writer(sha256)  # the same key can be written afterwards
+    again.write(content)
+    assert again.commit() is True
+    assert hashlib.sha256(read_all(store, sha256)).hexdigest() == sha256
+
+
+def test_a_write_still_receiving_bytes_is_never_discarded(listing_store: BlobStore) -> None:
+    # Begun before the cutoff, but bytes arrived after it: an upload in progress.
+    store = listing_store
+    content = os.urandom(13 * 1024 * 1024)
+    sha256 = hashlib.sha256(content).hexdigest()
+    writer = store.open_writer(sha256)
+    writer.write(content[: 6 * 1024 * 1024])
+    time.sleep(2.2)
+    cutoff = whole_seconds_ago(1)
+    writer.write(content[6 * 1024 * 1024 :])  # fills and sends the next S3 part
+    time.sleep(2.5)  # the part lands
+
+    assert list(store.unfinished_writes(older_than=cutoff)) == []
+    assert list(store.discard_unfinished(older_than=cutoff)) == []
+
+    assert writer.commit() is True
+    assert hashlib.sha256(read_all(store, sha256)).hexdigest() == sha256
+    assert list(store.unfinished_writes(older_than=whole_seconds_ago(-60))) == []
+
+
+def test_minio_lists_no_unfinished_uploads_under_a_prefix(minio: S3Server, bucket: str) -> None:
+    # MinIO lists multipart uploads only under an exact object name, so the store finds none
+    # there (MinIO discards stale uploads itself, after a day by default); the check still runs.
+    store = s3_store(minio, bucket)
+    sha256 = abandoned_write(store, os.urandom(6 * 1024 * 1024))
+    found = store._client._list_multipart_uploads(bucket, prefix=store._key(sha256)).uploads
+    assert len(found) == 1  # the upload is there
+
+    assert list(store.unfinished_writes(older_than=whole_seconds_ago(-60))) == []
+    assert list(store.discard_unfinished(older_than=whole_seconds_ago(-60))) == []
+
+
+def test_a_store_refusing_to_list_uploads_finds_none_and_warns(
+    seaweedfs: S3Server,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An S3 server without ListMultipartUploads: the check goes on, and the log says why.
+    store = s3_store(seaweedfs, bucket)
+    abandoned_write(store, os.urandom(6 * 1024 * 1024))
+
+    def refuse(*args: object, **kwargs: object) -> NoReturn:
+        response = urllib3.HTTPResponse(status=501)
+        raise S3Error(response, "NotImplemented", "not implemented", bucket, "req", "host")
+
+    monkeypatch.setattr(store._client, "_list_multipart_uploads", refuse)
+    with caplog.at_level(logging.WARNING, logger="materials.blobs"):
+        assert list(store.unfinished_writes(older_than=whole_seconds_ago(-60))) == []
+        assert list(store.discard_unfinished(older_than=whole_seconds_ago(-60))) == []
+    warnings = [r.getMessage() for r in caplog.records if r.name == "materials.blobs"]
+    assert len(warnings) == 2
+    assert "NotImplemented" in warnings[0]
