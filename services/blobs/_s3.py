@@ -38,8 +38,11 @@ _RECORDS = "records/"
 _RECORD_NAME = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_.-]+)*$")
 # The smallest part S3 allows: what an upload holds in memory is about two parts.
 _PART_SIZE = 5 * 1024 * 1024
-# Parts of one streamed upload sent at once (the SDK's own default is three).
-_PARTS_IN_FLIGHT = 2
+# Parts of one streamed upload on their way at once: one, sent while the next fills. Two at once
+# were slower on a 2-core machine shared with the client and the S3 server (200 MB through the
+# API: median 3.7 s against 3.1 s with one, tests/bench/upload_vs_direct.py) and held a buffer
+# more.
+_PARTS_IN_FLIGHT = 1
 _MISSING = {"NoSuchKey", "NoSuchObject"}
 _BACKEND = "object store"
 _CONTENT_TYPE = "application/octet-stream"
@@ -419,8 +422,8 @@ class _S3Writer:
     Parts go up on a small thread pool as soon as they are full; the upload is completed only on
     commit, and aborted on abort or failure, so a blob sent in part never becomes visible. A blob
     smaller than a part is one PUT on commit. When the key already exists the bytes are not sent
-    again (``skipping``): commit renews its age instead. What one upload holds: three part-sized
-    buffers (the one filling and two on their way), reused from part to part. They are anonymous
+    again (``skipping``): commit renews its age instead. What one upload holds: two part-sized
+    buffers (the one filling and the one on its way), reused from part to part. They are anonymous
     maps, given back to the system when the upload ends: 5 MiB blocks from malloc stayed in the
     worker threads' arenas and the idle process grew by 15 MiB after uploads.
     """
@@ -490,8 +493,8 @@ class _S3Writer:
                 self._client._abort_multipart_upload(self._bucket, self._key, upload_id)
 
     def _send(self) -> None:
-        """Start uploading the filled buffer as the next part, first waiting while two are still
-        on their way."""
+        """Start uploading the filled buffer as the next part, first waiting while the one before
+        is still on its way."""
         with self._failures():
             if self._upload_id is None:
                 self._upload_id = self._client._create_multipart_upload(
