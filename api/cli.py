@@ -12,6 +12,7 @@ import gzip
 import json
 import logging
 import sys
+import threading
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from services.audit_verify import verify_log, verify_receipt
 from services.backends import Backends, open_backends
 from services.config import Settings
 from services.db import Database
-from services.errors import MaterialsError
+from services.errors import BackendUnavailable, MaterialsError
 from services.logging_setup import configure_logging
 from services.models import OrgKind, Role
 from services.private_files import make_private_dir
@@ -200,6 +201,26 @@ def admin() -> None:
 
 def _with_backends(data_dir: Path | None) -> Backends:
     return open_backends(_settings(data_dir))
+
+
+# A worker started before its database waits, asking again at growing intervals up to this.
+_LONGEST_WAIT_SECONDS = 30.0
+
+
+def _backends_once_reachable(settings: Settings, stop: threading.Event) -> Backends | None:
+    """The backends, once the database answers (and the schema is migrated); None when ``stop``
+    is set first. A worker started with the deployment, before PostgreSQL is up, waits for it
+    instead of exiting."""
+    log = logging.getLogger("materials.cli")
+    wait = 1.0
+    while True:
+        try:
+            return open_backends(settings)
+        except BackendUnavailable as exc:
+            log.warning("数据库暂不可用（%s），%.0f 秒后重试", exc.__cause__ or exc, wait)
+        if stop.wait(wait):
+            return None
+        wait = min(wait * 2, _LONGEST_WAIT_SECONDS)
 
 
 def _existing_backends(data_dir: Path | None) -> Backends:
@@ -627,15 +648,16 @@ def worker(data_dir: Path | None) -> None:
     """Run an index worker: drain the outbox into the search index until interrupted; beside it,
     the audit log's sequencer (one at a time across all workers, by a lease)."""
     import signal
-    import threading
 
     from indexer.worker import IndexWorker
     from services.audit_sequencer import AuditSequencer, BackgroundSequencer
 
-    backends = _with_backends(data_dir)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    backends = _backends_once_reachable(_settings(data_dir), stop)
+    if backends is None:
+        return  # stopped before the database answered
     sequencer = BackgroundSequencer(AuditSequencer(backends.db, backends.settings, backends.blobs))
     sequencer.start()
     checker = consistency.BackgroundCheck(backends)  # every MATERIALS_CHECK_INTERVAL_SECONDS

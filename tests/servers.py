@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +46,11 @@ class S3Server:
 
 
 def run_start(
-    what: str, command: list[str], *, timeout: float, env: dict[str, str] | None = None
+    what: str,
+    command: Sequence[str | Path],
+    *,
+    timeout: float,
+    env: dict[str, str] | None = None,
 ) -> None:
     """Run a deploy/ script's start command; fail the test with its message when it fails."""
     started = subprocess.run(
