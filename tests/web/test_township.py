@@ -293,14 +293,25 @@ def test_a_pdf_that_is_text_is_refused_as_a_type_mismatch(visitor: Visitor, tmp_
     visitor.problems.assert_none()
 
 
-def test_a_period_the_server_cannot_read_names_the_field(visitor: Visitor, tmp_path: Path) -> None:
+def test_a_period_the_server_cannot_read_names_the_field_and_waits_for_a_correction(
+    visitor: Visitor, tmp_path: Path
+) -> None:
     page = upload_page(visitor)
     page.get_by_label("所属期间").fill("去年秋天")
     page.get_by_label("点击选择文件").set_input_files(
         str(write(tmp_path, "秋季报告.txt", text_bytes("秋季报告 " + os.urandom(8).hex())))
     )
     page.get_by_role("button", name="开始上传").click()
-    expect(page.locator(".upload-item .upload-status")).to_contain_text("所属期间：期间格式应为")
+    status = page.locator(".upload-item .upload-status")
+    expect(status).to_contain_text("所属期间：期间格式应为")
+    expect(status).to_contain_text("请改正后再点击“开始上传”")
+    # The file waits: once the period is corrected the same row goes up, with the new value.
+    expect(page.locator(".upload-item")).to_have_count(1)
+    page.get_by_label("所属期间").fill("2026年")
+    page.get_by_role("button", name="开始上传").click()
+    expect(status).to_have_text("上传成功")
+    with visitor.site.backends.db.session() as session:
+        assert session.query(Document).filter_by(filename="秋季报告.txt").one().period == "2026"
     visitor.problems.allow(LOOKUP_MISS, (422, "POST", UPLOADS))
     visitor.problems.assert_none()
 

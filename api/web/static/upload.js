@@ -524,9 +524,23 @@
       addAnswerLink(item, body.id);
     } else if (status === 200 && body && body.duplicate) {
       showDuplicate(item, body);
+    } else if (formFieldError(status, body)) {
+      // What was typed above was refused, not the file: it waits again, to go up once the
+      // field is corrected and "开始上传" pressed.
+      const text = errorText(status, body).replace(/[。；]$/, "");
+      finish(item, "waiting", `${text}。请改正后再点击“开始上传”`, "error");
+      clearActions(item);
+      addRemove(item);
+      refresh();
     } else {
       showFailure(item, errorText(status, body), status === 429 || status >= 500);
     }
+  }
+
+  // A 422 naming one of the form's own fields (not the file or its digest).
+  function formFieldError(status, body) {
+    const field = status === 422 && body && body.error && body.error.details && body.error.details.field;
+    return Boolean(field) && field !== "file" && field !== "sha256" && field in FIELD_LABELS;
   }
 
   async function pump() {
