@@ -153,6 +153,25 @@ ACTION_NAMES: dict[str, str] = {
     AuditAction.dictionary_read.value: "查阅词库",
     AuditAction.invalid_input.value: "参数无效",
 }
+# The roles events record: the accounts' roles, and ``system`` for what no person did (a scheduled
+# job, a command run on the server).
+ACTOR_ROLE_NAMES: dict[str, str] = {**ROLE_NAMES, "system": "系统"}
+# Actors that are not accounts, by the prefix of the name recorded: a job, or a command run by
+# this operating-system user on the server.
+_ACTOR_KINDS = {"system:": "系统任务", "cli:": "服务器命令行"}
+_SYSTEM_JOBS = {"due-dates": "到期提醒"}
+
+
+def actor_label(actor: str) -> str:
+    """The actor as people read it: an account's username as it is, a job or a server command
+    said in words with the name recorded (``system:due-dates`` → ``系统任务（到期提醒）``)."""
+    for prefix, kind in _ACTOR_KINDS.items():
+        if actor.startswith(prefix):
+            name = actor[len(prefix) :]
+            return f"{kind}（{_SYSTEM_JOBS.get(name, name)}）"
+    return actor
+
+
 OUTCOME_NAMES: dict[str, str] = {
     Outcome.allowed.value: "允许",
     Outcome.denied.value: "拒绝",
@@ -525,7 +544,8 @@ def people_csv_row(event: AuditEvent) -> list[Any]:
     """``csv_row`` in words: names instead of codes, the county's time instead of UTC."""
     row = csv_row(event)
     row[1] = event.at.astimezone(COUNTY_TIME).strftime("%Y-%m-%d %H:%M:%S")
-    row[4] = ROLE_NAMES.get(event.role or "", event.role or "")
+    row[2] = actor_label(event.actor)
+    row[4] = ACTOR_ROLE_NAMES.get(event.role or "", event.role or "")
     row[5] = ACTION_NAMES.get(event.action, event.action)
     row[7] = OUTCOME_NAMES.get(event.outcome, event.outcome)
     return row

@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.audit import ACTION_NAMES, OUTCOME_NAMES, people_csv_row
+from services.audit import ACTION_NAMES, ACTOR_ROLE_NAMES, OUTCOME_NAMES, people_csv_row
 from services.metadata import period_label
 from services.models import (
     CYCLE_NAMES,
     ORG_KIND_NAMES,
     REQUEST_STATUS_NAMES,
-    ROLE_NAMES,
     SHARING_NAMES,
     AuditEvent,
 )
@@ -218,7 +217,7 @@ VALUE_NAMES: dict[str, dict[str, str]] = {
     "status": REQUEST_STATUS_NAMES,
     "cycle": CYCLE_NAMES,
     "sharing": SHARING_NAMES,
-    "role": ROLE_NAMES,
+    "role": ACTOR_ROLE_NAMES,
     "by": _GROUPING_NAMES,
     "action": ACTION_NAMES,
     "outcome": OUTCOME_NAMES,
@@ -240,6 +239,8 @@ def _value(key: str, value: Any) -> str:
             return "无"
         return "，".join(f"{name}={shown}" for name, shown in detail_pairs(value))
     if isinstance(value, str):
+        if not value.strip():
+            return "无"  # a reason left empty reads "原因: 无", not "原因: "
         if key in _PERIOD_KEYS:
             return period_label(value)
         return VALUE_NAMES.get(key, {}).get(value, value)

@@ -20,7 +20,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from services.audit import CSV_COLUMNS, CSV_HEADINGS, Actor, AuditAction, Outcome, event_time
+from services.audit import (
+    ACTOR_ROLE_NAMES,
+    CSV_COLUMNS,
+    CSV_HEADINGS,
+    Actor,
+    AuditAction,
+    Outcome,
+    actor_label,
+    event_time,
+)
 from services.audit_archive import LEAF_FIELDS
 from services.audit_keys import load_verifier
 from services.audit_sequencer import AuditSequencer
@@ -537,3 +546,12 @@ def test_page_size_is_capped_at_500(api: Api, backends: Backends) -> None:
     assert page["total"] == len(rows(backends))
     assert page["total"] > 500
     assert len(page["events"]) == 500
+
+
+def test_jobs_commands_and_empty_values_are_said_in_words() -> None:
+    assert actor_label("system:due-dates") == "系统任务（到期提醒）"
+    assert actor_label("cli:demo") == "服务器命令行（demo）"
+    assert actor_label("east") == "east"  # an account's username stays as it is
+    assert ACTOR_ROLE_NAMES["system"] == "系统"
+    assert ACTOR_ROLE_NAMES["uploader"] == "乡镇工作人员"
+    assert details_in_words({"reason": "", "role": "system"}) == "原因: 无; 角色: 系统"

@@ -22,6 +22,7 @@ from fastapi.responses import RedirectResponse
 from api.web.cookies import FLASH_COOKIE, clear_cookie, set_cookie
 from services import notifications
 from services.access import Principal
+from services.audit import ACTOR_ROLE_NAMES, actor_label
 from services.config import Settings
 from services.errors import MaterialsError
 from services.models import COUNTY_TIME, ORG_KIND_NAMES, ROLE_NAMES, Role
@@ -162,7 +163,10 @@ def templates() -> Jinja2Templates:
             # Lists and results show personal data in what a township typed masked, as the API
             # does.
             built.env.filters["masked"] = masked
+            built.env.filters["actor_label"] = actor_label
             built.env.globals["ROLE_LABELS"] = ROLE_LABELS
+            # Roles as the access log records them: also ``system``, for jobs and commands.
+            built.env.globals["ACTOR_ROLE_LABELS"] = ACTOR_ROLE_NAMES
             built.env.globals["ORG_KIND_LABELS"] = ORG_KIND_LABELS
             built.env.globals["STATIC_VERSION"] = static_version()
             _templates = built
