@@ -348,7 +348,7 @@ def test_township_uploads_a_new_file_for_a_catalog_request_and_answers_with_it(
     expect(catalog.locator("option:checked")).to_have_text("低保对象季度台账（每季度）")
     expect(page.locator("#catalog-hint")).to_contain_text("期间填写如 2026年第三季度")
     expect(page.locator("#catalog-hint")).to_contain_text("已逾期（截止 2026-10-15）")
-    expect(page.get_by_label("所属期间")).to_have_value("2026-Q3")
+    expect(page.get_by_label("所属期间")).to_have_value("2026年第三季度")  # as people write it
     # Every department may read an item shared with all; the clerk is warned off 仅本乡镇.
     expect(page.locator("input[name=visibility]:checked")).to_have_value("departments")
     expect(page.get_by_test_id("visibility-warning")).to_contain_text(
