@@ -213,6 +213,10 @@ def test_receipt_waits_for_the_log_then_downloads_and_verifies_offline(
     command = f"materials audit verify-receipt {filename} --public-key audit-public-key.txt"
     expect(page.get_by_test_id("receipt-verify-command")).to_have_text(command)
     expect(page.locator(".receipt-offline")).to_contain_text("无需连接服务器")
+    # Plain words for the clerk; the command only for whoever opens the technical part.
+    expect(page.get_by_test_id("receipt-verify-command")).to_be_hidden()
+    page.get_by_text("给信息技术人员：如何核验").click()
+    expect(page.get_by_test_id("receipt-verify-command")).to_be_visible()
 
     with page.expect_download() as receipt_download:
         page.get_by_role("link", name=re.compile("下载回执文件")).click()
