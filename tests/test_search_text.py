@@ -161,3 +161,13 @@ def test_a_text_full_of_one_term_marks_the_same_occurrences_either_way() -> None
     ):
         expected = _highlight_normalising_everything(plan, [body])
         assert ANALYZER.highlight(plan, [body]) == expected
+
+
+def test_a_character_jieba_left_alone_is_marked_only_inside_the_word_typed() -> None:
+    # 网格员 is 网格 + 员 to jieba: the 员 of 党员 and 人员 is not what the clerk looked for.
+    plan = ANALYZER.plan("网格员")
+    body = "组织党员和网格员入户走访，参加人员30人。"
+    assert ANALYZER.highlight(plan, [body]) == ["组织党员和<em>网格员</em>入户走访，参加人员30人。"]
+    assert ANALYZER.highlight(plan, ["全镇党员名单"]) == []
+    # Typed alone, the character is the whole query and is marked wherever it stands.
+    assert ANALYZER.highlight(ANALYZER.plan("员"), ["党员"]) == ["党<em>员</em>"]

@@ -39,6 +39,7 @@ _UNIT_SPELLINGS = (
 )  # fmt: skip
 _COUNTED_TEXT = rf"第?(\d+|[{_CN_NUMERAL}]+)\s*({{units}})"
 _COUNTED = re.compile(_COUNTED_TEXT.format(units="|".join(_UNIT_SPELLINGS)))
+_DATE_YEAR = re.compile(r"((?:19|20)\d\d)")
 _DATE = re.compile(
     r"(?<!\d)((?:19|20)\d\d)(?:年|[-./])(\d{1,2})(?!\d)(?:(?:月|[-./])(\d{1,2})(?!\d))?"
 )
@@ -57,18 +58,20 @@ def number_tokens(normalized: str) -> list[Token]:
 
 def number_matches(normalized: str, wanted: frozenset[str] | None = None) -> list[Token]:
     """Every number token's match, in pattern order; only those in ``wanted`` when given."""
-    units = None if wanted is None else _units(wanted)
+    counted: re.Pattern[str] | None = _COUNTED
+    date: re.Pattern[str] | None = _DATE
+    quarter = True
+    if wanted is not None:
+        counted, date, quarter = _patterns_for(wanted)
     found: list[Token] = []
-    counted = _COUNTED if units is None else _counted_of(units)
     if counted is not None:
-        # Highlighting wants a few tokens: only their units are looked for.
         for match in counted.finditer(normalized):
             found.extend(_counted_tokens(match))
-    if units is None or not units.isdisjoint(_DATE_UNITS):
-        for match in _DATE.finditer(normalized):
+    if date is not None:
+        for match in date.finditer(normalized):
             found.extend(_date_tokens(normalized, match))
     # The quarter pattern is slow to scan, and rarely has anything to find.
-    if "q" in normalized and (units is None or not units.isdisjoint(_QUARTER_UNITS)):
+    if quarter and "q" in normalized:
         for match in _QUARTER.finditer(normalized):
             found.extend(_quarter_tokens(match))
     if wanted is None:
@@ -81,20 +84,43 @@ _QUARTER_UNITS = frozenset({"年", "季度"})  # the units _quarter_tokens makes
 
 
 @lru_cache(maxsize=64)
-def _counted_of(units: frozenset[str]) -> re.Pattern[str] | None:
-    """``_COUNTED`` for these units only; None when none of them is counted.
+def _patterns_for(
+    wanted: frozenset[str],
+) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None, bool]:
+    """The counted and date patterns that highlighting scans for these tokens (None: none can
+    make one), and whether the quarter pattern can.
 
-    It finds the same matches of these units as ``_COUNTED``: a match of another unit that
-    ``_COUNTED`` would take first ends in that unit, where none of these can match.
+    Highlighting wants a few tokens, and a text names many other numbers (every year of its
+    dates): these patterns skip what cannot be wanted. Written in digits, only the wanted values
+    are looked for, so that ``2022年`` passes over 2019年 and 2021-06-12 unread; numerals
+    (``二〇二二年``) and the units' other spellings are looked for as ``_COUNTED`` does. They find
+    the same wanted matches as the full patterns: a match of another value or unit, which the
+    full pattern would take first, never overlaps one of these.
     """
-    spellings = [unit for unit in _UNIT_SPELLINGS if _UNIT_NAMES.get(unit, unit) in units]
-    return re.compile(_COUNTED_TEXT.format(units="|".join(spellings))) if spellings else None
-
-
-@lru_cache(maxsize=256)
-def _units(wanted: frozenset[str]) -> frozenset[str]:
-    """The units of canonical tokens (``3季度`` → ``季度``): a match of no other unit is wanted."""
-    return frozenset(token.lstrip("0123456789") for token in wanted)
+    values: dict[str, set[str]] = {}  # unit → the wanted values in digits
+    for token in wanted:
+        unit = token.lstrip("0123456789")
+        if len(unit) == len(token):
+            continue  # not a number token: nothing makes it
+        values.setdefault(unit, set()).add(str(int(token[: len(token) - len(unit)])))
+    counted = None
+    spellings = [unit for unit in _UNIT_SPELLINGS if _UNIT_NAMES.get(unit, unit) in values]
+    if spellings:
+        digits = "|".join(sorted(set().union(*values.values()), key=len, reverse=True))
+        counted = re.compile(
+            rf"第?((?<!\d)0*(?:{digits})|[{_CN_NUMERAL}]+)\s*({'|'.join(spellings)})"
+        )
+    date = None
+    if not _DATE_UNITS.isdisjoint(values):
+        date = _DATE
+        if set(values) & _DATE_UNITS == {"年"}:  # years only: the other years pass unread
+            years = sorted(year for year in values["年"] if _DATE_YEAR.fullmatch(year))
+            date = (
+                re.compile(_DATE.pattern.replace(_DATE_YEAR.pattern, f"({'|'.join(years)})", 1))
+                if years
+                else None
+            )
+    return counted, date, not _QUARTER_UNITS.isdisjoint(values)
 
 
 def merge_numbers(found: list[Token]) -> list[Token]:

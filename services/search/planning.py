@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from services.search.numbers import number_tokens
 from services.search.segmentation import ALNUM_RUN, CHAR_TOKEN, Segmenter, normalize
@@ -128,9 +129,14 @@ class QueryPlan:
             group for clause in self.clauses for term in clause.terms for group in term.groups
         )
 
-    @property
+    @cached_property  # highlighting asks once for every hit
     def marked_terms(self) -> tuple[str, ...]:
-        """Normalised strings to mark in highlights (single characters of dates are left out)."""
+        """Normalised strings to mark in highlights.
+
+        Single characters of dates are left out, and so is a character that jieba left alone
+        in a longer word (员 of 网格员): it is marked only as part of the word typed, not in
+        every 党员 and 人员 of a text.
+        """
         terms: list[str] = []
         for clause in self.clauses:
             for term in clause.terms:
@@ -140,10 +146,13 @@ class QueryPlan:
                     for unit in group.units:
                         if group.numbers and len(unit.text) == 1:
                             continue
+                        if len(term.groups) > 1 and _lone_character(unit):
+                            terms.append(term.text)
+                            continue
                         terms.append(unit.text)
         return tuple(dict.fromkeys(term for term in terms if term))
 
-    @property
+    @cached_property
     def numbers(self) -> frozenset[str]:
         return frozenset(number for group in self.groups for number in group.numbers)
 
