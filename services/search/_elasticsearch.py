@@ -22,6 +22,7 @@ from datetime import UTC, date
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
+from elasticsearch.serializer import OrjsonSerializer
 
 from services.errors import BackendUnavailable
 from services.search import (
@@ -117,6 +118,18 @@ def index_body() -> dict[str, Any]:
     }
 
 
+class _CompatibleOrjsonSerializer(OrjsonSerializer):
+    mimetype = "application/vnd.elasticsearch+json"
+
+
+# The client's JSON, requests and answers (a search's hits with their texts), read and written by
+# orjson: about twice as fast as the standard library's.
+_SERIALIZERS = {
+    OrjsonSerializer.mimetype: OrjsonSerializer(),
+    _CompatibleOrjsonSerializer.mimetype: _CompatibleOrjsonSerializer(),
+}
+
+
 class ElasticsearchIndex:
     """Search with Elasticsearch; nothing is contacted until the first call needs the server."""
 
@@ -133,7 +146,11 @@ class ElasticsearchIndex:
         client: Elasticsearch | None = None,
     ) -> None:
         self._client = client or Elasticsearch(
-            url, request_timeout=timeout_seconds, max_retries=1, retry_on_timeout=False
+            url,
+            request_timeout=timeout_seconds,
+            max_retries=1,
+            retry_on_timeout=False,
+            serializers=_SERIALIZERS,
         )
         self._owns_client = client is None
         self._analyzer = analyzer
