@@ -17,12 +17,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, insert, select
 
 from indexer.extractors import ExtractionLimits
 from indexer.indexing import IndexOutcome, index_document, index_kept_texts
 from services.backends import Backends
-from services.models import Document, DocumentText, OutboxEvent, ReindexRun, utcnow
+from services.models import (
+    Document,
+    DocumentText,
+    IndexAction,
+    OutboxEvent,
+    ReindexRun,
+    utcnow,
+)
 from services.scanning import may_serve, needs_scan
 from services.search import SearchIndex
 
@@ -106,6 +113,45 @@ def reindex(
     return ReindexReport(
         run.id, resumed, counts["indexed"], counts["failed"], counts["removed"], total
     )
+
+
+def refill(backends: Backends, index: SearchIndex) -> int:
+    """When the index lost its documents to a new schema (``SearchIndex.needs_refill``), queue an
+    index event for every live document without one pending; how many were queued.
+
+    The workers then write them back one by one, newest first, without anyone running
+    ``reindex``. The events are committed before the index forgets that it needs refilling: a
+    process stopped in between queues them again at its next start (a document queued twice is
+    only written twice).
+    """
+    if not index.needs_refill():
+        return 0
+    with backends.db.session() as session:
+        pending = select(OutboxEvent.document_id).where(OutboxEvent.done_at.is_(None))
+        document_ids = list(
+            session.scalars(
+                select(Document.id)
+                .where(Document.withdrawn_at.is_(None), Document.id.not_in(pending))
+                .order_by(Document.created_at.desc(), Document.id.desc())
+            )
+        )
+        now = utcnow()
+        for start in range(0, len(document_ids), BATCH_SIZE * 4):
+            session.execute(
+                insert(OutboxEvent),
+                [
+                    {
+                        "document_id": document_id,
+                        "action": IndexAction.upsert.value,
+                        "created_at": now,
+                        "available_at": now,
+                        "attempts": 0,
+                    }
+                    for document_id in document_ids[start : start + BATCH_SIZE * 4]
+                ],
+            )
+    index.refill_queued()
+    return len(document_ids)
 
 
 class _Writer:

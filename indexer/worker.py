@@ -4,6 +4,8 @@
 a thread inside ``materials serve``; ``materials worker`` runs it on its own. While a batch is
 worked on, a heartbeat thread renews the leases of the events still held; each write to the index
 is preceded by a renewal of its own event's lease, and a lost lease stops that work unwritten.
+A running worker that finds its index rebuilt empty by a new schema first queues every live
+document for it (``refill_if_rebuilt``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import uuid
 from indexer import outbox
 from indexer.extractors import ExtractionLimits
 from indexer.indexing import LeaseLost, index_document, mark_failed
+from indexer.reindex import refill
 from services import dictionary, requests
 from services.backends import Backends
 from services.errors import BackendUnavailable
@@ -63,6 +66,9 @@ class IndexWorker:
         # again and the events waiting out their backoff were made due (``wake_waiting``).
         self._backend_down = False
         self._next_probe = 0.0
+        # Whether this worker has asked the index whether it needs refilling, and got an answer.
+        self._refill_checked = False
+        self._next_refill_check = 0.0
 
     def run_once(self) -> int:
         """Process one batch of due events; how many were claimed."""
@@ -192,10 +198,31 @@ class IndexWorker:
         if woken:
             log.info("backends answer again: %d waiting index events retried now", woken)
 
+    def refill_if_rebuilt(self) -> int:
+        """Once per worker: when the index was rebuilt empty by a new schema (the embedded index
+        after an upgrade), queue every live document for it, so that search finds them again
+        without a ``materials reindex``; how many were queued. Asked again after a failure."""
+        if self._refill_checked or time.monotonic() < self._next_refill_check:
+            return 0
+        self._next_refill_check = time.monotonic() + PROBE_SECONDS
+        try:
+            queued = refill(self._backends, self._index)
+        except Exception:  # the database or the index is away: ask again later
+            log.exception("could not find out whether the search index needs refilling")
+            return 0
+        self._refill_checked = True
+        if queued:
+            log.warning(
+                "the search index was rebuilt for a new schema: %d documents queued for indexing",
+                queued,
+            )
+        return queued
+
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set, polling when idle."""
         log.info("index worker %s started", self.owner)
         while not stop.is_set():
+            self.refill_if_rebuilt()
             self.check_due_dates()
             try:
                 claimed = self.run_once()

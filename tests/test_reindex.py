@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import time
+from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api.app import create_app
 from api.cli import main
-from indexer.reindex import reindex
+from indexer.reindex import refill, reindex
 from indexer.worker import IndexWorker
 from services.backends import Backends, open_backends
 from services.config import Settings
-from services.models import Document, DocumentText
+from services.models import Document, DocumentText, OutboxEvent, ReindexRun
 from services.search import ReadScope, SearchQuery
 from services.search._elasticsearch import ElasticsearchIndex
+from services.search._sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from tests.conftest import Api, seed_county, stack_settings
 from tests.samples import docx_bytes
 
@@ -244,3 +250,85 @@ def test_a_failed_extraction_keeps_no_text_and_the_next_try_extracts_again(
     assert (report.indexed, report.failed) == (1, 0)
     assert _everything(backends, "秸秆禁烧") == {document_id}
     assert _kept(backends, document_id) is not None
+
+
+# -- an embedded index rebuilt for a new schema --------------------------------------------------
+
+
+def _as_an_older_version_left_it(settings: Settings) -> None:
+    """Mark ``search.sqlite3`` with an older schema, as the version before this one wrote it."""
+    with closing(sqlite3.connect(settings.data_dir / "search.sqlite3")) as conn:
+        conn.execute(f"PRAGMA user_version = {SQLITE_SCHEMA_VERSION - 1}")
+
+
+def _events_per_document(backends: Backends) -> Counter[str]:
+    with backends.db.session() as session:
+        return Counter(session.scalars(select(OutboxEvent.document_id)))
+
+
+def test_the_embedded_server_refills_an_index_rebuilt_for_a_new_schema(
+    api: Api, backends: Backends, settings: Settings
+) -> None:
+    ids = [
+        _upload_and_index(api, backends, f"走访{n}.txt", f"第{n}次入户走访".encode())
+        for n in range(3)
+    ]
+    withdrawn = ids.pop()
+    assert api.client.delete(
+        f"/api/v1/documents/{withdrawn}", headers=api.headers("east")
+    ).is_success
+    IndexWorker(backends, backends.index).drain()
+    waiting = api.upload("east", "走访9.txt", "第9次入户走访".encode()).json()["id"]
+    assert _everything(backends, "入户走访") == set(ids)
+    events_before = _events_per_document(backends)
+
+    _as_an_older_version_left_it(settings)
+    embedded = settings.model_copy(update={"embedded_worker": True})
+    upgraded = open_backends(embedded)  # as the new version's `materials serve` opens it
+    try:
+        assert upgraded.index.count() == 0  # rebuilt empty
+        assert upgraded.index.needs_refill()
+        with TestClient(create_app(embedded, backends=upgraded)):
+            deadline = time.monotonic() + 30
+            while _everything(upgraded, "入户走访") != {*ids, waiting}:
+                assert time.monotonic() < deadline, "the server did not refill its index"
+                time.sleep(0.1)
+        assert not upgraded.index.needs_refill()
+        events = _events_per_document(upgraded)
+        # One more event for each live indexed document, none for the one already waiting,
+        # none for the withdrawn one.
+        assert events - events_before == Counter(ids)
+        assert upgraded.index.count() == 3
+    finally:
+        upgraded.close()
+
+    reopened = open_backends(settings)  # the next start finds nothing to refill
+    try:
+        assert not reopened.index.needs_refill()
+        assert refill(reopened, reopened.index) == 0
+        assert reopened.index.count() == 3
+    finally:
+        reopened.close()
+
+
+def test_a_full_reindex_leaves_nothing_to_refill_and_a_resumed_one_does(
+    api: Api, backends: Backends, settings: Settings
+) -> None:
+    ids = [
+        _upload_and_index(api, backends, f"台账{n}.txt", f"第{n}户低保台账".encode())
+        for n in range(2)
+    ]
+    _as_an_older_version_left_it(settings)
+    upgraded = open_backends(settings)
+    try:
+        assert upgraded.index.needs_refill()
+        with upgraded.db.session() as session:  # a run the older version left unfinished
+            session.add(ReindexRun(indexed=1, failed=0, removed=0, last_document_id=min(ids)))
+        resumed = reindex(upgraded, upgraded.index)
+        assert resumed.resumed
+        assert upgraded.index.needs_refill()  # it skipped what the old schema held
+        assert reindex(upgraded, upgraded.index).resumed is False
+        assert not upgraded.index.needs_refill()
+        assert _everything(upgraded, "低保台账") == set(ids)
+    finally:
+        upgraded.close()

@@ -164,6 +164,13 @@ class SearchIndex(Protocol):
     def finish_rebuild(self, rebuilt: SearchIndex) -> None:
         """Serve searches from ``rebuilt`` from now on (one atomic switch), dropping the old."""
 
+    def needs_refill(self) -> bool:
+        """Whether the index lost its documents to a new schema (an embedded index is then
+        rebuilt empty) and every live document must be queued for indexing again."""
+
+    def refill_queued(self) -> None:
+        """Every live document has been queued again: ``needs_refill`` answers False from now."""
+
 
 def open_search_index(settings: Settings, *, analyzer: TextAnalyzer | None = None) -> SearchIndex:
     """The index the settings choose: SQLite FTS5 in the data dir unless Elasticsearch is set.

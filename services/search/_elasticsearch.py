@@ -45,7 +45,9 @@ from services.search.suggestions import VocabularyProbe
 __all__ = ["SCHEMA_VERSION", "ElasticsearchIndex", "index_body"]
 
 BACKEND = "search index"
-SCHEMA_VERSION = 3  # bump with the mapping; `materials reindex` then builds an index with it
+# Bump with the mapping or what the analyzer indexes (4: the period as text); `materials reindex`
+# then builds an index with it.
+SCHEMA_VERSION = 4
 
 # The analyzer's word-level fields (named ``<field>_words`` here) with their weights; its
 # character fields only match.
@@ -412,6 +414,13 @@ class ElasticsearchIndex:
             for name in previous:
                 self._client.indices.delete(index=name)
             _log.info("search alias %s now points at %s", self._alias, rebuilt._target)
+
+    def needs_refill(self) -> bool:
+        """Never: an outdated index keeps serving until ``materials reindex`` replaces it."""
+        return False
+
+    def refill_queued(self) -> None:
+        """Nothing to remember: see ``needs_refill``."""
 
     def physical_index(self) -> str:
         """The index the alias points at now (created if there is none yet)."""

@@ -42,7 +42,9 @@ from services.search.suggestions import VocabularyProbe
 __all__ = ["SqliteSearchIndex"]
 
 BACKEND = "search index"
-SCHEMA_VERSION = 3  # bump when tokenisation or tables change: the index is then rebuilt empty
+# Bump when tokenisation or tables change: the index is then rebuilt empty, and remembers that it
+# needs refilling (``needs_refill``) until every live document has been queued for it again.
+SCHEMA_VERSION = 4
 
 # Each character field also as pairs of neighbouring ideographs (``_pairs``): FTS5 finds a
 # phrase of rarer pair tokens many times faster than the same phrase of single characters.
@@ -110,6 +112,10 @@ CREATE TABLE IF NOT EXISTS vocabulary (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS vocabulary_pinyin ON vocabulary (pinyin);
 CREATE INDEX IF NOT EXISTS vocabulary_length ON vocabulary (length, term);
+CREATE TABLE IF NOT EXISTS index_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS document_terms USING fts5(
     {", ".join(COLUMNS)},
     tokenize = "unicode61 remove_diacritics 0"
@@ -124,7 +130,10 @@ _TABLES = (
     "vocabulary",
     "document_terms",
     "index_versions",
+    "index_state",
 )
+# The ``index_state`` row saying the index was rebuilt empty over an older schema's documents.
+_REFILL = "refill"
 MAX_KNOWN_WORDS = 500_000  # vocabulary words remembered as written, to skip writing them again
 MAX_LOOKUP_WORDS = 500
 _log = logging.getLogger("materials.search")
@@ -145,6 +154,7 @@ class SqliteSearchIndex:
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
         self._known: set[str] = set()  # vocabulary words this process has written
+        self._full_rebuild = False  # begin_rebuild was asked to start over
         try:
             make_private_dir(self._path.parent)
             with self._connection() as conn:
@@ -256,10 +266,28 @@ class SqliteSearchIndex:
 
     def begin_rebuild(self, *, restart: bool = False) -> SearchIndex:
         """Rebuilt in place: every document is written again over its old entry."""
+        # A rebuild from the first document refills an index rebuilt empty; a resumed one may
+        # have skipped documents written before the schema changed.
+        self._full_rebuild = restart
         return self
 
     def finish_rebuild(self, rebuilt: SearchIndex) -> None:
-        """Nothing to switch: the rebuild wrote into this index."""
+        """Nothing to switch: the rebuild wrote into this index. One that began at the first
+        document leaves nothing to refill."""
+        if self._full_rebuild:
+            self.refill_queued()
+        self._full_rebuild = False
+
+    def needs_refill(self) -> bool:
+        """Was the index rebuilt empty by a new schema, with its documents not yet queued again?"""
+        with self._errors(), self._connection() as conn:
+            found = conn.execute("SELECT 1 FROM index_state WHERE key = ?", (_REFILL,))
+            return found.fetchone() is not None
+
+    def refill_queued(self) -> None:
+        """Every live document is queued to be written again (or was): nothing left to refill."""
+        with self._errors(), self._connection() as conn, self._write_lock:
+            conn.execute("DELETE FROM index_state WHERE key = ?", (_REFILL,))
 
     # -- searching ------------------------------------------------------------------------------
 
@@ -471,6 +499,11 @@ class SqliteSearchIndex:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                if version:  # an older schema's documents are gone: they must be written again
+                    conn.execute(
+                        "INSERT OR REPLACE INTO index_state (key, value) VALUES (?, ?)",
+                        (_REFILL, str(version)),
+                    )
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:

@@ -45,12 +45,12 @@ WORD_FIELDS: Mapping[str, float] = {
     "filename": 0.8,
     "description": 2.0,
     "body": 1.0,
-    "meta": 0.5,  # category and township name: searched as text, weighted below the rest
+    "meta": 0.5,  # category, township name and period: searched as text, below the rest
 }
 CHAR_FIELDS = (
     "title_chars",  # characters of title and tags
     "body_chars",  # characters of file name, description and body
-    "meta_chars",  # characters of category and township name
+    "meta_chars",  # characters of category, township name and period
 )
 
 
@@ -99,7 +99,14 @@ class TextAnalyzer:
     def analyse(self, document: IndexedDocument) -> AnalysedDocument:
         """The token strings of every field of a document."""
         head = [normalize(part) for part in (document.title, *document.tags)]
-        meta = [normalize(document.category), normalize(document.township_name)]
+        # The period as people say it (2024-Q3 → 2024年第三季度): a clerk typing 2024, 2024年,
+        # 第三季度 or 三季度 finds the documents of that period. Its canonical number tokens
+        # (2024年, 3季度) are the ones a query's numbers make, however the query writes them.
+        meta = [
+            normalize(part)
+            for part in (document.category, document.township_name, _period_label(document))
+            if part
+        ]
         filename, description, body = (
             normalize(text) for text in (document.filename, document.description, document.body)
         )
@@ -178,6 +185,16 @@ class TextAnalyzer:
     ) -> list[str]:
         """Up to ``limit`` escaped snippets of ``texts`` with the plan's terms in ``<em>``."""
         return highlight(plan, texts, limit=limit, width=width)
+
+
+def _period_label(document: IndexedDocument) -> str:
+    """The document's period as people say it; empty when it has none."""
+    if not document.period:
+        return ""
+    # Imported here: services.metadata reaches the search package through the access policy.
+    from services.metadata import period_label
+
+    return period_label(document.period)
 
 
 def char_field(texts: Iterable[str]) -> str:

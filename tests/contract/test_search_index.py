@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from services.errors import BackendUnavailable
+from services.metadata import period_bounds
 from services.search import (
     FACETS,
     IndexedDocument,
@@ -33,6 +35,7 @@ from services.search import (
     TextAnalyzer,
 )
 from services.search._elasticsearch import ElasticsearchIndex
+from services.search._sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from services.search._sqlite import SqliteSearchIndex
 from tests.servers import ElasticsearchServer
 
@@ -422,6 +425,66 @@ def test_category_and_township_are_searched_as_text_below_title_and_body(
     assert ids(search(index, "工作留痕 走访")) == ["category"]
 
 
+def dated(document_id: str, period: str, **fields: Any) -> IndexedDocument:
+    """A material of a period, stored as uploads store it (2024-Q3, 2024-08, 2024)."""
+    start, end = period_bounds(period)
+    return material(document_id, period=period, period_start=start, period_end=end, **fields)
+
+
+def test_the_period_is_searched_as_people_say_it(index: SearchIndex) -> None:
+    title = "城关镇扶贫工作总结"
+    index.upsert(
+        [
+            *FILLER,
+            dated("q3", "2024-Q3", title=title),
+            dated("q2", "2024-Q2", title=title),
+            dated("august", "2024-08", title=title),
+            dated("last-year", "2023-Q3", title=title),
+            material("undated", title=title),
+        ]
+    )
+    this_year = {"q3", "q2", "august"}
+    third_quarter = {"q3", "last-year"}
+    cases = {
+        "2024": this_year,
+        "2024年": this_year,
+        "城关镇 扶贫 2024": this_year,
+        "第三季度": third_quarter,
+        "三季度": third_quarter,
+        "Q3": third_quarter,
+        "2024年第三季度": {"q3"},
+        "2024年三季度": {"q3"},
+        "2024-Q3": {"q3"},
+        "扶贫 2024年第三季度": {"q3"},
+        "2024年8月": {"august"},
+        "2023": {"last-year"},
+    }
+    for q, expected in cases.items():
+        found = search(index, q)
+        assert (set(ids(found)), found.relaxed) == (expected, False), q
+    # A year no document is of finds nothing: the upload year is no text.
+    assert search(index, "2021").total == 0
+    # The period ranks below the title: a title saying 2024 comes first.
+    index.upsert([material("titled", title="2024年扶贫工作总结")])
+    assert ids(search(index, "2024 扶贫"))[0] == "titled"
+
+
+def test_a_term_matched_only_by_the_period_leaves_the_snippets_unmarked_there(
+    index: SearchIndex,
+) -> None:
+    index.upsert(
+        [*FILLER, dated("q3", "2024-Q3", title="城关镇扶贫工作总结", body="全年走访贫困户。")]
+    )
+    (hit,) = search(index, "城关镇 扶贫 2024").hits
+    joined = "".join(hit.highlights)
+    marked = "".join(re.findall(r"<em>(.*?)</em>", joined))
+    assert "城关镇" in marked
+    assert "扶贫" in marked
+    assert "2024" not in joined
+    (hit,) = search(index, "2024年第三季度").hits
+    assert "<em>" not in "".join(hit.highlights)
+
+
 # -- listing, empty results, pagination ---------------------------------------------------------
 
 
@@ -610,7 +673,7 @@ def test_filters_by_overlapping_period(index: SearchIndex) -> None:
     def found(**kw: Any) -> list[str]:
         return sorted(ids(search(index, "扶贫", **kw)))
 
-    september = {"period_from": date(2020, 9, 1), "period_to": date(2020, 9, 30)}
+    september: dict[str, Any] = {"period_from": date(2020, 9, 1), "period_to": date(2020, 9, 30)}
     assert found(**september) == ["q3", "year"]
     assert sorted(ids(search(index, "", **september))) == ["q3", "year"]
     assert found(period_from=date(2020, 12, 31)) == ["next", "year"]
@@ -1014,6 +1077,35 @@ def test_sqlite_index_lives_in_its_own_file_and_survives_reopening(tmp_path: Pat
     second = SqliteSearchIndex(path, analyzer=ANALYZER)
     assert ids(search(second, "扶贫")) == ["a"]
     second.close()
+
+
+def test_sqlite_index_of_an_older_schema_is_rebuilt_empty_and_asks_to_be_refilled(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "search.sqlite3"
+    fresh = SqliteSearchIndex(path, analyzer=ANALYZER)
+    assert not fresh.needs_refill()  # a new index has nothing to refill
+    fresh.upsert([material("a", title="扶贫")])
+    fresh.close()
+    with closing(sqlite3.connect(path)) as conn:  # as the version before this one left it
+        conn.execute(f"PRAGMA user_version = {SQLITE_SCHEMA_VERSION - 1}")
+
+    upgraded = SqliteSearchIndex(path, analyzer=ANALYZER)
+    assert upgraded.count() == 0
+    assert upgraded.needs_refill()
+    upgraded.close()
+    again = SqliteSearchIndex(path, analyzer=ANALYZER)  # remembered until the refill is queued
+    assert again.needs_refill()
+    again.refill_queued()
+    assert not again.needs_refill()
+    again.close()
+    assert not SqliteSearchIndex(path, analyzer=ANALYZER).needs_refill()
+
+
+def test_elasticsearch_never_asks_to_be_refilled(index: SearchIndex) -> None:
+    if not isinstance(index, ElasticsearchIndex):
+        pytest.skip("the embedded index is rebuilt empty by a new schema")
+    assert not index.needs_refill()  # an outdated index serves until `materials reindex`
 
 
 def test_sqlite_index_reports_an_unusable_file_as_unavailable(tmp_path: Path) -> None:
