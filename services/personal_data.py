@@ -64,6 +64,8 @@ def mask_personal_data(text: str) -> tuple[str, bool]:
     Masking replaces digits by ``*`` one for one (``110***********002X``, ``6222 **** **** 0123``,
     ``138-****-5678``) and leaves every other character as it was written.
     """
+    if len(text) < _FEWEST_DIGITS:
+        return text, False  # a category, a tag, a short name
     folded = _fold(text)
     if sum(map(folded.count, _DIGITS)) < _FEWEST_DIGITS:
         return text, False  # most titles and names: too few digits to hold any such number
