@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from services.audit import ACTION_NAMES, ACTOR_ROLE_NAMES, OUTCOME_NAMES, people_csv_row
+from services.filetypes import kind_in_words
 from services.metadata import period_label
 from services.models import (
     CYCLE_NAMES,
@@ -243,6 +244,8 @@ def _value(key: str, value: Any) -> str:
             return "无"  # a reason left empty reads "原因: 无", not "原因: "
         if key in _PERIOD_KEYS:
             return period_label(value)
+        if key == "content_type":
+            return kind_in_words(value) or value
         return VALUE_NAMES.get(key, {}).get(value, value)
     if isinstance(value, int | float):
         return str(value)
@@ -255,6 +258,15 @@ def detail_pairs(details: dict[str, Any]) -> list[tuple[str, str]]:
     # ``size`` is bytes on an upload, rows per page on a read.
     names = {**DETAIL_NAMES, "size": "每页条数" if "page" in details else "大小（字节）"}
     return [(names.get(key, key), _value(key, details[key])) for key in keys]
+
+
+def recorded_values(details: dict[str, Any]) -> str:
+    """The codes the words stand in for, as recorded (``记录的文件类型：application/pdf``), for a
+    title over the worded details; nothing when the words show every value as recorded."""
+    content_type = details.get("content_type")
+    if isinstance(content_type, str) and _value("content_type", content_type) != content_type:
+        return f"记录的文件类型：{content_type}"
+    return ""
 
 
 def details_in_words(details: dict[str, Any]) -> str:

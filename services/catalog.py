@@ -396,6 +396,22 @@ def next_slot(
     it has not submitted, with its due date and status; when all are in, the running period.
     None for a ``once`` item already submitted."""
     periods = coverage_periods(item, period_from=None, period_to=None, today=today)
+    cells = _slots(backends, item=item, township_id=township_id, periods=periods, today=today)
+    waiting = [cell for cell in cells if cell.status in ("overdue", "missing", "not_due")]
+    return waiting[0] if waiting else None
+
+
+def slot_of(
+    backends: Backends, *, item: CatalogItem, township_id: int, period: str, today: date
+) -> CoverageCell:
+    """One period's slot of a township (the one a request asks for): its due date and status."""
+    [cell] = _slots(backends, item=item, township_id=township_id, periods=[period], today=today)
+    return cell
+
+
+def _slots(
+    backends: Backends, *, item: CatalogItem, township_id: int, periods: list[str], today: date
+) -> list[CoverageCell]:
     with backends.db.session() as session:
         submitted = {
             ONCE if item.cycle == Cycle.once.value else (period or ""): document_id
@@ -408,6 +424,4 @@ def next_slot(
             )
         }
     filled = {(township_id, period): document_id for period, document_id in submitted.items()}
-    cells = [_cell(item, township_id, period, filled, today) for period in periods]
-    waiting = [cell for cell in cells if cell.status in ("overdue", "missing", "not_due")]
-    return waiting[0] if waiting else None
+    return [_cell(item, township_id, period, filled, today) for period in periods]

@@ -24,6 +24,7 @@ __all__ = [
     "DetectedType",
     "detect_file_type",
     "detect_type_of_head",
+    "kind_in_words",
     "needs_whole_file",
 ]
 
@@ -104,6 +105,28 @@ _ALSO_DECLARED = {
     "MD": _TEXTS,
 }
 
+# What people call each kind, for pages that name a stored file's type (the access log).
+_KINDS_IN_WORDS = {
+    "PDF": "PDF 文件",
+    "DOCX": "Word 文档",
+    "XLSX": "Excel 表格",
+    "PPTX": "PowerPoint 演示文稿",
+    "DOC": "Word 文档（97-2003）",
+    "XLS": "Excel 表格（97-2003）",
+    "PPT": "PowerPoint 演示文稿（97-2003）",
+    "WPS": "WPS 文字文档",
+    "ET": "WPS 表格",
+    "OFD": "OFD 版式文件",
+    "ZIP": "ZIP 压缩包",
+    "JPEG": "图片（JPEG）",
+    "PNG": "图片（PNG）",
+    "HEIC": "图片（HEIC）",
+    "HEIF": "图片（HEIF）",
+    "TXT": "文本文件",
+    "CSV": "CSV 表格",
+    "MD": "Markdown 文本",
+}
+
 _KINDS = {
     label: _Kind(
         label,
@@ -113,6 +136,15 @@ _KINDS = {
     )
     for label, mime, extensions in _ALLOWED
 }
+
+_MIME_IN_WORDS = {mime: _KINDS_IN_WORDS[label] for label, mime, _ in _ALLOWED}
+
+
+def kind_in_words(content_type: str) -> str | None:
+    """What people call a stored file's type (``application/pdf`` → ``PDF 文件``); None for a
+    type the allow-list does not have (a format the operator added, say)."""
+    return _MIME_IN_WORDS.get(content_type.split(";", 1)[0].strip().lower())
+
 
 # Declared types that say nothing about the content.
 _GENERIC_DECLARED = frozenset(

@@ -345,6 +345,9 @@ def test_export_for_people_says_names_and_beijing_time(api: Api, backends: Backe
         details = json.loads(code_row[9])
         assert word_row[9] == details_in_words(details)
         assert word_row[9].startswith(f"文件名: {details['filename']}")
+        # The file's type in words, where the coded row keeps the recorded MIME type.
+        assert details["content_type"] == "text/plain"
+        assert "文件类型: 文本文件" in word_row[9]
     refused = api.client.get(
         "/api/v1/audit/export.csv", headers=api.headers("auditor"), params={"labels": "fr"}
     )

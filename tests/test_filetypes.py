@@ -17,7 +17,7 @@ import olefile
 import pytest
 
 from services.errors import UnsupportedType
-from services.filetypes import DetectedType, detect_file_type
+from services.filetypes import DetectedType, detect_file_type, kind_in_words
 
 # --- builders of real files
 
@@ -307,6 +307,29 @@ def test_each_allowed_type_is_accepted_under_its_extension(
 ) -> None:
     detected = _detect(tmp_path, content, filename, "application/octet-stream")
     assert detected == DetectedType(mime=mime, label=label)
+
+
+@pytest.mark.parametrize(("content", "filename", "mime", "label"), _ACCEPTED)
+def test_each_allowed_type_has_a_name_people_know(
+    content: bytes, filename: str, mime: str, label: str
+) -> None:
+    name = kind_in_words(mime)
+    assert name is not None
+    assert mime not in name
+
+
+def test_types_in_words() -> None:
+    assert kind_in_words("application/pdf") == "PDF 文件"
+    assert kind_in_words(
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    ) == ("Word 文档")
+    assert kind_in_words("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet") == (
+        "Excel 表格"
+    )
+    assert kind_in_words("image/jpeg") == "图片（JPEG）"
+    assert kind_in_words("Text/Plain; charset=utf-8") == "文本文件"
+    # A format only the operator allowed has no name: callers show it as recorded.
+    assert kind_in_words("application/epub+zip") is None
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -438,25 +439,25 @@ def test_coverage_grid_says_who_submitted_in_words(visitor: Visitor, seeded: See
     visitor.problems.assert_none()
 
 
-def test_coverage_grid_on_a_phone_opens_at_the_newest_period(
+def test_coverage_grid_on_a_phone_reads_without_scrolling_sideways(
     phone: Visitor, seeded: Seeded
 ) -> None:
-    page = login_to(
-        phone,
-        "coord",
-        f"/coverage?item={seeded.catalog_item}&period_from=2025-Q1&period_to=2026-Q4",
-    )
-    newest = page.locator("table.coverage-grid thead th").last
-    expect(newest).to_have_text("2026年第四季度")
-    # Without scrolling sideways: the newest column is on the screen, the townships beside it.
+    wanted = f"/coverage?item={seeded.catalog_item}&period_from=2025-Q1&period_to=2026-Q4"
+    page = login_to(phone, "coord", quote(wanted, safe="/"))
     page.wait_for_load_state("load")
-    box = newest.bounding_box()
-    assert box is not None
-    assert box["x"] >= 0
-    assert box["x"] + box["width"] <= 390
-    township = page.get_by_role("rowheader", name="东镇").bounding_box()
-    assert township is not None
-    assert 0 <= township["x"] < 390
+    # Each township is a card of its periods, each cell naming its own period.
+    east = page.locator("table.coverage-grid tr", has=page.get_by_role("rowheader", name="东镇"))
+    expect(east.locator("td")).to_have_count(8)
+    expect(east.locator("td").first).to_have_attribute("data-label", "2025年第一季度")
+    expect(east.locator("td").last).to_have_attribute("data-label", "2026年第四季度")
+    expect(east.locator("td").last).to_contain_text("未到期")
+    for cell in page.locator("table.coverage-grid tbody").locator("th, td").all():
+        box = cell.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= 390
+    # Nothing scrolls sideways: neither the grid nor the page.
+    assert page.locator(".coverage-wrap").evaluate("wrap => wrap.scrollWidth <= wrap.clientWidth")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     phone.problems.assert_none()
 

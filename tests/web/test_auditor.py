@@ -219,6 +219,14 @@ def test_details_are_said_in_words() -> None:
     assert details_in_words({"size": 2048, "filename": "台账.pdf"}) == (
         "文件名: 台账.pdf; 大小（字节）: 2048"
     )
+    # A file's type in words people know; a type without a name stays as recorded.
+    assert details_in_words({"content_type": "application/pdf"}) == "文件类型: PDF 文件"
+    assert details_in_words({"content_type": "image/jpeg", "reason": "preview_unsupported"}) == (
+        "原因: 该类型不能预览; 文件类型: 图片（JPEG）"
+    )
+    assert details_in_words({"content_type": "application/epub+zip"}) == (
+        "文件类型: application/epub+zip"
+    )
     # What has no name yet is shown as recorded; nothing recorded shows nothing.
     assert details_in_words({"reason": "something_new", "extra": [1]}) == (
         "原因: something_new; extra: 1"

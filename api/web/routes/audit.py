@@ -132,6 +132,7 @@ class EventRow:
     document_title: str | None  # the document the event is about, when it names one
     details_short: str
     details_full: list[tuple[str, str]] | None  # every detail, when the short text leaves some out
+    details_recorded: str  # the codes the words stand in for, as recorded ("" when none)
 
 
 def _row(event: AuditEvent, titles: dict[str, str]) -> EventRow:
@@ -146,6 +147,7 @@ def _row(event: AuditEvent, titles: dict[str, str]) -> EventRow:
         document_title=titles.get(event.document_id) if event.document_id else None,
         details_short=text[:SHORT_DETAILS] + "…" if folded else text,
         details_full=pairs if folded else None,
+        details_recorded=audit_words.recorded_values(dict(event.details)),
     )
 
 

@@ -59,16 +59,44 @@ class OwedItem:
     """A catalog item the township owes, as the upload form offers it."""
 
     item: CatalogItem
-    period: str  # the oldest slot not yet submitted ("" for a once-only item)
+    # The oldest slot not yet submitted, or the one the request being answered asks for ("" for
+    # a once-only item).
+    period: str
     due: str
     late: bool  # that slot is past its due date
     example: str
+    asked: bool = False  # the period is the request's
+    submitted: bool = False  # that slot is already filled
 
 
-def _owed_items(backends: BackendsDep, township_id: int) -> list[OwedItem]:
+def _owed_items(
+    backends: BackendsDep, township_id: int, asked: MaterialRequest | None = None
+) -> list[OwedItem]:
+    """What the upload form offers; for the item a request asks for, the slot of its period."""
     today = catalog.county_today()
     owed = []
     for item in catalog.items_owed(backends, township_id=township_id):
+        if (
+            asked is not None
+            and asked.catalog_item_id == item.id
+            and asked.period
+            and item.cycle != Cycle.once.value
+        ):
+            cell = catalog.slot_of(
+                backends, item=item, township_id=township_id, period=asked.period, today=today
+            )
+            owed.append(
+                OwedItem(
+                    item=item,
+                    period=asked.period,
+                    due=cell.due.isoformat() if cell.due else "",
+                    late=cell.status == "overdue",
+                    example=slots.CYCLE_EXAMPLES.get(Cycle(item.cycle), ""),
+                    asked=True,
+                    submitted=cell.status == "submitted",
+                )
+            )
+            continue
         slot = catalog.next_slot(backends, item=item, township_id=township_id, today=today)
         period = slot.period if slot and slot.period != catalog.ONCE else ""
         owed.append(
@@ -130,7 +158,7 @@ def upload_page(
         period_examples=PERIOD_EXAMPLES,
         max_upload_bytes=max_bytes,
         max_upload_mb=_megabytes(max_bytes),
-        owed_items=_owed_items(backends, web.principal.org_id),
+        owed_items=_owed_items(backends, web.principal.org_id, asked),
         asked=asked,
         readers=_readers_for(asked),
         CYCLE_NAMES=CYCLE_NAMES,
