@@ -328,3 +328,30 @@ def test_a_withdrawn_document_is_not_counted_by_the_next_search(
     assert shared["public"] not in {hit["document"]["id"] for hit in after["hits"]}
     facet_total = sum(bucket["count"] for bucket in after["facets"]["township"])
     assert facet_total == after["total"]
+
+
+def test_a_hit_lists_the_departments_as_the_document_itself_does(
+    api: Api, backends: Backends, shared: dict[str, str]
+) -> None:
+    both = api.upload(
+        "east",
+        "both.txt",
+        "东镇两部门共享的脱贫攻坚台账".encode(),
+        title="东镇两部门脱贫台账",
+        visibility="restricted",
+        departments="统计局,扶贫办",
+    )
+    assert both.status_code == 201, both.text
+    _index(backends)
+    hits = {
+        hit["document"]["id"]: hit["document"] for hit in _search(api, "east", q="脱贫")["hits"]
+    }
+    for name in ("restricted", "public"):
+        document_id = shared[name]
+        alone = api.client.get(f"/api/v1/documents/{document_id}", headers=api.headers("east"))
+        assert hits[document_id]["departments"] == alone.json()["departments"]
+    assert hits[shared["public"]]["departments"] is None
+    assert hits[shared["restricted"]]["departments"] == ["扶贫办"]
+    alone = api.client.get(f"/api/v1/documents/{both.json()['id']}", headers=api.headers("east"))
+    assert hits[both.json()["id"]]["departments"] == alone.json()["departments"]
+    assert sorted(hits[both.json()["id"]]["departments"]) == ["扶贫办", "统计局"]
