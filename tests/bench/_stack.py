@@ -22,6 +22,7 @@ from tests.servers import (
     PostgresServer,
     S3Server,
     start_elasticsearch,
+    start_minio,
     start_postgres,
     start_seaweedfs,
 )
@@ -103,6 +104,13 @@ class Stack:
         server = start_seaweedfs(self._subdirectory("seaweedfs"))
         self._exit.callback(server.stop)
         print(f"SeaweedFS S3 up on {server.endpoint} in {time.perf_counter() - began:.1f} s")
+        return server
+
+    def minio(self) -> S3Server:
+        began = time.perf_counter()
+        server = start_minio(self._subdirectory("minio"))
+        self._exit.callback(server.stop)
+        print(f"MinIO up on {server.endpoint} in {time.perf_counter() - began:.1f} s")
         return server
 
     def elasticsearch(self, *, heap: str) -> ElasticsearchServer:

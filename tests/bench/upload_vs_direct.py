@@ -1,16 +1,17 @@
 """Benchmark: a large upload through the API on S3, beside the same bytes put straight into S3.
 
-Run: ``.venv/bin/python -m tests.bench.upload_vs_direct [--mb 200] [--repeats 3]``. Starts
-SeaweedFS and PostgreSQL with the deploy/ scripts and one ``materials serve`` (uvicorn, embedded
-worker off as in production) on 127.0.0.1. Each round uploads a new file through
-``POST /api/v1/documents`` (multipart, streamed from disk) and puts the same file with the minio
-SDK (``put_object`` streamed, in the app's part size); the order
-alternates between rounds. Prints MB/s, the API/direct ratio, the server's peak RSS during each
-upload (VmHWM reset before it) and where the API's time goes: receiving the body (sha256, the
-S3 parts sent on as they fill) versus everything after the last byte (completing the multipart
-upload, the database). Last, the ``materials upload`` client (a subprocess, as a person runs it)
-sends a new file and then the same file again, and prints the re-upload's time as a fraction of the
-first (the client looks the digest up first, so the second sends nothing).
+Run: ``.venv/bin/python -m tests.bench.upload_vs_direct [--mb 200] [--repeats 3] [--store
+minio]``. Starts SeaweedFS (or MinIO) and PostgreSQL with the deploy/ scripts and one ``materials
+serve`` (uvicorn, embedded worker off as in production) on 127.0.0.1. Each round uploads a new file
+through ``POST /api/v1/documents`` (multipart, streamed from disk) and puts the same file with the
+minio SDK (``put_object`` streamed, in the app's part size); the order alternates between rounds.
+Prints MB/s, the API/direct ratio, the server's peak RSS during each upload (VmHWM reset before
+it), the CPU time each round took from the API, the S3 server and the client, and where the API's
+time goes: receiving the body (sha256, the S3 parts sent on as they fill) versus everything after
+the last byte (completing the multipart upload, the database). Last, the ``materials upload``
+client (a subprocess, as a person runs it) sends a new file and then the same file again, and
+prints the re-upload's time as a fraction of the first (the client looks the digest up first, so
+the second sends nothing).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import argparse
 import hashlib
 import io
 import json
+import os
+import resource
 import statistics
 import subprocess
 import threading
@@ -169,6 +172,21 @@ def put_direct(client: Minio, path: Path, key: str) -> float:
     return time.perf_counter() - began
 
 
+STORES = {"seaweedfs": "SeaweedFS", "minio": "MinIO"}
+PID_FILES = {"seaweedfs": "weed.pid", "minio": "minio.pid"}  # written by the deploy/ scripts
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
 def _rate(size: int, seconds: float) -> float:
     return size / MB / seconds
 
@@ -177,19 +195,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=200, help="file size in MB (10^6 bytes)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of API + direct")
+    parser.add_argument(
+        "--store", choices=("seaweedfs", "minio"), default="seaweedfs", help="the S3 server"
+    )
     args = parser.parse_args()
     size = args.mb * MB
     print(machine())
     print(
         f"file {args.mb} MB ({size / MIB:.1f} MiB), {args.repeats} rounds; "
-        f"database PostgreSQL, blobs SeaweedFS S3, part size {PART_SIZE // MIB} MiB"
+        f"database PostgreSQL, blobs {STORES[args.store]} S3, part size {PART_SIZE // MIB} MiB"
     )
 
     with Stack() as stack:
         postgres = stack.postgres()
         with postgres.admin() as admin:
             admin.execute("CREATE DATABASE bench")
-        s3 = stack.seaweedfs()
+        s3 = stack.minio() if args.store == "minio" else stack.seaweedfs()
+        store_pid = int((s3.directory / PID_FILES[args.store]).read_text())
         settings = {
             "database_url": postgres.url("bench"),
             "s3_endpoint": s3.endpoint,
@@ -236,11 +258,14 @@ def main() -> None:
 
         api_rounds: list[ApiRound] = []
         direct_seconds: list[float] = []
+        # CPU seconds each round took from the API process, the S3 server and this client.
+        used: dict[str, list[tuple[float, float, float]]] = {"api": [], "direct": []}
         for number in range(args.repeats):
             path = stack.directory / f"bench-{number}.pdf"
             sha256 = write_file(path, size, seed=number)
             order = ("api", "direct") if number % 2 == 0 else ("direct", "api")
             for kind in order:
+                before = (cpu_seconds(pid), cpu_seconds(store_pid), _own_cpu())
                 if kind == "api":
                     result = upload_via_api(server.base_url, token, path, sha256, pid)
                     api_rounds.append(result)
@@ -259,6 +284,10 @@ def main() -> None:
                         f"round {number + 1} direct: {seconds:6.2f} s "
                         f"{_rate(size, seconds):6.1f} MB/s"
                     )
+                after = (cpu_seconds(pid), cpu_seconds(store_pid), _own_cpu())
+                cpu = tuple(end - start for start, end in zip(before, after, strict=True))
+                used[kind].append(cpu)  # type: ignore[arg-type]
+                print(f"  CPU: API {cpu[0]:.2f} s, S3 server {cpu[1]:.2f} s, client {cpu[2]:.2f} s")
             path.unlink()
 
         api_median = statistics.median(r.seconds for r in api_rounds)
@@ -278,6 +307,16 @@ def main() -> None:
             f"RSS now {_status_mib(pid, 'VmRSS'):.0f} MiB"
         )
 
+        print()
+        print("CPU seconds of a round (medians; both go through the same two cores):")
+        for kind, label in (("api", "through the API"), ("direct", "direct put     ")):
+            api_cpu, store_cpu, client_cpu = (
+                statistics.median(round_[part] for round_ in used[kind]) for part in range(3)
+            )
+            print(
+                f"  {label}: API {api_cpu:.2f}, S3 server {store_cpu:.2f}, client "
+                f"{client_cpu:.2f}, together {api_cpu + store_cpu + client_cpu:.2f}"
+            )
         # Where the API's time goes: the receive phase against the part after the last byte.
         sent = statistics.median(r.body_sent for r in api_rounds)
         after = statistics.median(r.seconds - r.body_sent for r in api_rounds)
