@@ -5,6 +5,7 @@ The app is built with ``create_app(settings)``; nothing is configured through th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -199,6 +200,24 @@ class Api:
 @pytest.fixture
 def api(client: TestClient) -> Api:
     return Api(client, {})
+
+
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@contextmanager
+def signed_in_browser(client: TestClient, username: str) -> Iterator[TestClient]:
+    """A browser of its own (its cookies apart from ``client``'s), signed in to the web pages."""
+    with TestClient(client.app) as browser:
+        token = _CSRF_FIELD.search(browser.get("/login").text)
+        assert token is not None
+        signed_in = browser.post(
+            "/login",
+            data={"username": username, "password": PASSWORD, "csrf_token": token.group(1)},
+            follow_redirects=False,
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        yield browser
 
 
 def grant_download(api: Api, backends: Backends, *, username: str, document_id: str) -> None:

@@ -13,25 +13,16 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import PASSWORD, Api
+from tests.conftest import Api, signed_in_browser
 from tests.samples import docx_bytes, pdf_bytes
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 @pytest.fixture
 def auditor_browser(client: TestClient) -> Iterator[TestClient]:
     """A browser of its own, signed in as the auditor."""
-    with TestClient(client.app) as browser:
-        token = CSRF.search(browser.get("/login").text)
-        assert token is not None
-        signed_in = browser.post(
-            "/login",
-            data={"username": "auditor", "password": PASSWORD, "csrf_token": token.group(1)},
-            follow_redirects=False,
-        )
-        assert signed_in.status_code == 303, signed_in.text
+    with signed_in_browser(client, "auditor") as browser:
         yield browser
 
 

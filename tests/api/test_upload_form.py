@@ -13,9 +13,7 @@ from fastapi.testclient import TestClient
 from services.catalog import county_today
 from services.metadata import period_label
 from tests.api.ask_once_helpers import create_item, decide, draft, upload
-from tests.conftest import EAST, PASSWORD, Api
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+from tests.conftest import EAST, Api, signed_in_browser
 
 
 def _quarter(shift: int) -> str:
@@ -28,15 +26,7 @@ def _quarter(shift: int) -> str:
 @pytest.fixture
 def east_browser(client: TestClient) -> Iterator[TestClient]:
     """A browser of its own, signed in as the east township's clerk."""
-    with TestClient(client.app) as browser:
-        token = CSRF.search(browser.get("/login").text)
-        assert token is not None
-        signed_in = browser.post(
-            "/login",
-            data={"username": "east", "password": PASSWORD, "csrf_token": token.group(1)},
-            follow_redirects=False,
-        )
-        assert signed_in.status_code == 303, signed_in.text
+    with signed_in_browser(client, "east") as browser:
         yield browser
 
 
