@@ -6,6 +6,8 @@ bookmarked, shared and reloaded; each facet is a link to the same search with on
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Annotated
@@ -15,14 +17,14 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import BackendsDep, ClientIP, PageNumber
 from api.schemas import OrgNameOrId
-from api.web.render import render
+from api.web.render import masked, render
 from api.web.routes.documents import PRESENTATION
 from api.web.session import SignedIn
 from services import searching
 from services.errors import MaterialsError
 from services.metadata import period_label
 from services.search import FacetBucket, SearchSort
-from services.searching import SearchPage
+from services.searching import FoundDocument, SearchPage
 
 router = APIRouter(include_in_schema=False)
 
@@ -173,6 +175,29 @@ def _chips(state: SearchState) -> list[Chip]:
     return chips
 
 
+_MARK = re.compile(r"</?em>")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class ShownHit:
+    """A hit as its list item shows it: the title with the query's words marked when a snippet
+    is the whole title, and the snippets of the text besides it."""
+
+    title_html: str | None  # escaped, only <em> marks (as the snippets are); None: plain title
+    snippets: tuple[str, ...]
+
+
+def shown_hit(hit: FoundDocument) -> ShownHit:
+    """The title's own snippet marks the title instead of repeating it under the title."""
+    title = html.escape(_SPACES.sub(" ", masked(hit.document.title))).strip()
+    for position, snippet in enumerate(hit.highlights):
+        if _MARK.sub("", snippet) == title:
+            rest = hit.highlights[:position] + hit.highlights[position + 1 :]
+            return ShownHit(snippet, rest)
+    return ShownHit(None, hit.highlights)
+
+
 @router.get("/search")
 def search_page(
     request: Request,
@@ -233,5 +258,6 @@ def search_page(
         chips=_chips(state),
         page_size=PAGE_SIZE,
         SearchSort=SearchSort,
+        shown_hit=shown_hit,
         **PRESENTATION,
     )
