@@ -54,7 +54,7 @@ class ExtractionContext:
 @dataclass
 class Extracted:
     text: str
-    exif: dict[str, Any] | None = None  # images: captured_at, gps {lat, lon}, camera
+    exif: dict[str, Any] | None = None  # images: captured_at or recorded_at, gps {lat, lon}, camera
     notes: list[str] = field(default_factory=list)  # e.g. "no_text_layer", "truncated"
     ocr: bool = False  # the text was recognised in page images, not read from the file
 

@@ -24,9 +24,10 @@ from indexer.extractors._time import ask_for_time
 __all__ = ["ImageExtractor"]
 
 # EXIF tags (CIPA DC-008).
-_MAKE, _MODEL = 0x010F, 0x0110
+_MAKE, _MODEL, _DATETIME = 0x010F, 0x0110, 0x0132
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
-_DATETIME_ORIGINAL, _OFFSET_TIME_ORIGINAL = 0x9003, 0x9011
+_DATETIME_ORIGINAL, _DATETIME_DIGITIZED = 0x9003, 0x9004
+_OFFSET_TIME, _OFFSET_TIME_ORIGINAL, _OFFSET_TIME_DIGITIZED = 0x9010, 0x9011, 0x9012
 _LATITUDE_REF, _LATITUDE, _LONGITUDE_REF, _LONGITUDE = 1, 2, 3, 4
 
 _HEIF_TYPES = frozenset({"image/heic", "image/heif"})
@@ -69,9 +70,19 @@ def _register_heif_plugin() -> None:
 def _photo_metadata(exif: Image.Exif) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
     details = exif.get_ifd(_EXIF_IFD)
-    captured_at = _iso_time(details.get(_DATETIME_ORIGINAL), details.get(_OFFSET_TIME_ORIGINAL))
+    # When the picture was taken: the original time, or the time it was digitized, which a
+    # camera writes as the same moment.
+    captured_at = _iso_time(
+        details.get(_DATETIME_ORIGINAL), details.get(_OFFSET_TIME_ORIGINAL)
+    ) or _iso_time(details.get(_DATETIME_DIGITIZED), details.get(_OFFSET_TIME_DIGITIZED))
     if captured_at:
         metadata["captured_at"] = captured_at
+    else:
+        # Only the file's own time (some phones and most editing software write nothing else):
+        # when it was last written, which is not necessarily when the picture was taken.
+        recorded_at = _iso_time(exif.get(_DATETIME), details.get(_OFFSET_TIME))
+        if recorded_at:
+            metadata["recorded_at"] = recorded_at
     gps = exif.get_ifd(_GPS_IFD)
     latitude = _signed_degrees(gps.get(_LATITUDE), gps.get(_LATITUDE_REF), "S", limit=90)
     longitude = _signed_degrees(gps.get(_LONGITUDE), gps.get(_LONGITUDE_REF), "W", limit=180)

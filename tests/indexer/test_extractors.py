@@ -347,6 +347,32 @@ def test_jpeg_exif_time_place_and_camera(tmp_path: Path) -> None:
     }
 
 
+def _timed_photo(path: Path, times: dict[int, str], *, ifd0_time: str | None = None) -> Path:
+    exif = Image.Exif()
+    if ifd0_time is not None:
+        exif[0x0132] = ifd0_time
+    for tag, value in times.items():
+        exif.get_ifd(0x8769)[tag] = value
+    Image.new("RGB", (16, 16), "green").save(path, exif=exif)
+    return path
+
+
+def test_the_digitized_time_stands_in_for_a_missing_original_time(tmp_path: Path) -> None:
+    path = _timed_photo(tmp_path / "a.jpg", {0x9004: "2024:03:15 10:20:30", 0x9012: "+08:00"})
+    assert run(path, "image/jpeg").exif == {"captured_at": "2024-03-15T10:20:30+08:00"}
+
+
+def test_a_photo_with_only_the_file_time_says_so(tmp_path: Path) -> None:
+    # Many phones' edited copies and scanning apps write only IFD0 DateTime: when the file was
+    # written, kept apart from the capture time.
+    path = _timed_photo(tmp_path / "b.jpg", {}, ifd0_time="2024:05:01 08:00:00")
+    assert run(path, "image/jpeg").exif == {"recorded_at": "2024-05-01T08:00:00"}
+    both = _timed_photo(
+        tmp_path / "c.jpg", {0x9003: "2024:03:15 10:20:30"}, ifd0_time="2024:05:01 08:00:00"
+    )
+    assert run(both, "image/jpeg").exif == {"captured_at": "2024-03-15T10:20:30"}
+
+
 def test_southern_and_western_coordinates_are_negative(tmp_path: Path) -> None:
     exif = run(_photo(tmp_path / "x.jpg", north=False, east=False), "image/jpeg").exif
     assert exif is not None

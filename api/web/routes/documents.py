@@ -44,6 +44,8 @@ class PhotoDetails:
 
     captured_at: str | None
     timezone_known: bool
+    # False: the photo names no capture time, only when its file was written (camera or editor).
+    captured: bool
     latitude: float | None
     longitude: float | None
     camera: str | None
@@ -54,7 +56,8 @@ def photo_details(exif: dict[str, Any] | None) -> PhotoDetails | None:
     if not exif:
         return None
     captured_at, timezone_known = None, False
-    raw_time = exif.get("captured_at")
+    captured = "captured_at" in exif
+    raw_time = exif.get("captured_at" if captured else "recorded_at")
     if isinstance(raw_time, str):
         try:
             moment = datetime.fromisoformat(raw_time)
@@ -76,6 +79,7 @@ def photo_details(exif: dict[str, Any] | None) -> PhotoDetails | None:
     details = PhotoDetails(
         captured_at=captured_at,
         timezone_known=timezone_known,
+        captured=captured,
         latitude=latitude,
         longitude=longitude,
         camera=camera if isinstance(camera, str) and camera else None,
