@@ -206,9 +206,11 @@ _CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @contextmanager
-def signed_in_browser(client: TestClient, username: str) -> Iterator[TestClient]:
+def signed_in_browser(
+    client: TestClient, username: str, *, raise_server_exceptions: bool = True
+) -> Iterator[TestClient]:
     """A browser of its own (its cookies apart from ``client``'s), signed in to the web pages."""
-    with TestClient(client.app) as browser:
+    with TestClient(client.app, raise_server_exceptions=raise_server_exceptions) as browser:
         token = _CSRF_FIELD.search(browser.get("/login").text)
         assert token is not None
         signed_in = browser.post(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from api.app import create_app
 from services.backends import Backends
 from services.config import Settings
 from services.models import AuditEvent
-from tests.conftest import COUNTY, PASSWORD, Api
+from tests.conftest import COUNTY, Api, signed_in_browser
 from tests.samples import text_bytes
 
 HUGE = "99999999999999999999999"
@@ -103,26 +104,17 @@ def test_an_api_id_out_of_range_is_a_422_audited(
 @pytest.fixture
 def sign_in(client: TestClient) -> Iterator[Callable[[str], tuple[TestClient, str]]]:
     """A browser of its own for a user, signed in: its client and the session's CSRF token."""
-    browsers: list[TestClient] = []
+    with ExitStack() as browsers:
 
-    def signed_in(username: str) -> tuple[TestClient, str]:
-        browser = TestClient(client.app, raise_server_exceptions=False)
-        browsers.append(browser)
-        login = CSRF.search(browser.get("/login").text)
-        assert login is not None
-        started = browser.post(
-            "/login",
-            data={"username": username, "password": PASSWORD, "csrf_token": login.group(1)},
-            follow_redirects=False,
-        )
-        assert started.status_code == 303, started.text
-        session = CSRF.search(browser.get("/notifications").text)
-        assert session is not None
-        return browser, session.group(1)
+        def signed_in(username: str) -> tuple[TestClient, str]:
+            browser = browsers.enter_context(
+                signed_in_browser(client, username, raise_server_exceptions=False)
+            )
+            session = CSRF.search(browser.get("/notifications").text)
+            assert session is not None
+            return browser, session.group(1)
 
-    yield signed_in
-    for browser in browsers:
-        browser.close()
+        yield signed_in
 
 
 @pytest.mark.parametrize(
