@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import ColumnElement, func, or_, select, tuple_
 
 from services import access, audit_tree, merkle
 from services.access import Principal
@@ -17,7 +17,7 @@ from services.audit import AuditAction, AuditFilter, EventPage, Outcome
 from services.audit_keys import load_signer, load_verifier
 from services.audit_sequencer import STATE
 from services.audit_verify import VerifyReport, verify_log
-from services.audit_words import worded_csv_row
+from services.audit_words import WORDED_CSV_HEADINGS, DocumentName, worded_csv_row
 from services.backends import Backends
 from services.documents import actor_of
 from services.errors import BackendUnavailable, Forbidden, InvalidField, NotFound
@@ -26,6 +26,7 @@ from services.models import (
     AuditEvent,
     AuditSequencerState,
     Document,
+    Org,
 )
 from services.signed_notes import Verifier
 
@@ -120,26 +121,96 @@ def export_events(
         outcome=Outcome.allowed,
         details={"filters": _filter_details(filters)},
     )
+    if not for_people:
+        return backends.audit.export_csv(filters, before=own.id)
+    # For people, each document by its title and township too: those of every document the
+    # file names, in one query.
+    names = _document_names(
+        backends, Document.id.in_(backends.audit.named_documents(filters, before=own.id))
+    )
     return backends.audit.export_csv(
         filters,
-        for_people=for_people,
-        row_of=worded_csv_row if for_people else None,
+        for_people=True,
+        row_of=lambda event: worded_csv_row(event, names),
+        headings=WORDED_CSV_HEADINGS,
         before=own.id,
     )
 
 
-def document_titles(
+def _document_names(
+    backends: Backends, *where: ColumnElement[bool], limit: int | None = None
+) -> dict[str, DocumentName]:
+    """Documents (withdrawn ones too) by their title and township, newest first."""
+    query = (
+        select(Document.id, Document.title, Org.name, Document.withdrawn_at)
+        .join(Org, Document.township_id == Org.id)
+        .where(*where)
+        .order_by(Document.created_at.desc(), Document.id)
+        .limit(limit)
+    )
+    with backends.db.session() as session:
+        return {
+            row.id: DocumentName(row.id, row.title, row.name, row.withdrawn_at is not None)
+            for row in session.execute(query)
+        }
+
+
+def document_names(
     backends: Backends, *, principal: Principal, document_ids: Iterable[str], ip: str | None
-) -> dict[str, str]:
-    """The titles of the documents a page of events names (one query), for an auditor, who
-    sees every document's metadata; ids without a document are left out."""
+) -> dict[str, DocumentName]:
+    """The titles and townships of the documents a page of events names (one query), for an
+    auditor, who sees every document's metadata; ids without a document are left out."""
     _require_auditor(backends, principal=principal, action=AuditAction.audit_read, ip=ip)
     wanted = sorted({document_id for document_id in document_ids if document_id})
     if not wanted:
         return {}
+    return _document_names(backends, Document.id.in_(wanted))
+
+
+@dataclass(frozen=True)
+class FoundDocuments:
+    """The documents words matched: the newest ones, and how many in all."""
+
+    documents: list[DocumentName]
+    total: int
+
+
+def find_documents(
+    backends: Backends, *, principal: Principal, words: str, limit: int, ip: str | None
+) -> FoundDocuments:
+    """The documents (withdrawn ones too) whose township and title hold every word typed
+    (``城关镇 扶贫``, or ``城关镇2024年第三季度扶贫工作总结`` for that township's document of that
+    title; a word may also be the start of a document's number, as the page shows its first
+    eight characters), newest first, at most ``limit``; for an auditor choosing a document to
+    filter the log by. The look-up is logged as a read of the log, with the words and how many
+    documents matched."""
+    _require_auditor(backends, principal=principal, action=AuditAction.audit_read, ip=ip)
+    named = Org.name + Document.title
+    where = [
+        or_(
+            named.icontains(word, autoescape=True),
+            Document.id.istartswith(word, autoescape=True),
+        )
+        for word in words.split()
+    ]
     with backends.db.session() as session:
-        rows = session.execute(select(Document.id, Document.title).where(Document.id.in_(wanted)))
-        return {row.id: row.title for row in rows}
+        total = (
+            session.scalar(
+                select(func.count())
+                .select_from(Document)
+                .join(Org, Document.township_id == Org.id)
+                .where(*where)
+            )
+            or 0
+        )
+    found = list(_document_names(backends, *where, limit=limit).values()) if total else []
+    backends.audit.record(
+        actor=actor_of(principal, ip),
+        action=AuditAction.audit_read,
+        outcome=Outcome.allowed,
+        details={"q": words, "found": total},
+    )
+    return FoundDocuments(found, total)
 
 
 def verify(backends: Backends, *, principal: Principal, ip: str | None) -> VerifyReport:

@@ -7,9 +7,17 @@ The log itself, the API and the default CSV keep the codes: only what people rea
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from services.audit import ACTION_NAMES, ACTOR_ROLE_NAMES, OUTCOME_NAMES, people_csv_row
+from services.audit import (
+    ACTION_NAMES,
+    ACTOR_ROLE_NAMES,
+    CSV_HEADINGS,
+    OUTCOME_NAMES,
+    people_csv_row,
+)
 from services.filetypes import kind_in_words
 from services.metadata import period_label
 from services.models import (
@@ -20,6 +28,7 @@ from services.models import (
     AuditEvent,
 )
 from services.notifications import KIND_NAMES
+from services.personal_data import mask_personal_data
 
 # In the order a line of details reads best: why first, then what it was about.
 DETAIL_NAMES: dict[str, str] = {
@@ -274,8 +283,35 @@ def details_in_words(details: dict[str, Any]) -> str:
     return "; ".join(f"{name}: {value}" for name, value in detail_pairs(details))
 
 
-def worded_csv_row(event: AuditEvent) -> list[Any]:
-    """A row of the export for people: names, Beijing time and the details in words."""
+@dataclass(frozen=True)
+class DocumentName:
+    """A document an event names, as people know it: its title and township (also once it is
+    withdrawn: the database keeps the record)."""
+
+    id: str
+    title: str
+    township: str
+    withdrawn: bool = False
+
+
+# Where the export for people puts the document's title and township: before its number.
+_TITLE_AT = CSV_HEADINGS.index("材料编号")
+WORDED_CSV_HEADINGS = (
+    *CSV_HEADINGS[:_TITLE_AT],
+    "材料名称",
+    "材料所属乡镇",
+    *CSV_HEADINGS[_TITLE_AT:],
+)
+
+
+def worded_csv_row(event: AuditEvent, names: Mapping[str, DocumentName] | None = None) -> list[Any]:
+    """A row of the export for people (under ``WORDED_CSV_HEADINGS``): names, Beijing time, the
+    document's title (ID, card and phone numbers masked, as the page shows it) and township
+    beside its number (both empty when the database holds no such document) and the details in
+    words."""
     row = people_csv_row(event)
     row[9] = details_in_words(dict(event.details))
+    name = (names or {}).get(event.document_id) if event.document_id else None
+    shown = [mask_personal_data(name.title)[0], name.township] if name else ["", ""]
+    row[_TITLE_AT:_TITLE_AT] = shown
     return row

@@ -34,7 +34,7 @@ from services.audit_archive import LEAF_FIELDS
 from services.audit_keys import load_verifier
 from services.audit_sequencer import AuditSequencer
 from services.audit_verify import VerifyReport, verify_log, verify_receipt
-from services.audit_words import details_in_words
+from services.audit_words import WORDED_CSV_HEADINGS, details_in_words
 from services.backends import Backends
 from services.models import AuditEvent
 from tests.conftest import Api
@@ -334,20 +334,33 @@ def test_export_for_people_says_names_and_beijing_time(api: Api, backends: Backe
     make_activity(api)
     _, coded = _export(api, action="upload", outcome="allowed")
     _, worded = _export(api, action="upload", outcome="allowed", labels="zh")
-    assert tuple(worded[0]) == CSV_HEADINGS
+    # The same columns, and the document's title and township before its number.
+    assert tuple(worded[0]) == WORDED_CSV_HEADINGS
+    assert [name for name in worded[0] if name not in ("材料名称", "材料所属乡镇")] == list(
+        CSV_HEADINGS
+    )
     assert len(worded) == len(coded) == 4
+    townships = {"east": "东镇", "west": "西乡", "east2": "东镇"}
     for code_row, word_row in zip(coded[1:], worded[1:], strict=True):
         at = datetime.fromisoformat(code_row[1]).astimezone(timezone(timedelta(hours=8)))
         assert word_row[1] == at.strftime("%Y-%m-%d %H:%M:%S")
-        assert word_row[4:8] == ["乡镇工作人员", "上传", code_row[6], "允许"]
-        # What identifies the event stays as it is: sequence number and hash; details in words.
-        assert (word_row[0], word_row[10]) == (code_row[0], code_row[10])
         details = json.loads(code_row[9])
-        assert word_row[9] == details_in_words(details)
-        assert word_row[9].startswith(f"文件名: {details['filename']}")
+        title = details["filename"].removesuffix(".txt")
+        assert word_row[4:10] == [
+            "乡镇工作人员",
+            "上传",
+            title,
+            townships[code_row[2]],
+            code_row[6],
+            "允许",
+        ]
+        # What identifies the event stays as it is: sequence number and hash; details in words.
+        assert (word_row[0], word_row[12]) == (code_row[0], code_row[10])
+        assert word_row[11] == details_in_words(details)
+        assert word_row[11].startswith(f"文件名: {details['filename']}")
         # The file's type in words, where the coded row keeps the recorded MIME type.
         assert details["content_type"] == "text/plain"
-        assert "文件类型: 文本文件" in word_row[9]
+        assert "文件类型: 文本文件" in word_row[11]
     refused = api.client.get(
         "/api/v1/audit/export.csv", headers=api.headers("auditor"), params={"labels": "fr"}
     )

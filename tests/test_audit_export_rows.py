@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from services.audit import CSV_COLUMNS
+from services.audit_words import WORDED_CSV_HEADINGS
 from services.backends import Backends
 from services.models import AuditEvent
 from tests.conftest import Api
@@ -24,7 +25,8 @@ def _export(api: Api, **params: str) -> list[list[str]]:
     )
     assert response.status_code == 200, response.text
     header, *data = csv.reader(io.StringIO(response.content.decode("utf-8-sig"), newline=""))
-    assert len(header) == len(CSV_COLUMNS)
+    # For people, the document's title and township come before its number.
+    assert tuple(header) == (WORDED_CSV_HEADINGS if params.get("labels") else CSV_COLUMNS)
     return data
 
 

@@ -74,6 +74,7 @@ def test_upload_details_name_the_file_kind_in_words(api: Api, auditor_browser: T
         params={"action": "upload", "labels": "zh"},
         headers=api.headers("auditor"),
     )
-    details = [row[9] for row in list(csv.reader(io.StringIO(worded.text.lstrip("\ufeff"))))[1:]]
+    header, *worded_rows = csv.reader(io.StringIO(worded.text.lstrip("\ufeff")))
+    details = [row[header.index("详情")] for row in worded_rows]
     kinds = [dict(pair.split(": ", 1) for pair in text.split("; "))["文件类型"] for text in details]
     assert sorted(kinds) == ["PDF 文件", "Word 文档"]

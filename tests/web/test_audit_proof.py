@@ -25,6 +25,7 @@ from sqlalchemy import text
 
 from api.cli import main
 from api.web.routes.audit import (
+    SIGNATURE_OK,
     STALE_AFTER,
     WAIT_GRACE,
     CheckpointStatus,
@@ -115,30 +116,38 @@ def test_the_newest_checkpoint_s_signature_is_checked_with_the_configured_key() 
     root = hashlib.sha256(b"root").digest()
     signer = Signer("county.example/audit", Ed25519PrivateKey.generate())
     note = signer.sign(Checkpoint(signer.name, 10, root, ()).text())
-    assert signature_words(signer.verifier, note, 10, root) == "有效（已用日志公钥核对）"
+    assert signature_words(signer.verifier, note, 10, root) == SIGNATURE_OK
     other = Signer(signer.name, Ed25519PrivateKey.generate()).verifier
     assert signature_words(other, note, 10, root).startswith("无效")
     assert signature_words(signer.verifier, note, 11, root).startswith("无效")
-    assert signature_words(None, note, 10, root).startswith("未核对")
+    assert signature_words(None, note, 10, root).startswith("未能核对")
 
 
 def test_a_failed_verification_is_said_in_words() -> None:
-    intact = VerifyReport(ok=True, events=3, head="00")
-    assert verify_words(intact).sentence.startswith("校验通过")
+    intact = VerifyReport(ok=True, events=3, head="00", checkpoints=2)
+    assert (
+        verify_words(intact).sentence
+        == "日志完整，未被改动：已核对 3 条记录，与 2 个签名检查点一致。"
+    )
     one = VerifyReport(
         ok=False, events=0, head="00", first_bad_seq=7, reason="leaf_mismatch", detail="第 7 号"
     )
     words = verify_words(one)
-    assert words.sentence == "校验未通过：自第 7 条事件起的记录不可信。"
+    assert words.sentence == "日志未通过核对：从序号 7 的记录起，与签名检查点不符。"
+    assert words.meaning == (
+        "有记录的内容在签名之后被改动。序号 7 及之后的记录都不能作为依据；此前的记录未发现问题。"
+    )
+    assert words.action is not None
+    assert "系统管理员" in words.action
     assert (words.check, words.detail) == (CHECK_NAMES["leaf_mismatch"], "第 7 号")
     between = VerifyReport(
         ok=False, events=0, head="00", first_bad_seq=5, last_bad_seq=9, reason="checkpoint_root"
     )
-    assert verify_words(between).sentence == (
-        "校验未通过：问题出在第 5 至 9 条事件之间（两个签名检查点之间，无法确定到某一条）。"
-    )
+    assert verify_words(between).sentence == "日志未通过核对：序号 5 至 9 之间有记录被改动过。"
     nowhere = VerifyReport(ok=False, events=0, head="00", reason="exported_checkpoint")
-    assert verify_words(nowhere).sentence == "校验未通过：日志与其签名检查点不符。"
+    assert verify_words(nowhere).sentence == (
+        "日志未通过核对：另存在文件存储中的签名检查点与日志不符。"
+    )
     assert verify_words(nowhere).check == CHECK_NAMES["exported_checkpoint"]
 
 
@@ -148,7 +157,7 @@ def test_a_failed_verification_is_said_in_words() -> None:
 def test_without_a_checkpoint_the_page_warns_and_events_wait(visitor: Visitor) -> None:
     page = visitor.login("auditor")
     checkpoint = page.get_by_test_id("checkpoint")
-    expect(checkpoint.get_by_test_id("checkpoint-warning")).to_contain_text("尚无签名检查点")
+    expect(checkpoint.get_by_test_id("checkpoint-warning")).to_contain_text("日志还没有签过名")
     expect(checkpoint).to_have_class(re.compile("checkpoint-warn"))
     # Nothing has a number yet: every row says it waits for one.
     assert set(_seq_cells(page)) == {"待排序"}
@@ -162,9 +171,7 @@ def test_after_a_drain_the_page_shows_the_newest_checkpoint(
     page = visitor.login("auditor")
     checkpoint = page.get_by_test_id("checkpoint")
     expect(checkpoint.get_by_test_id("checkpoint-size")).to_have_text(f"{size} 条")
-    expect(checkpoint.get_by_test_id("checkpoint-signature")).to_have_text(
-        "有效（已用日志公钥核对）"
-    )
+    expect(checkpoint.get_by_test_id("checkpoint-signature")).to_have_text(SIGNATURE_OK)
     expect(checkpoint.get_by_test_id("checkpoint-age")).to_have_text(
         re.compile(r"^(刚刚|\d+ 秒前)$")
     )
@@ -174,7 +181,7 @@ def test_after_a_drain_the_page_shows_the_newest_checkpoint(
     expect(checkpoint.get_by_test_id("checkpoint-warning")).to_have_count(0)
     expect(checkpoint).not_to_have_class(re.compile("checkpoint-warn"))
     # The signed note itself, for an auditor to compare with one kept elsewhere.
-    checkpoint.get_by_text("检查点原文").click()
+    checkpoint.get_by_text("技术细节：检查点原文").click()
     expect(checkpoint.locator("pre")).to_contain_text(f"\n{size}\n")
     # This login and read came after the drain; what came before has its number.
     cells = _seq_cells(page)
@@ -299,8 +306,12 @@ def test_verify_shows_the_counts_then_the_tampered_event_in_words(
     page = visitor.login("auditor")
     page.get_by_role("button", name="验证日志完整性").click()
     sentence = page.get_by_test_id("verify-sentence")
-    expect(sentence).to_have_text("校验通过：日志自第一条起未被修改、删除、插入或重排。")
+    expect(sentence).to_have_text(re.compile(r"^日志完整，未被改动：已核对 \d+ 条记录"))
+    # The counts are technical details, folded away until opened.
     counts = page.get_by_test_id("verify-counts")
+    expect(counts).to_be_hidden()
+    page.get_by_text("技术细节", exact=True).click()
+    expect(counts).to_be_visible()
     with site.backends.db.engine.connect() as connection:
         leaves = connection.execute(text("SELECT count(*) FROM audit_leaves")).scalar_one()
         signed = connection.execute(text("SELECT count(*) FROM audit_checkpoints")).scalar_one()
@@ -326,7 +337,8 @@ def test_verify_shows_the_counts_then_the_tampered_event_in_words(
             {"seq": tampered},
         )
     page.get_by_role("button", name="验证日志完整性").click()
-    expect(sentence).to_have_text(f"校验未通过：自第 {tampered} 条事件起的记录不可信。")
+    expect(sentence).to_have_text(f"日志未通过核对：从序号 {tampered} 的记录起，与签名检查点不符。")
+    expect(page.get_by_test_id("verify-action")).to_contain_text("系统管理员")
     expect(page.locator(".verify-result")).to_have_class(re.compile("verify-bad"))
     expect(page.get_by_test_id("verify-check")).to_have_text(CHECK_NAMES["leaf_mismatch"])
     expect(page.get_by_test_id("verify-detail")).to_have_text(

@@ -93,14 +93,31 @@ def test_auditor_filters_by_person_and_action_and_pages(visitor: Visitor, docume
     page.get_by_role("button", name="筛选").click()
     expect(page.locator("table.audit-events tbody tr")).to_have_count(1)
     assert _cells(page, "操作") == ["下载"]
-    link = page.locator("table.audit-events td[data-label='材料'] a")
+    link = page.locator("table.audit-events td[data-label='材料'] a[href^='/documents/']")
     expect(link).to_have_attribute("href", f"/documents/{document_id}")
-    # The material by its title; its number stays there for an auditor to quote.
+    # The material by its title and township; its number stays there for an auditor to quote.
     expect(link).to_have_text("扶贫台账")
     expect(link).to_have_attribute("title", f"材料编号 {document_id}")
+    expect(page.locator(".audit-document-township")).to_have_text("东镇")
     expect(page.locator(".audit-document-id")).to_have_text(document_id[:8] + "…")
     assert re.fullmatch(r"SHA-256: [0-9a-f]{64}", _cells(page, "详情")[0])
     expect(page.get_by_label("人员（用户名）")).to_have_value("poverty")
+
+    # Every event about that material: from the row, or by words from its title and township.
+    page.get_by_label("操作").select_option(label="全部操作")
+    page.get_by_role("button", name="筛选").click()
+    page.get_by_role("link", name="只看此材料").first.click()
+    chosen = page.get_by_test_id("chosen-document")
+    expect(chosen).to_contain_text("只看这份材料：")
+    expect(chosen).to_contain_text("扶贫台账（东镇）")
+    expect(page.locator(".pager-status")).to_have_text(f"第 1 / 2 页，共 {VIEWS + 1} 条")
+    page.get_by_role("link", name="不限材料").click()
+    expect(chosen).to_have_count(0)
+    page.get_by_label("材料（标题、乡镇或编号）").fill("东镇 扶贫台账")
+    page.get_by_role("button", name="筛选").click()
+    expect(chosen).to_contain_text("扶贫台账（东镇）")
+    assert set(_cells(page, "人员")) == {"poverty"}
+    page.get_by_role("link", name="清除筛选").click()
 
     # By organisation, and a name typed with markup stays text.
     page.goto(visitor.site.url + "/audit?org=" + "东镇" + "&action=upload")
@@ -129,8 +146,10 @@ def test_export_gives_the_filtered_events_as_csv(visitor: Visitor, document_id: 
     assert records[0][:3] == ["序号", "时间（北京时间）", "人员"]
     assert len(records) == 2
     assert records[1][2] == "poverty"
-    assert records[1][4:8] == ["部门工作人员", "下载", document_id, "允许"]
-    assert re.fullmatch(r"SHA-256: [0-9a-f]{64}", records[1][9])
+    # The material by its title and township, then its number.
+    assert records[0][6:9] == ["材料名称", "材料所属乡镇", "材料编号"]
+    assert records[1][4:10] == ["部门工作人员", "下载", "扶贫台账", "东镇", document_id, "允许"]
+    assert re.fullmatch(r"SHA-256: [0-9a-f]{64}", records[1][11])
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", records[1][1])
     visitor.problems.assert_none()
 
@@ -161,7 +180,8 @@ def test_verify_says_intact_then_names_the_tampered_record(
     page = visitor.login("auditor")
     page.get_by_role("button", name="验证日志完整性").click()
     sentence = page.get_by_test_id("verify-sentence")
-    expect(sentence).to_have_text("校验通过：日志自第一条起未被修改、删除、插入或重排。")
+    expect(sentence).to_have_text(re.compile(r"^日志完整，未被改动：已核对 \d+ 条记录"))
+    page.get_by_text("技术细节", exact=True).click()
     head = page.get_by_test_id("verify-head")
     expect(head).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
     # The same root as checkpoints write it, to compare with one by eye.
@@ -185,7 +205,9 @@ def test_verify_says_intact_then_names_the_tampered_record(
             {"details": '{"reason": "nothing to see"}', "seq": download_seq},
         )
     page.get_by_role("button", name="验证日志完整性").click()
-    expect(sentence).to_have_text(f"校验未通过：自第 {download_seq} 条事件起的记录不可信。")
+    expect(sentence).to_have_text(
+        f"日志未通过核对：从序号 {download_seq} 的记录起，与签名检查点不符。"
+    )
     expect(page.get_by_test_id("verify-check")).to_have_text(CHECK_NAMES["leaf_mismatch"])
     expect(page.locator(".verify-result")).to_have_class(re.compile("verify-bad"))
     # The filters stay as they were; the row shows what is stored now.

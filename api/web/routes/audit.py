@@ -6,11 +6,17 @@ Every read of events goes through ``services.audit_access``, so the page is refu
 exactly as the API's reads are; the page only turns Beijing dates into the service's moments.
 The checkpoint panel is read after that check: the newest checkpoint (which anyone signed in may
 fetch from the API) and how many events wait for the sequencer.
+
+Documents are shown by their title and township (their number kept beside it), and the log is
+filtered by a document chosen by words from its title or township: words that fit one document
+filter by it, words that fit several list them to choose from (only the page does this: the API
+and the coded CSV know documents by number).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import uuid
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
@@ -31,6 +37,7 @@ from services.audit import (
 )
 from services.audit_keys import load_verifier
 from services.audit_verify import CHECK_NAMES, VerifyReport
+from services.audit_words import DocumentName
 from services.backends import Backends
 from services.errors import InvalidField
 from services.models import AuditEvent, utcnow
@@ -40,6 +47,8 @@ from services.signed_notes import NoteError, Verifier, verified_checkpoint
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
+# How many documents words matching several list to choose from (the newest).
+DOCUMENT_CHOICES = 20
 # Details longer than this fold away behind their first characters.
 SHORT_DETAILS = 80
 
@@ -61,13 +70,15 @@ _OUTCOME_BADGES = {
 
 @dataclass(frozen=True)
 class LogQuery:
-    """The filters as typed on the page (empty = any); dates are Beijing calendar days."""
+    """The filters as typed on the page (empty = any); dates are Beijing calendar days. Words
+    for a document are resolved to its number (``DocumentChoice``) before the log is read."""
 
     actor: str = ""
     org: str = ""
     action: str = ""
     outcome: str = ""
     document_id: str = ""
+    document: str = ""  # words from a document's title or township, to find it by
     since: str = ""
     until: str = ""
 
@@ -129,13 +140,13 @@ class EventRow:
     action_label: str
     outcome_label: str
     outcome_badge: str
-    document_title: str | None  # the document the event is about, when it names one
+    document: DocumentName | None  # the document the event names, when the database has it
     details_short: str
     details_full: list[tuple[str, str]] | None  # every detail, when the short text leaves some out
     details_recorded: str  # the codes the words stand in for, as recorded ("" when none)
 
 
-def _row(event: AuditEvent, titles: dict[str, str]) -> EventRow:
+def _row(event: AuditEvent, names: dict[str, DocumentName]) -> EventRow:
     pairs = audit_words.detail_pairs(dict(event.details))
     text = "; ".join(f"{name}: {value}" for name, value in pairs)
     folded = len(text) > SHORT_DETAILS
@@ -144,11 +155,63 @@ def _row(event: AuditEvent, titles: dict[str, str]) -> EventRow:
         action_label=ACTION_LABELS.get(event.action, event.action),
         outcome_label=OUTCOME_LABELS.get(event.outcome, event.outcome),
         outcome_badge=_OUTCOME_BADGES.get(event.outcome, "badge-muted"),
-        document_title=titles.get(event.document_id) if event.document_id else None,
+        document=names.get(event.document_id) if event.document_id else None,
         details_short=text[:SHORT_DETAILS] + "…" if folded else text,
         details_full=pairs if folded else None,
         details_recorded=audit_words.recorded_values(dict(event.details)),
     )
+
+
+@dataclass(frozen=True)
+class DocumentChoice:
+    """The document the log is filtered by, as the page says it: chosen by its number (a row's
+    只看此材料, or a number typed) or found by words; or, for words that fit no document or
+    several, what they matched, for the auditor to choose from."""
+
+    words: str = ""  # as typed ("" when chosen by number)
+    chosen: DocumentName | None = None  # the document filtered by, when the database has it
+    matches: list[DocumentName] = field(default_factory=list)  # several fit: the newest
+    total: int = 0  # how many documents the words fit
+
+    @property
+    def pending(self) -> bool:
+        """Words that fit no document or several: the log waits for a choice."""
+        return bool(self.words) and self.total != 1
+
+
+def _document_number(text: str) -> str | None:
+    """A document's full number as typed or pasted (any case, with or without hyphens)."""
+    try:
+        return str(uuid.UUID(text)) if len(text) in (32, 36) else None
+    except ValueError:
+        return None
+
+
+def choose_document(
+    backends: Backends, web: ActiveSession, ip: str | None, query: LogQuery
+) -> tuple[LogQuery, DocumentChoice]:
+    """The query with words for a document turned into that document's number when they fit
+    exactly one (words replace a document chosen before), and what the page says about it."""
+    words = " ".join(query.document.split())
+    number = _document_number(words) if words else None
+    if number is not None:
+        query = replace(query, document_id=number, document="")
+    elif words:
+        found = audit_access.find_documents(
+            backends, principal=web.principal, words=words, limit=DOCUMENT_CHOICES, ip=ip
+        )
+        if found.total != 1:
+            # Nothing is filtered by a document until one is chosen.
+            query = replace(query, document_id="", document=words)
+            return query, DocumentChoice(words, None, found.documents, found.total)
+        query = replace(query, document_id=found.documents[0].id, document="")
+        return query, DocumentChoice(words, found.documents[0], [], 1)
+    if not query.document_id:
+        return replace(query, document=""), DocumentChoice()
+    names = audit_access.document_names(
+        backends, principal=web.principal, document_ids=[query.document_id], ip=ip
+    )
+    return query, DocumentChoice(chosen=names.get(query.document_id))
 
 
 def age_in_words(age: timedelta) -> str:
@@ -217,41 +280,100 @@ def checkpoint_status(backends: Backends) -> CheckpointStatus:
     return replace(status, signature=signature)
 
 
+SIGNATURE_OK = "有效：已用本系统的日志公钥核对，确为本系统所签"
+REPORT_TAMPERING = (
+    "请截图保存本页，不要改动任何数据，并立即报告本单位审计（纪检）负责人和系统管理员，"
+    "查明日志是何时、被谁改动的。"
+)
+
+
 def signature_words(verifier: Verifier | None, note: str, size: int, root: bytes) -> str:
     """A checkpoint's signature checked with the configured public key (never one read from the
     database), in words."""
     if verifier is None:
-        return "未核对：本服务器没有配置日志公钥"
+        return "未能核对：本服务器没有配置日志公钥，请告知系统管理员"
     try:
         signed = verified_checkpoint(note, verifier)
     except NoteError:
-        return "无效：签名与日志公钥不符"
+        return "无效：不是本系统的日志密钥所签，这个检查点不可信。" + REPORT_TAMPERING
     if (signed.size, signed.root) != (size, root):
-        return "无效：签名的内容与检查点记录不符"
-    return "有效（已用日志公钥核对）"
+        return "无效：签名的内容与数据库中的检查点记录不符，这个检查点不可信。" + REPORT_TAMPERING
+    return SIGNATURE_OK
+
+
+# What a failed check means, for an auditor without the technical terms (CHECK_NAMES has them).
+PLAIN_CHECKS: dict[str, str] = {
+    "leaf_missing": "有记录被删除，或记录的序号被改动",
+    "event_missing": "有记录被删除",
+    "leaf_mismatch": "有记录的内容在签名之后被改动",
+    "checkpoint_root": "有记录在签名之后被改动、删除、插入或调换了顺序",
+    "checkpoint_signature": "签名检查点本身的签名不对：检查点被伪造或改动",
+    "truncated": "日志末尾的记录被删除（日志比已签名的还短）",
+    "exported_checkpoint": "另存在文件存储中的签名检查点与日志不符",
+    "event_inserted": "有记录被插入到已签名的记录之间",
+    "receipt": "回执与日志不符",
+    "archive_missing": "已归档清理的记录，其归档文件找不到了",
+}
 
 
 @dataclass(frozen=True)
 class VerifyWords:
-    """A verification's result as the page says it."""
+    """A verification's result as the page says it: one sentence, what it means for the records,
+    whom to tell when something is wrong, and the technical terms for the collapsed details."""
 
     sentence: str
-    check: str | None  # the check that failed, in words
+    meaning: str
+    action: str | None  # whom to tell
+    check: str | None  # the check that failed, in technical terms
     detail: str | None
 
 
 def verify_words(report: VerifyReport) -> VerifyWords:
-    if report.ok:
-        return VerifyWords("校验通过：日志自第一条起未被修改、删除、插入或重排。", None, None)
-    first, last = report.first_bad_seq, report.last_bad_seq
-    if first is not None and last is not None and last > first:
-        where = f"问题出在第 {first} 至 {last} 条事件之间（两个签名检查点之间，无法确定到某一条）"
-    elif first is not None:
-        where = f"自第 {first} 条事件起的记录不可信"
-    else:
-        where = "日志与其签名检查点不符"
     check = CHECK_NAMES.get(report.reason, report.reason) if report.reason else None
-    return VerifyWords(f"校验未通过：{where}。", check, report.detail)
+    if report.ok and report.checkpoints == 0:
+        return VerifyWords(
+            f"还不能证明日志未被改动：已重新计算 {report.events} 条记录，"
+            "但还没有签名检查点可以对照。",
+            "记录要先签名，才能核对；签名通常在记录写入后几秒内完成，请稍后再核对一次。",
+            "若一直如此，请告知系统管理员检查索引进程是否在运行。",
+            None,
+            None,
+        )
+    if report.ok:
+        return VerifyWords(
+            f"日志完整，未被改动：已核对 {report.events} 条记录，"
+            f"与 {report.checkpoints} 个签名检查点一致。",
+            "这说明从第一条记录起，没有任何已签名的记录被修改、删除、插入或调换顺序，"
+            "这些记录可以作为依据。",
+            None,
+            None,
+            None,
+        )
+    if report.reason == "no_key":
+        return VerifyWords(
+            "无法核对日志：本服务器没有配置日志公钥，签名无从核对。",
+            "这不说明日志被改动过，只是现在无法证明它没有被改动。",
+            "请告知系统管理员配置日志公钥后再核对。",
+            check,
+            report.detail,
+        )
+    first, last = report.first_bad_seq, report.last_bad_seq
+    plain = PLAIN_CHECKS.get(report.reason or "", "日志与签名检查点不符")
+    # The verification stops at the first problem: what comes after it was not checked.
+    earlier = "；此前的记录未发现问题。" if first is not None and first > 1 else "。"
+    if first is not None and last is not None and last > first:
+        sentence = f"日志未通过核对：序号 {first} 至 {last} 之间有记录被改动过。"
+        meaning = (
+            f"{plain}。改动落在两个签名检查点之间，只能确定在序号 {first} 至 {last} 之间，"
+            f"无法确定是哪一条；序号 {first} 及之后的记录都不能作为依据{earlier}"
+        )
+    elif first is not None:
+        sentence = f"日志未通过核对：从序号 {first} 的记录起，与签名检查点不符。"
+        meaning = f"{plain}。序号 {first} 及之后的记录都不能作为依据{earlier}"
+    else:
+        sentence = f"日志未通过核对：{plain}。"
+        meaning = "日志的签名检查点不可信，日志中的记录暂时都不能作为依据。"
+    return VerifyWords(sentence, meaning, REPORT_TAMPERING, check, report.detail)
 
 
 def _log_page(
@@ -263,20 +385,35 @@ def _log_page(
     page: int,
     report: VerifyReport | None,
 ) -> Response:
+    query, choice = choose_document(backends, web, ip, query)
     filters = query.to_filter()
-    found = audit_access.read_events(
-        backends, principal=web.principal, filters=filters, page=page, size=PAGE_SIZE, ip=ip
-    )
-    titles = audit_access.document_titles(
-        backends,
-        principal=web.principal,
-        document_ids=[event.document_id for event in found.events if event.document_id],
-        ip=ip,
-    )
+    if choice.pending:
+        # Words that fit no document or several: no events until one is chosen.
+        rows: list[EventRow] = []
+        total = 0
+    else:
+        found = audit_access.read_events(
+            backends, principal=web.principal, filters=filters, page=page, size=PAGE_SIZE, ip=ip
+        )
+        names = audit_access.document_names(
+            backends,
+            principal=web.principal,
+            document_ids=[event.document_id for event in found.events if event.document_id],
+            ip=ip,
+        )
+        rows = [_row(event, names) for event in found.events]
+        total = found.total
     params = query.params()
+    # The other filters, for links that choose a document or leave it out.
+    other_params = {
+        name: value for name, value in params.items() if name not in ("document", "document_id")
+    }
 
     def url_for_page(number: int) -> str:
         return "/audit?" + urlencode({**params, "page": number})
+
+    def only_document_url(document_id: str) -> str:
+        return "/audit?" + urlencode({**other_params, "document_id": document_id})
 
     return render(
         request,
@@ -285,11 +422,14 @@ def _log_page(
         csrf_token=web.csrf_token,
         query=query,
         params=params,
-        rows=[_row(event, titles) for event in found.events],
-        total=found.total,
+        choice=choice,
+        rows=rows,
+        total=total,
         page=page,
         size=PAGE_SIZE,
         url_for_page=url_for_page,
+        only_document_url=only_document_url,
+        any_document_url="/audit" + ("?" + urlencode(other_params) if other_params else ""),
         export_url="/api/v1/audit/export.csv?"
         + urlencode({**_api_params(filters), "labels": "zh"}),
         actions=[(action.value, ACTION_LABELS.get(action, action.value)) for action in AuditAction],
@@ -309,6 +449,7 @@ def _log_query(
     action: Annotated[str, Query(max_length=40)] = "",
     outcome: Annotated[str, Query(max_length=10)] = "",
     document_id: Annotated[str, Query(max_length=64)] = "",
+    document: Annotated[str, Query(max_length=200)] = "",
     since: Annotated[str, Query(max_length=10)] = "",
     until: Annotated[str, Query(max_length=10)] = "",
 ) -> LogQuery:
@@ -319,6 +460,7 @@ def _log_query(
         action=action,
         outcome=outcome,
         document_id=document_id.strip(),
+        document=document.strip(),
         since=since,
         until=until,
     )
