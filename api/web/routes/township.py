@@ -76,29 +76,22 @@ def _owed_items(
     today = catalog.county_today()
     owed = []
     for item in catalog.items_owed(backends, township_id=township_id):
-        if (
-            asked is not None
+        asked_period = (
+            asked.period
+            if asked is not None
             and asked.catalog_item_id == item.id
-            and asked.period
             and item.cycle != Cycle.once.value
-        ):
-            cell = catalog.slot_of(
-                backends, item=item, township_id=township_id, period=asked.period, today=today
+            else None
+        )
+        if asked_period:
+            slot: catalog.CoverageCell | None = catalog.slot_of(
+                backends, item=item, township_id=township_id, period=asked_period, today=today
             )
-            owed.append(
-                OwedItem(
-                    item=item,
-                    period=asked.period,
-                    due=cell.due.isoformat() if cell.due else "",
-                    late=cell.status == "overdue",
-                    example=slots.CYCLE_EXAMPLES.get(Cycle(item.cycle), ""),
-                    asked=True,
-                    submitted=cell.status == "submitted",
-                )
-            )
-            continue
-        slot = catalog.next_slot(backends, item=item, township_id=township_id, today=today)
-        period = slot.period if slot and slot.period != catalog.ONCE else ""
+            period = asked_period
+        else:
+            slot = catalog.next_slot(backends, item=item, township_id=township_id, today=today)
+            period = slot.period if slot and slot.period != catalog.ONCE else ""
+        # The oldest owed slot is never one already filled: only an asked-for slot can be.
         owed.append(
             OwedItem(
                 item=item,
@@ -106,6 +99,8 @@ def _owed_items(
                 due=slot.due.isoformat() if slot and slot.due else "",
                 late=slot is not None and slot.status == "overdue",
                 example=slots.CYCLE_EXAMPLES.get(Cycle(item.cycle), ""),
+                asked=bool(asked_period),
+                submitted=slot is not None and slot.status == "submitted",
             )
         )
     return owed
