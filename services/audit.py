@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Connection, Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from services.db import Database
@@ -271,7 +271,7 @@ class AuditLog:
 
     def append(
         self,
-        session: Session,
+        session: Session | Connection,
         *,
         actor: Actor,
         action: AuditAction,
@@ -298,7 +298,8 @@ class AuditLog:
         # A plain INSERT on the session's connection, not the ORM's unit of work: every search,
         # view and download appends one, and the flush cost more than the statement. The event
         # returned is not in the session; its id and transaction come back from the INSERT.
-        event_id, tx = session.connection().execute(_INSERT_EVENT, values).one()
+        connection = session if isinstance(session, Connection) else session.connection()
+        event_id, tx = connection.execute(_INSERT_EVENT, values).one()
         return AuditEvent(id=event_id, tx=tx, **values)
 
     def record(

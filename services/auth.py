@@ -147,8 +147,8 @@ class Authenticator:
             raise NotAuthenticated("登录已过期，请重新登录", code="token_expired") from exc
         except (jwt.InvalidTokenError, ValueError) as exc:
             raise NotAuthenticated("令牌无效", code="invalid_token") from exc
-        with self._db.session() as session:
-            found = session.execute(_TOKEN_HOLDER, {"user_id": user_id, "jti": token_id})
+        with self._db.transaction() as connection:
+            found = connection.execute(_TOKEN_HOLDER, {"user_id": user_id, "jti": token_id})
             row = found.one_or_none()
         if row is None or not access.may_sign_in(row):
             raise NotAuthenticated("令牌无效", code="invalid_token")

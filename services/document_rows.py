@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Connection, and_, bindparam, select
+from sqlalchemy.orm import aliased
 
 from services.models import Document, DocumentDepartment, Org, User, Visibility
 
@@ -126,13 +126,13 @@ _ROWS = (
 )
 
 
-def listed_documents(session: Session, ids: Sequence[str]) -> dict[str, ListedDocument]:
+def listed_documents(connection: Connection, ids: Sequence[str]) -> dict[str, ListedDocument]:
     """The documents of these ids that exist, by id (in no particular order)."""
     if not ids:
         return {}
     found: dict[str, ListedDocument] = {}
     departments: defaultdict[str, list[OrgName]] = defaultdict(list)
-    for row in session.execute(_ROWS, {"ids": list(ids)}):
+    for row in connection.execute(_ROWS, {"ids": list(ids)}):
         if row.department_id is not None:
             departments[row.id].append(OrgName(row.department_id, row.department_name))
         if row.id in found:

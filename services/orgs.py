@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from services import access, names
@@ -220,7 +220,7 @@ def grant_download(
     return grant
 
 
-def granted_document_ids(session: Session, *, user_id: int, now: datetime) -> set[str]:
+def granted_document_ids(session: Session | Connection, *, user_id: int, now: datetime) -> set[str]:
     """The documents an auditor currently may download: confirmed grants that have not expired."""
     rows = session.scalars(
         select(DownloadGrant.document_id).where(

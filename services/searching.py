@@ -84,10 +84,10 @@ def search(
     )
     # One transaction loads the rows and appends the audit event (one connection checkout, one
     # commit); the event takes no lock shared with other requests.
-    with backends.db.session() as session:
-        rows = listed_documents(session, [hit.document_id for hit in result.hits])
+    with backends.db.transaction() as connection:
+        rows = listed_documents(connection, [hit.document_id for hit in result.hits])
         granted = (
-            orgs.granted_document_ids(session, user_id=principal.user_id, now=utcnow())
+            orgs.granted_document_ids(connection, user_id=principal.user_id, now=utcnow())
             if access.downloads_by_grant(principal)
             else set()
         )
@@ -123,7 +123,7 @@ def search(
         if result.relaxed:
             details["relaxed"] = True
         backends.audit.append(
-            session,
+            connection,
             actor=actor_of(principal, ip),
             action=AuditAction.search,
             outcome=Outcome.allowed,
