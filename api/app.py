@@ -39,7 +39,6 @@ from api.routes import (
 )
 from api.spool import sweep_spool
 from api.web.install import install_web
-from indexer.worker import BackgroundWorker, IndexWorker
 from services import orgs
 from services.audit_sequencer import AuditSequencer, BackgroundSequencer
 from services.auth import Authenticator
@@ -93,6 +92,9 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
         sweep_spool(settings.spool_dir, older_than_seconds=settings.orphan_grace_seconds)
         worker = sequencer = None
         if settings.embedded_worker:
+            # Imported here: a server without the embedded worker never loads the indexer.
+            from indexer.worker import BackgroundWorker, IndexWorker
+
             worker = BackgroundWorker(IndexWorker(opened, opened.index))
             worker.start()
             sequencer = BackgroundSequencer(AuditSequencer(opened.db, settings, opened.blobs))

@@ -20,14 +20,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from services import (
-    administration,
-    audit_report_words,
-    consistency,
-    dictionary,
-    figures,
-    maintenance,
-)
+from services import administration, dictionary, figures
 from services.audit import Actor
 from services.audit_archive import DEFAULT_MAX_EVENTS, ArchiveError, archive_events, verify_archive
 from services.audit_keys import load_verifier
@@ -130,6 +123,8 @@ SERVER_OPTIONS: dict[str, Any] = {
     "log_config": None,
     "timeout_worker_healthcheck": 30,
     "timeout_keep_alive": 75,
+    # No WebSocket routes: without this uvicorn loads a WebSocket library into the server.
+    "ws": "none",
 }
 
 
@@ -423,6 +418,9 @@ def audit_verify(data_dir: Path | None, public_key: Path | None, receipts: Path 
     store, receipts); exit non-zero naming the first bad seq and the check that failed.
 
     Prints the report as one JSON line, and says it in Chinese on stderr."""
+    # Imported here, not at the top: `materials serve` runs in this process (its memory).
+    from services import audit_report_words
+
     backends = _existing_backends(data_dir)
     try:
         verifier = _read_verifier(public_key, backends.settings)
@@ -493,6 +491,9 @@ def audit_archive(data_dir: Path | None, prune: bool, out: Path | None, max_even
 
     Prints one JSON line per archive (and says it in Chinese on stderr). Without --prune only
     the next range is exported."""
+    # Imported here, not at the top: `materials serve` runs in this process (its memory).
+    from services import audit_report_words
+
     backends = _existing_backends(data_dir)
     try:
         verifier = load_verifier(backends.settings)
@@ -627,6 +628,9 @@ def check(data_dir: Path | None, repair: bool, cheap: bool, as_json: bool) -> No
     """Check the whole system: every document's blob (size and sha256), orphan blobs, the
     outbox, the search index, the audit log. Exit 0 when consistent or repaired, 1 when
     something is left."""
+    # Imported here, not at the top: `materials serve` runs in this process (its memory).
+    from services import consistency
+
     backends = _existing_backends(data_dir)
     try:
         report = consistency.check_system(backends, repair=repair, cheap=cheap)
@@ -650,6 +654,7 @@ def worker(data_dir: Path | None) -> None:
     import signal
 
     from indexer.worker import IndexWorker
+    from services import consistency
     from services.audit_sequencer import AuditSequencer, BackgroundSequencer
 
     stop = threading.Event()
@@ -722,6 +727,9 @@ def reindex(data_dir: Path | None, restart: bool, extract: bool) -> None:
 def sweep(data_dir: Path | None) -> None:
     """Delete blobs no document points at, older than the grace period (what ``check --repair``
     does for orphans)."""
+    # Imported here, not at the top: `materials serve` runs in this process (its memory).
+    from services import maintenance
+
     backends = _with_backends(data_dir)
     try:
         removed = maintenance.sweep_orphans(backends)

@@ -12,9 +12,6 @@ import time
 from contextvars import ContextVar
 from typing import TextIO
 
-from pythonjsonlogger.core import RESERVED_ATTRS
-from pythonjsonlogger.json import JsonFormatter
-
 from services.config import Settings
 
 # The id of the HTTP request being answered (set by api/request_id.py); None outside requests.
@@ -23,9 +20,9 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("materials_request_id", default=
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(request)s: %(message)s"
 _JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _JSON_NAMES = {"asctime": "time", "levelname": "level", "name": "logger", "exc_info": "exception"}
-# Record attributes never written as JSON fields: the stdlib's, the text format's, and uvicorn's
-# copy of its message with terminal colour codes.
-_NOT_FIELDS = [*RESERVED_ATTRS, "taskName", "request", "color_message"]
+# Record attributes never written as JSON fields besides the stdlib's: the text format's, and
+# uvicorn's copy of its message with terminal colour codes.
+_NOT_FIELDS = ("taskName", "request", "color_message")
 # Libraries that log every request or migration step at INFO: their warnings are kept, their
 # chatter only at DEBUG.
 _CHATTY = ("alembic", "elastic_transport", "httpx", "httpcore")
@@ -74,11 +71,15 @@ def _utc_iso(formatter: logging.Formatter) -> logging.Formatter:
 def make_formatter(log_format: str) -> logging.Formatter:
     """The formatter of ``MATERIALS_LOG_FORMAT``: ``text`` or ``json`` (one object a line)."""
     if log_format == "json":
+        # Imported here: a server logging plain text does not keep the JSON logger in memory.
+        from pythonjsonlogger.core import RESERVED_ATTRS
+        from pythonjsonlogger.json import JsonFormatter
+
         return _utc_iso(
             JsonFormatter(
                 _JSON_FIELDS,
                 rename_fields=_JSON_NAMES,
-                reserved_attrs=_NOT_FIELDS,
+                reserved_attrs=[*RESERVED_ATTRS, *_NOT_FIELDS],
                 json_ensure_ascii=False,
             )
         )

@@ -1,7 +1,8 @@
 """What a process loads only when it needs it: Alembic only to change the schema, Jinja2 only for a
 page, the login's dummy password hash only at the first login, the upload client's libraries only
 for ``materials upload``, the segmenter only for a search or an indexing batch with work, the
-Elasticsearch client only when it is configured (each costs memory the API process keeps
+Elasticsearch client only when it is configured, the indexer only for an embedded worker, the
+command line's maintenance commands only when run (each costs memory the API process keeps
 otherwise)."""
 
 from __future__ import annotations
@@ -134,6 +135,41 @@ def test_the_elasticsearch_client_is_loaded_only_when_configured(tmp_path: Path)
     )
     loaded = _loaded_after(code, ("elasticsearch", "elastic_transport"))
     assert loaded == {"elasticsearch": False, "elastic_transport": False}
+
+
+# What `materials serve` (embedded worker off, as in production) never needs: the indexer, the
+# command line's check, sweep and audit report code, the JSON log formatter when logging text,
+# a WebSocket library (there are no WebSocket routes) and the QR code maker (receipt pages only).
+NOT_IN_THE_SERVER = (
+    "indexer",
+    "services.consistency",
+    "services.maintenance",
+    "services.audit_report_words",
+    "pythonjsonlogger",
+    "uvicorn.protocols.websockets",
+    "wsproto",
+    "segno",
+)
+
+
+def test_a_started_server_without_the_embedded_worker_stays_light(tmp_path: Path) -> None:
+    code = (
+        "from pathlib import Path\n"
+        "import uvicorn\n"
+        "from fastapi.testclient import TestClient\n"
+        "from api.app import create_app\n"
+        "from api.cli import SERVER_OPTIONS\n"
+        "from services.logging_setup import configure_logging\n"
+        "from tests.conftest import make_settings\n"
+        f"settings = make_settings(Path({str(tmp_path / 'data')!r}), log_format='text')\n"
+        "assert not settings.embedded_worker\n"
+        "configure_logging(settings)\n"
+        "app = create_app(settings)\n"
+        "uvicorn.Config(app, **SERVER_OPTIONS).load()  # the protocols `materials serve` runs\n"
+        "with TestClient(app) as client:\n"
+        "    assert client.get('/healthz').status_code == 200\n"
+    )
+    assert _loaded_after(code, NOT_IN_THE_SERVER) == dict.fromkeys(NOT_IN_THE_SERVER, False)
 
 
 def test_the_sqlite_index_holds_no_set_of_characters() -> None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
 
-import segno
 from fastapi import APIRouter, Query, Request, Response
 from markupsafe import Markup
 
@@ -255,6 +254,8 @@ def receipt_qr_text(receipt: Receipt) -> str:
 
 def receipt_qr_svg(receipt: Receipt) -> Markup:
     """The receipt's identifying values as a QR code, an inline SVG made here (no script)."""
+    import segno  # here, not at the top: only a receipt page needs it (the server's memory)
+
     code = segno.make(receipt_qr_text(receipt), error="m", micro=False)
     label = "报送回执二维码：包含材料编号、SHA-256 和审计哈希"
     svg: str = code.svg_inline(
