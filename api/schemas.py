@@ -232,6 +232,11 @@ class FacetBucketOut(BaseModel):
     count: int
 
 
+class ReadingOut(BaseModel):
+    typed: str = Field(description="输入的词")
+    meant: str = Field(description="实际检索的词")
+
+
 class SearchOut(BaseModel):
     total: int
     page: int
@@ -245,6 +250,11 @@ class SearchOut(BaseModel):
     suggestions: list[str] = Field(
         default_factory=list,
         description="没有结果时的纠错建议（同音或一字之差），每条都能查到材料",
+    )
+    readings: list[ReadingOut] = Field(
+        default_factory=list,
+        description="按含义检索的词：相对时间按检索当天换算（去年 → 2025年），乡、镇写混的乡镇名"
+        "按本县的名称（河口镇 → 河口乡）",
     )
 
     @classmethod
@@ -267,6 +277,7 @@ class SearchOut(BaseModel):
             },
             relaxed=page.relaxed,
             suggestions=list(page.suggestions),
+            readings=[ReadingOut(typed=r.typed, meant=r.meant) for r in page.readings],
         )
 
 

@@ -24,6 +24,7 @@ class WordsCheck:
 
     due_at: float = 0.0  # time.monotonic(); 0: not read yet
     lock: threading.Lock = field(default_factory=threading.Lock)
+    townships: tuple[str, ...] = ()  # the townships' names as last read (a query's 乡 and 镇)
 
 
 @dataclass(frozen=True)

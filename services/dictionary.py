@@ -33,6 +33,7 @@ from services.models import (
     DocumentText,
     IndexAction,
     Org,
+    OrgKind,
     OutboxEvent,
     User,
     utcnow,
@@ -146,8 +147,12 @@ def refresh(backends: Backends) -> None:
     """Read the county's words now and segment with them from now on (after a change)."""
     with backends.db.session() as session:
         words = county_words(session)
+        townships = tuple(
+            sorted(session.scalars(select(Org.name).where(Org.kind == OrgKind.township.value)))
+        )
     backends.analyzer.use_words(words)
     with backends.words_check.lock:
+        backends.words_check.townships = townships
         backends.words_check.due_at = time.monotonic() + backends.settings.dictionary_check_seconds
 
 

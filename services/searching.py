@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services import access, dictionary, orgs
+from services import access, catalog, dictionary, orgs
 from services.access import Principal
 from services.audit import AuditAction, Outcome
 from services.backends import Backends
@@ -19,6 +19,7 @@ from services.errors import InvalidField
 from services.metadata import period_bounds
 from services.models import utcnow
 from services.search import FacetBucket, SearchQuery, SearchSort
+from services.search.understanding import Reading, understood_query
 
 MAX_QUERY_LENGTH = 200
 
@@ -37,6 +38,7 @@ class SearchPage:
     facets: dict[str, list[FacetBucket]]
     relaxed: bool = False  # nothing matched every word: the best partial matches instead
     suggestions: tuple[str, ...] = ()  # nothing matched: corrected queries that find something
+    readings: tuple[Reading, ...] = ()  # words searched as what they mean (去年 as 2025年)
 
 
 def search(
@@ -68,9 +70,12 @@ def search(
             org = orgs.find_org(session, township)
         township_id = org.id if org else -1
     dictionary.keep_current(backends)  # the county's words, for the query's segmentation
+    meant, readings = understood_query(
+        text, today=catalog.county_today(), townships=backends.words_check.townships
+    )
     result = backends.index.search(
         SearchQuery(
-            text=text,
+            text=meant,
             scope=access.read_scope(principal),
             category=category or None,
             township_id=township_id,
@@ -122,6 +127,8 @@ def search(
             details["sort"] = str(sort)
         if result.relaxed:
             details["relaxed"] = True
+        if readings:
+            details["searched_as"] = meant
         backends.audit.append(
             connection,
             actor=actor_of(principal, ip),
@@ -135,4 +142,5 @@ def search(
         facets=result.facets,
         relaxed=result.relaxed,
         suggestions=result.suggestions,
+        readings=readings,
     )
