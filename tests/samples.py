@@ -34,6 +34,49 @@ def pdf_bytes(text: str = "Poverty alleviation summary") -> bytes:
     return pdf_from_objects(objects)
 
 
+def pdf_with_unicode_text(text: str) -> bytes:
+    """A one-page PDF whose text layer reads ``text`` character for character, whatever they are.
+
+    As a PDF printer writes CJK text: each character is a glyph code of an embedded-style font,
+    and the font's ToUnicode map says which character each code stands for (here one byte per
+    distinct character, so at most 100 of them).
+    """
+    chars = list(dict.fromkeys(text))
+    if len(chars) > 100:
+        raise ValueError("at most 100 distinct characters")
+    codes = {char: number for number, char in enumerate(chars, start=1)}
+    shown = "".join(f"{codes[char]:02X}" for char in text)
+    stream = f"BT /F1 12 Tf 72 720 Td <{shown}> Tj ET".encode()
+    pairs = "".join(
+        f"<{codes[char]:02X}> <{char.encode('utf-16-be').hex().upper()}>\n" for char in chars
+    )
+    cmap = (
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+        "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
+        "/CMapName /Adobe-Identity-UCS def /CMapType 2 def\n"
+        "1 begincodespacerange <01> <FF> endcodespacerange\n"
+        f"{len(chars)} beginbfchar\n{pairs}endbfchar\n"
+        "endcmap CMapName currentdict /CMap defineresource pop end end"
+    ).encode()
+    widths = " ".join(["1000"] * len(chars))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        # Not one of the standard 14 fonts: its own widths are read, one em per character.
+        f"<< /Type /Font /Subtype /Type1 /BaseFont /NotoSansCJKsc-Regular /FirstChar 1 "
+        f"/LastChar {len(chars)} /Widths [{widths}] /FontDescriptor 7 0 R "
+        f"/ToUnicode 6 0 R >>".encode(),
+        b"<< /Length " + str(len(cmap)).encode() + b" >>\nstream\n" + cmap + b"\nendstream",
+        b"<< /Type /FontDescriptor /FontName /NotoSansCJKsc-Regular /Flags 4 "
+        b"/FontBBox [0 -120 1000 880] /ItalicAngle 0 /Ascent 880 /Descent -120 /CapHeight 700 "
+        b"/StemV 80 >>",
+    ]
+    return pdf_from_objects(objects)
+
+
 def pdf_from_objects(objects: list[bytes]) -> bytes:
     """A PDF file of the given objects (numbered from 1, the first being the catalog)."""
     out = io.BytesIO()

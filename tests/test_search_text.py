@@ -44,6 +44,10 @@ PINNED = [
      ["2021<em>Q3</em>与２０２１<em>ｑ３</em>的报表，<em>Q3</em>汇总。"]),
     ("十月", "〸月完成验收，十月复查。",
      ["<em>〸月</em>完成验收，<em>十月</em>复查。"]),
+    ("东风村", "东⻛村……⻓期跟踪，東風村复查。",
+     ["<em>东⻛村</em>……⻓期跟踪，<em>東風村</em>复查。"]),
+    ("长期", "⻓期跟踪、⻑期帮扶与长期监测",
+     ["<em>⻓期</em>跟踪、<em>⻑期</em>帮扶与<em>长期</em>监测"]),
 ]  # fmt: skip
 
 
@@ -59,7 +63,7 @@ def test_highlights_mark_text_as_normalisation_reads_it(
 ALPHABET = (
     "扶贫台账年月日季度第三九十〸两二〇零号次期，。、：；（）《》“”—·　 \n"
     "0123456789０１２３４５６７８９-./－．／qQｑＱpdfPDFＰＤＦabcABC"
-    "㈱ﬁ…‥½²ｶﾞe\u0301"
+    "㈱ﬁ…‥½²ｶﾞe\u0301⻛风風⻓⻑长"
 )
 QUERIES = [
     "扶贫",
@@ -73,6 +77,8 @@ QUERIES = [
     "e",
     "1.5",
     "a-b",
+    "风",
+    "长",
 ]
 
 
@@ -93,6 +99,22 @@ def test_the_shortcut_marks_exactly_what_full_normalisation_marks() -> None:
             assert quick == full, (body, plan)
             shortcuts += _normalize_for_marks(body, None)[0] is body
     assert shortcuts > 1000
+
+
+def test_radicals_normalise_to_the_ideographs_unicode_says_they_stand_for() -> None:
+    # CJK Radicals Supplement (NFKC leaves them) and Kangxi Radicals (NFKC folds them) alike.
+    assert normalize("东⻛村⻓期⻔前⻋辆⻢匹") == "东风村长期门前车辆马匹"
+    assert normalize("⾼⻛险") == "高风险"
+    assert normalize("⻑") == "长"  # LONG ONE is 長, folded further to simplified
+    assert normalize("⺀") == "⺀"  # CJK RADICAL REPEAT: no equivalent ideograph
+    assert needs_folding("东⻛村")
+    assert not needs_folding("东风村")
+    # One character for one, so highlights stay aligned with the document's own characters.
+    for code in range(0x2E80, 0x2F00):
+        if unicodedata.category(chr(code)) != "Cn":
+            assert len(normalize(chr(code))) == 1, hex(code)
+    # Queries and documents fold alike: the same tokens, whichever was typed.
+    assert ANALYZER.plan("东⻛村").marked_terms == ANALYZER.plan("东风村").marked_terms
 
 
 def test_stable_characters_normalise_one_to_one_and_never_compose() -> None:

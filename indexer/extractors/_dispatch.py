@@ -27,6 +27,7 @@ from indexer.extractors._pptx import PptxExtractor
 from indexer.extractors._text import PlainTextExtractor
 from indexer.extractors._xls import XlsExtractor
 from indexer.extractors._xlsx import XlsxExtractor
+from services.radicals import fold_radicals
 
 __all__ = ["EXTRACTORS", "extract_here", "extractor_for", "finish"]
 
@@ -85,8 +86,13 @@ def extract_here(context: ExtractionContext) -> Extracted:
 
 
 def finish(extracted: Extracted, limits: ExtractionLimits) -> Extracted:
-    """NFKC-normalise, tidy control characters and blank runs, and cut the text at ``max_chars``."""
-    text = unicodedata.normalize("NFKC", extracted.text)
+    """NFKC-normalise, read radicals as ideographs, tidy control characters and blank runs, and
+    cut the text at ``max_chars``.
+
+    NFKC turns Kangxi radicals into ideographs; those of the CJK Radicals Supplement, which PDF
+    text layers give for some fonts' glyphs (东⻛村 for 东风村), are folded after it.
+    """
+    text = fold_radicals(unicodedata.normalize("NFKC", extracted.text))
     text = _NEWLINES.sub("\n", text)
     text = _CONTROLS.sub(lambda match: _CONTROL_REPLACEMENTS.get(match.group(), ""), text)
     text = "\n".join(line.rstrip(" \t") for line in text.split("\n"))

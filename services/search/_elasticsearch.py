@@ -45,9 +45,9 @@ from services.search.suggestions import VocabularyProbe
 __all__ = ["SCHEMA_VERSION", "ElasticsearchIndex", "index_body"]
 
 BACKEND = "search index"
-# Bump with the mapping or what the analyzer indexes (4: the period as text); `materials reindex`
-# then builds an index with it.
-SCHEMA_VERSION = 4
+# Bump with the mapping or what the analyzer indexes (5: radicals read as ideographs);
+# `materials reindex` then builds an index with it.
+SCHEMA_VERSION = 5
 
 # The analyzer's word-level fields (named ``<field>_words`` here) with their weights; its
 # character fields only match.

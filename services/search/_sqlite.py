@@ -44,7 +44,7 @@ __all__ = ["SqliteSearchIndex"]
 BACKEND = "search index"
 # Bump when tokenisation or tables change: the index is then rebuilt empty, and remembers that it
 # needs refilling (``needs_refill``) until every live document has been queued for it again.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each character field also as pairs of neighbouring ideographs (``_pairs``): FTS5 finds a
 # phrase of rarer pair tokens many times faster than the same phrase of single characters.

@@ -4,7 +4,8 @@ A ``Segmenter`` is built with the county's words and passed down; words are cut 
 (``rjieba``: jieba's dictionary and algorithm, the same words as the Python ``jieba``, about 30
 times faster), whose dictionaries are shared by every segmenter of the same words in a process.
 Traditional characters are folded to simplified ones (OpenCC's character table) when normalising,
-one character for one, so documents and queries meet whichever script they were typed in.
+one character for one, so documents and queries meet whichever script they were typed in; so are
+the CJK radicals PDF text layers give for ideographs (⻛ is 风, ``services.radicals``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import unicodedata
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
+
+from services.radicals import RADICAL, RADICAL_IDEOGRAPHS, fold_radicals
 
 __all__ = [
     "ALNUM_RUN",
@@ -68,15 +71,25 @@ _SUPPLEMENTARY = re.compile("[\U00020000-\U0002a6df]")
 
 
 def normalize(text: str) -> str:
-    """NFKC (full-width digits and letters become ASCII), lower case, simplified characters."""
+    """NFKC (full-width digits and letters become ASCII), lower case, simplified characters.
+
+    Radicals of the CJK Radicals Supplement become the ideographs they stand for (NFKC does that
+    for the Kangxi Radicals only).
+    """
     normalized = unicodedata.normalize("NFKC", text).lower()
     if not needs_folding(normalized):  # the usual case, checked fast
         return normalized
+    if RADICAL.search(normalized) is not None:
+        # A text with radicals is rarely traditional: replacing the few radicals is much faster
+        # than translating every character (their ideographs are then folded like all others).
+        normalized = fold_radicals(normalized)
+        if not needs_folding(normalized):
+            return normalized
     return normalized.translate(_folding()[0])
 
 
 def needs_folding(text: str) -> bool:
-    """Whether ``text`` holds a character that ``normalize`` turns into a simplified one."""
+    """Whether ``text`` holds a character ``normalize`` folds: traditional, or a radical."""
     # One character class of the BMP characters is a bitmap, fast to scan; rare characters of
     # the supplementary planes are only looked for as one range.
     return _folding()[1].search(text) is not None or _SUPPLEMENTARY.search(text) is not None
@@ -84,7 +97,8 @@ def needs_folding(text: str) -> bool:
 
 @cache
 def _folding() -> tuple[dict[int, str], re.Pattern[str]]:
-    """OpenCC's traditional → simplified character table, as ``str.translate`` takes it.
+    """OpenCC's traditional → simplified character table, as ``str.translate`` takes it, and
+    each radical → its ideograph (simplified too: ⻑ is 長, and so 长).
 
     Character by character, not phrase by phrase: folding then never changes a text's length,
     so a highlight found in folded text marks the same place in the document's own characters.
@@ -102,6 +116,8 @@ def _folding() -> tuple[dict[int, str], re.Pattern[str]]:
         for char, simplified in zip(chars, converted, strict=True):
             if len(simplified) == 1 and simplified != char:
                 table[ord(char)] = simplified
+    for radical, ideograph in RADICAL_IDEOGRAPHS.items():
+        table[radical] = table.get(ord(ideograph), ideograph)
     basic = "".join(chr(code) for code in sorted(table) if code <= 0xFFFF)
     return table, re.compile(f"[{basic}]" if basic else "(?!)")
 

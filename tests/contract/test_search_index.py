@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from indexer.extractors import ExtractionContext
+from indexer.extractors._dispatch import extract_here
 from services.errors import BackendUnavailable
 from services.metadata import period_bounds
 from services.search import (
@@ -37,6 +39,7 @@ from services.search import (
 from services.search._elasticsearch import ElasticsearchIndex
 from services.search._sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from services.search._sqlite import SqliteSearchIndex
+from tests.samples import pdf_with_unicode_text
 from tests.servers import ElasticsearchServer
 
 EAST, WEST = 1, 2  # townships
@@ -332,6 +335,31 @@ def test_traditional_and_simplified_characters_find_each_other(index: SearchInde
     assert hits["simplified"] == ("<em>扶贫</em>工作总结",)
     (snippet,) = search(index, "东风村 预算").hits[0].highlights
     assert snippet == "<em>東風村</em>村委會審議了<em>預算</em>。"
+
+
+def test_radicals_in_a_pdf_text_layer_are_found_as_the_ideographs(
+    index: SearchIndex, tmp_path: Path
+) -> None:
+    # Some CJK fonts' glyphs map to radicals: the page shows 东风村, the text layer says 东⻛村.
+    pdf = tmp_path / "minutes.pdf"
+    pdf.write_bytes(pdf_with_unicode_text("城关镇党政联席会议纪要。东⻛村监测户回访，⻓期跟踪。"))
+    context = ExtractionContext(path=pdf, content_type="application/pdf", filename=pdf.name)
+    extracted = extract_here(context).text
+    index.upsert(
+        [
+            *FILLER,
+            material("pdf", title="党政联席会议纪要", body=extracted),
+            # Text kept before radicals were read as ideographs: found, shown as it was kept.
+            material("kept", title="入户走访记录", body="东⻛村走访记录。"),
+            material("other", title="会议纪要", body="西风村召开会议。"),
+        ]
+    )
+    assert sorted(ids(search(index, "东风村"))) == ["kept", "pdf"]
+    assert sorted(ids(search(index, "东⻛村"))) == ["kept", "pdf"]
+    assert ids(search(index, "长期跟踪")) == ["pdf"]
+    hits = {hit.document_id: hit.highlights for hit in search(index, "东风村").hits}
+    assert hits["pdf"] == ("城关镇党政联席会议纪要。<em>东风村</em>监测户回访,长期跟踪。",)
+    assert hits["kept"] == ("<em>东⻛村</em>走访记录。",)
 
 
 def test_or_quoted_phrases_and_exclusions(index: SearchIndex) -> None:

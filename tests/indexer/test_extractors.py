@@ -30,6 +30,7 @@ from indexer.extractors import (
     extract,
 )
 from indexer.extractors._doc import _piece_table_text
+from tests.samples import pdf_with_unicode_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -69,6 +70,18 @@ def test_pdf_text_layer_in_chinese() -> None:
     # Full-width digits and punctuation come out NFKC-normalised.
     assert "2024年6月3日上午9时" in extracted.text
     assert extracted.notes == []
+
+
+def test_radicals_in_a_pdf_text_layer_are_read_as_the_ideographs_they_stand_for(
+    tmp_path: Path,
+) -> None:
+    # Some CJK fonts' glyphs map to CJK Radicals Supplement code points: the page shows 东风村,
+    # the text layer says 东⻛村 (U+2EDB). Kangxi radicals (⾼, U+2FBC) NFKC folds anyway.
+    pdf = tmp_path / "minutes.pdf"
+    pdf.write_bytes(pdf_with_unicode_text("东⻛村监测户回访。⻓期跟踪⻔前⻋辆⻢匹⾼⻛险。⺀"))
+    extracted = run(pdf, PDF)
+    assert extracted.text == "东风村监测户回访。长期跟踪门前车辆马匹高风险。⺀"
+    assert extracted.text_source == "text_layer"
 
 
 def test_scanned_pdf_without_text_layer_is_noted_not_failed(tmp_path: Path) -> None:
