@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import get_client_ip
 from api.headers import apply_security_headers
-from api.web.errors import error_page, is_page_request
+from api.web.errors import domain_error_page, error_page, is_page_request
 from services.access import Principal
 from services.audit import Actor, AuditAction, Outcome
 from services.errors import BackendUnavailable, MaterialsError, NotAuthenticated, RateLimited
@@ -106,7 +106,7 @@ def error_response(
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, MaterialsError)
     if is_page_request(request):
-        return error_page(request, exc.status, exc.message)
+        return domain_error_page(request, exc)
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)

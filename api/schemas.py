@@ -125,6 +125,16 @@ class SimilarOut(BaseModel):
     similarity: float
 
 
+class SameTitleOut(BaseModel):
+    """Another live document of the same township with the same title and period: lists show
+    the two as identical lines, so one of them may be a second upload of the same material."""
+
+    id: str
+    title: str
+    period: str | None
+    created_at: datetime
+
+
 class DocumentOut(BaseModel):
     id: str
     title: str
@@ -154,6 +164,12 @@ class DocumentOut(BaseModel):
     contains_personal_data: bool = False
     exif: dict[str, Any] | None = None
     similar_to: list[SimilarOut] = []
+    # Filled on the upload's answer and on a document's own GET (not in lists or searches).
+    same_title_and_period: list[SameTitleOut] = Field(
+        default_factory=list,
+        description="本乡镇已有的同名同期材料（标题和所属期间都相同），最早上传的在前 / The "
+        "township's other live documents with the same title and period, oldest first",
+    )
     catalog_item: int | None = None
 
     @classmethod
@@ -163,6 +179,7 @@ class DocumentOut(BaseModel):
         *,
         duplicate: bool = False,
         similar: Sequence[tuple[Document, float]] = (),
+        same_title: Sequence[Document] = (),
         reveal: bool = False,
     ) -> DocumentOut:
         """The document as the API shows it; personal data in what the uploader typed (title,
@@ -209,6 +226,15 @@ class DocumentOut(BaseModel):
                     similarity=round(score, 3),
                 )
                 for other, score in similar
+            ],
+            same_title_and_period=[
+                SameTitleOut(
+                    id=other.id,
+                    title=mask_personal_data(other.title)[0],
+                    period=other.period,
+                    created_at=other.created_at,
+                )
+                for other in same_title
             ],
             catalog_item=document.catalog_item_id,
         )

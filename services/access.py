@@ -157,6 +157,13 @@ def can_see(principal: Principal, document: ReadDocument) -> bool:
     return _shared_with_reader(principal, document)
 
 
+def saw_before_withdrawal(principal: Principal, document: ReadDocument) -> bool:
+    """Is this a withdrawn document the caller could read until its township withdrew it? Such
+    a reader may be told that (and when) it was withdrawn: nothing they did not know already.
+    Everyone else learns no more than of any document they may not see."""
+    return document.withdrawn_at is not None and _shared_with_reader(principal, document)
+
+
 def can_download(
     principal: Principal, document: ReadDocument, *, granted_document_ids: Collection[str] = ()
 ) -> bool:

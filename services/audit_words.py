@@ -76,6 +76,8 @@ DETAIL_NAMES: dict[str, str] = {
     "matches": "已有材料",
     "open_requests": "同类需求",
     "document_ids": "涉及材料",
+    # A township's list of its withdrawn materials (services.documents.list_visible).
+    "withdrawn": "已撤回的材料",
     "notification_id": "提醒编号",
     "q": "检索词",
     "filters": "筛选条件",
@@ -131,6 +133,8 @@ REASON_NAMES: dict[str, str] = {
     "csrf_failed": "页面令牌校验失败",
     "not_found": "不存在",
     "not_visible": "无权查看",
+    # A reader who could read the document until its township withdrew it.
+    "withdrawn": "材料已由报送单位撤回",
     "no_download_right": "无下载权限",
     "scan_pending": "等待病毒扫描",
     "scan_infected": "文件含病毒，已隔离",

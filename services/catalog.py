@@ -389,16 +389,32 @@ def items_owed(backends: Backends, *, township_id: int) -> list[CatalogItem]:
         return [item for item in items if slots.owes(item, township_id)]
 
 
+def open_slots(
+    backends: Backends, *, item: CatalogItem, township_id: int, today: date
+) -> list[CoverageCell]:
+    """A township's owed slots of the item not yet submitted, oldest first: the ended ones
+    (overdue, or waiting for their due date) within about a year back, then the running one.
+    Periods that ended before the item's 起始日期 are not owed, so never among them."""
+    periods = coverage_periods(item, period_from=None, period_to=None, today=today)
+    cells = _slots(backends, item=item, township_id=township_id, periods=periods, today=today)
+    return [cell for cell in cells if cell.status in ("overdue", "missing", "not_due")]
+
+
+def pick_next(waiting: list[CoverageCell]) -> CoverageCell | None:
+    """Of the open slots, the one a clerk is most likely filing now: the latest period that has
+    ended (the report just due, or the latest one left behind), else the running period. None
+    when nothing is open (a ``once`` item already submitted)."""
+    ended = [cell for cell in waiting if cell.status in ("overdue", "missing")]
+    if ended:
+        return ended[-1]
+    return waiting[-1] if waiting else None
+
+
 def next_slot(
     backends: Backends, *, item: CatalogItem, township_id: int, today: date
 ) -> CoverageCell | None:
-    """The slot a township should fill next: the oldest owed period (at most about a year back)
-    it has not submitted, with its due date and status; when all are in, the running period.
-    None for a ``once`` item already submitted."""
-    periods = coverage_periods(item, period_from=None, period_to=None, today=today)
-    cells = _slots(backends, item=item, township_id=township_id, periods=periods, today=today)
-    waiting = [cell for cell in cells if cell.status in ("overdue", "missing", "not_due")]
-    return waiting[0] if waiting else None
+    """The slot a township should fill next (see ``pick_next``), with its due date and status."""
+    return pick_next(open_slots(backends, item=item, township_id=township_id, today=today))
 
 
 def slot_of(

@@ -6,8 +6,10 @@ Every read and every refusal is written to the audit log; a refused document ans
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -123,6 +125,16 @@ def _deny(
         details={"reason": reason},
     )
     return NotFound("文档不存在", code="document_not_found")
+
+
+class DocumentWithdrawn(NotFound):
+    """The refusal of a withdrawn document to a reader who could read it before: the API
+    answers the same 404 as for any document the caller may not see (``document_not_found``);
+    a page may say that the township withdrew it, and when."""
+
+    def __init__(self, withdrawn_at: datetime) -> None:
+        super().__init__("文档不存在", code="document_not_found")
+        self.withdrawn_at = withdrawn_at
 
 
 def ensure_can_upload(backends: Backends, *, principal: Principal, ip: str | None) -> None:
@@ -324,6 +336,10 @@ def load_visible(
             backends, actor=actor, action=action, document_id=document_id[:64], reason="not_found"
         ) from None
     if not rule(principal, document):
+        if rule is access.can_see and access.saw_before_withdrawal(principal, document):
+            _deny(backends, actor=actor, action=action, document_id=document.id, reason="withdrawn")
+            assert document.withdrawn_at is not None
+            raise DocumentWithdrawn(document.withdrawn_at)
         raise _deny(
             backends, actor=actor, action=action, document_id=document_id, reason="not_visible"
         )
@@ -356,6 +372,44 @@ def similar_documents(
             .order_by(DocumentSimilarity.score.desc())
         ).all()
     return [(other, score) for other, score in rows if access.can_see(principal, other)]
+
+
+def _title_key(title: str) -> str:
+    """A title as a list shows it to the eye: width (NFKC), case and spaces do not count."""
+    return "".join(unicodedata.normalize("NFKC", title).casefold().split())
+
+
+def same_title_and_period(
+    backends: Backends, *, principal: Principal, document: Document
+) -> list[Document]:
+    """The township's other live documents with the same title and the same period (both
+    without one counts as the same), that the caller may see, oldest first.
+
+    Lists show such documents as identical lines, whatever their bytes: the pages name them
+    so that the township can withdraw a second upload of one material.
+    """
+    if document.withdrawn_at is not None:
+        return []
+    same_period = (
+        Document.period.is_(None) if document.period is None else Document.period == document.period
+    )
+    with backends.db.session() as session:
+        others = session.scalars(
+            select(Document)
+            .where(
+                Document.township_id == document.township_id,
+                Document.id != document.id,
+                Document.withdrawn_at.is_(None),
+                same_period,
+            )
+            .order_by(Document.created_at, Document.id)
+        ).all()
+    key = _title_key(document.title)
+    return [
+        other
+        for other in others
+        if _title_key(other.title) == key and access.can_see(principal, other)
+    ]
 
 
 def download(
@@ -543,9 +597,11 @@ def list_visible(
     period: str | None = None,
     status: str | None = None,
     sort: str = "date",
+    withdrawn: bool = False,
 ) -> DocumentPage:
-    """The live documents the caller may see, newest first (or by title or category),
-    optionally filtered by township, category, period and index status."""
+    """The live documents the caller may see (or, ``withdrawn``, the withdrawn ones), newest
+    first (or by title or category), optionally filtered by township, category, period and
+    index status."""
     if sort not in LIST_SORTS:
         raise InvalidField("sort", "排序方式须为 date、title 或 category", code="invalid_sort")
     if status and status not in {s.value for s in IndexStatus}:
@@ -554,9 +610,8 @@ def list_visible(
         )
     period_clause = _period_clause(period) if period else None
     with backends.db.session() as session:
-        query = select(Document).where(
-            Document.withdrawn_at.is_(None), access.visible_clause(principal)
-        )
+        live = Document.withdrawn_at.is_not(None) if withdrawn else Document.withdrawn_at.is_(None)
+        query = select(Document).where(live, access.visible_clause(principal))
         if township:
             org = orgs.find_org(session, township)
             query = query.where(Document.township_id == (org.id if org else -1))
@@ -580,7 +635,12 @@ def list_visible(
         actor=actor_of(principal, ip),
         action=AuditAction.list,
         outcome=Outcome.allowed,
-        details={"total": total, "page": page, "document_ids": [d.id for d in documents]},
+        details={
+            "total": total,
+            "page": page,
+            "document_ids": [d.id for d in documents],
+            **({"withdrawn": True} if withdrawn else {}),
+        },
     )
     return DocumentPage(total=total, documents=documents)
 

@@ -319,6 +319,27 @@ def _count_requests(
             add(figure, township_id, names.get(department_id))
 
 
+def csv_value(value: Any) -> Any:
+    """A figure as the CSV writes it: whole hours as whole numbers (13, not 13.0), as the page
+    shows them; fractions as they are (12.5)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def csv_filename(by: str, period_from: str | None, period_to: str | None, today: date) -> str:
+    """The CSV's file name, naming the days it covers:
+    ``减负成效-按乡镇-2026-01-01至2026-12-01.csv`` (up to today while the chosen span still runs),
+    or ``减负成效-按乡镇-截至2026-12-01.csv`` for everything until then. The periods are valid
+    (``figures`` has checked them)."""
+    start = period_bounds(period_from)[0] if period_from else None
+    end = period_bounds(period_to)[1] if period_to else today
+    if end > today >= (start or today):
+        end = today
+    span = f"{start.isoformat()}至{end.isoformat()}" if start else f"截至{end.isoformat()}"
+    return f"减负成效-{GROUPING_NAMES[by]}-{span}.csv"
+
+
 def to_csv(table: FigureTable, *, for_people: bool = False) -> Iterator[bytes]:
     """The table as CSV in UTF-8 with a BOM (for Excel), the totals last."""
     buffer = io.StringIO()
@@ -326,7 +347,7 @@ def to_csv(table: FigureTable, *, for_people: bool = False) -> Iterator[bytes]:
     writer.writerow([COLUMN_NAMES[c] for c in COLUMNS] if for_people else COLUMNS)
     for row in table.lines():
         values = row.as_dict()
-        writer.writerow([values[column] for column in COLUMNS])
+        writer.writerow([csv_value(values[column]) for column in COLUMNS])
     yield "\ufeff".encode()
     yield buffer.getvalue().encode()
 

@@ -6,6 +6,7 @@ Everything is read through the HTTP API, as the people logging in would see it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,10 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from services.backends import Backends, open_backends
+from services.catalog import county_today
 from services.demo import LOGINS, load_demo
+from services.demo.catalog import LEDGER, ended_period
+from services.metadata import period_label
 from services.models import (
     AuditEvent,
     CatalogItem,
@@ -122,6 +126,57 @@ def test_each_catalog_item_has_submitted_and_missing_cells(
         statuses = {cell["status"] for row in grid["rows"] for cell in row["cells"]}
         assert "submitted" in statuses, item["name"]
         assert statuses & {"missing", "overdue"}, item["name"]
+
+
+def test_no_item_is_owed_before_the_first_period_anyone_submitted(
+    client: TestClient, headers: dict[str, dict[str, str]]
+) -> None:
+    # The county started with the catalog when the demo's submissions start: earlier periods are
+    # 无需报送, so the grids' overdue cells are the few gaps a coordinator would chase.
+    for item in get(client, headers["jianfu"], "/api/v1/catalog"):
+        grid = get(client, headers["jianfu"], f"/api/v1/catalog/{item['id']}/coverage")
+        first = [row["cells"][0]["status"] for row in grid["rows"]]
+        assert "submitted" in first, (item["name"], grid["periods"][0], first)
+        overdue = [
+            cell for row in grid["rows"] for cell in row["cells"] if cell["status"] == "overdue"
+        ]
+        assert len(overdue) <= 2, (item["name"], overdue)
+
+
+def test_the_monthly_ledger_is_offered_for_the_month_just_ended(client: TestClient) -> None:
+    # 城关镇 has filed the ledger for every month since it was owed but the last one (asked for
+    # by 县乡村振兴局): the upload form offers that month, not one from before the item existed.
+    last_month = ended_period(LEDGER.cycle, county_today(), 1)
+    with TestClient(client.app) as browser:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text)
+        assert token is not None
+        signed_in = browser.post(
+            "/login",
+            data={
+                "username": "chengguan",
+                "password": PASSWORDS["chengguan"],
+                "csrf_token": token.group(1),
+            },
+            follow_redirects=False,
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        page = browser.get("/upload").text
+    ledger = re.search(r'<option value="\d+" data-period="([^"]*)"[^>]*>月度防返贫监测台账', page)
+    assert ledger is not None, page
+    assert ledger.group(1) == period_label(last_month)
+
+
+def test_request_names_say_the_period_not_last_month(
+    client: TestClient, headers: dict[str, dict[str, str]]
+) -> None:
+    # A request's name becomes what people remember the material by: 上月 is wrong a month later.
+    titles = [
+        request["title"]
+        for username in ("chengguan", "hekou")
+        for request in get(client, headers[username], "/api/v1/requests", box="inbox")["requests"]
+    ]
+    assert titles
+    assert not [title for title in titles if re.search("上月|上季度|去年|本月|本季度", title)]
 
 
 def test_the_township_inboxes_and_notifications_are_not_empty(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -13,6 +14,7 @@ from api.errors import error_responses
 from api.schemas import DocumentListOut, DocumentOut, OrgNameOrId, ReceiptOut, UsageOut
 from api.uploads import read_upload
 from services import documents, usage
+from services.backends import Backends
 from services.documents import IncomingFile, content_disposition
 from services.metadata import (
     CATALOG_ITEM_FIELD,
@@ -24,7 +26,7 @@ from services.metadata import (
     MAX_TITLE,
     SHA256_FIELD,
 )
-from services.models import Visibility
+from services.models import Document, Visibility
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 
@@ -155,10 +157,19 @@ async def upload_document(
     finally:
         spooled.cleanup()
     request.app.state.metrics.upload_accepted(size=spooled.size, duplicate=result.duplicate)
+    same_title: list[Document] = []
     if result.duplicate:
         response.status_code = 200
+    else:
+        # Different bytes under a title and period the township already used: say so, so that
+        # a second upload of one material can be withdrawn.
+        same_title = await run_in_threadpool(
+            documents.same_title_and_period, backends, principal=user, document=result.document
+        )
     # The uploader typed the metadata and holds the file: nothing to hide from them.
-    return DocumentOut.of(result.document, duplicate=result.duplicate, reveal=True)
+    return DocumentOut.of(
+        result.document, duplicate=result.duplicate, same_title=same_title, reveal=True
+    )
 
 
 @router.get("", response_model=DocumentListOut)
@@ -223,9 +234,10 @@ def get_document(
 ) -> DocumentOut:
     document = documents.view(backends, principal=user, document_id=document_id, ip=ip)
     similar = documents.similar_documents(backends, principal=user, document=document)
+    same_title = documents.same_title_and_period(backends, principal=user, document=document)
     # Metadata as typed only for those who may download the file, which holds the same data.
     reveal = documents.may_download(backends, principal=user, document=document)
-    return DocumentOut.of(document, similar=similar, reveal=reveal)
+    return DocumentOut.of(document, similar=similar, same_title=same_title, reveal=reveal)
 
 
 @router.get(
@@ -251,6 +263,14 @@ def download_document(
     """The document's bytes as an attachment, under its original (Chinese) file name, or a 302
     to a short-lived presigned object-store URL that serves the same."""
     document, chunks = documents.download(backends, principal=user, document_id=document_id, ip=ip)
+    return download_response(backends, document, chunks)
+
+
+def download_response(
+    backends: Backends, document: Document, chunks: Iterator[bytes]
+) -> StreamingResponse | RedirectResponse:
+    """A download ``documents.download`` allowed: the bytes as an attachment, or a 302 to a
+    presigned URL. The web interface's download link answers the same way."""
     url = documents.download_url(backends, document)
     if url is not None:
         return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})

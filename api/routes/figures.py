@@ -11,6 +11,7 @@ from api.ask_schemas import FiguresOut
 from api.deps import BackendsDep, ClientIP, CurrentUser
 from api.schemas import CSV_RESPONSES
 from services import figures
+from services.catalog import county_today
 from services.documents import content_disposition
 
 router = APIRouter(prefix="/api/v1", tags=["ask once"])
@@ -54,8 +55,7 @@ def get_figures_csv(
     table = figures.figures(
         backends, principal=user, period_from=period_from, period_to=period_to, by=by, ip=ip
     )
-    span = f"{period_from or '起'}-{period_to or '今'}"
-    name = f"减负成效-{figures.GROUPING_NAMES[table.by]}-{span}.csv"
+    name = figures.csv_filename(table.by, period_from, period_to, county_today())
     return StreamingResponse(
         figures.to_csv(table, for_people=labels == "zh"),
         media_type="text/csv; charset=utf-8",

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
-from api.web.render import render
+from api.web.render import local_time, render
 from api.web.session import current_session
+from services.documents import DocumentWithdrawn
 from services.errors import MaterialsError
 from services.sessions import ActiveSession
 
@@ -39,6 +40,24 @@ def error_page(request: Request, status: int, message: str) -> Response:
         message = "您要找的页面或材料不存在，或者您没有查看它的权限。"
     elif status >= 500 and status != 503:
         message = "系统出现了意外错误，已记录在服务器日志中。请稍后再试，或联系管理员。"
+    return _page(request, status, title, message)
+
+
+def domain_error_page(request: Request, error: MaterialsError) -> Response:
+    """The page for a refusal of the domain: as ``error_page`` says its status, except that a
+    reader who could read a material until its township withdrew it is told so (the API
+    answers such a reader the same 404 as for any document it may not see)."""
+    if isinstance(error, DocumentWithdrawn):
+        when = local_time(error.withdrawn_at)
+        message = (
+            f"该材料已由报送单位于 {when} 撤回，不能再查看或下载。"
+            "如仍需要这份材料，请与报送的乡镇联系。"
+        )
+        return _page(request, error.status, "该材料已由报送单位撤回", message)
+    return error_page(request, error.status, error.message)
+
+
+def _page(request: Request, status: int, title: str, message: str) -> Response:
     active = _signed_in(request)
     return render(
         request,

@@ -194,11 +194,18 @@ class Catalog:
         return str(self.items[demo_item.name].id)
 
 
+def owed_from(item: DemoItem, today: date) -> date:
+    """The item's 起始日期: the first day of the oldest period a township submitted, as if the
+    county started using the catalog then (earlier periods are 无需报送, not overdue)."""
+    oldest = max((back for backs in item.submitted.values() for back in backs), default=1)
+    return period_bounds(ended_period(item.cycle, today, oldest))[0]
+
+
 def create_catalog(
     backends: Backends, *, coordinator: Principal, today: date
 ) -> dict[str, CatalogItem]:
-    """The coordinator's catalog items, created when missing and owed for about a year back;
-    all of them by name."""
+    """The coordinator's catalog items, created when missing and owed from the first period
+    submitted; all of them by name."""
     existing = {item.name: item for item in catalog.list_items(backends)}
     for item in ITEMS:
         if item.name in existing:
@@ -211,7 +218,7 @@ def create_catalog(
                 category=item.category,
                 cycle=item.cycle.value,
                 due_days=item.due_days,
-                owed_from=date(today.year - 1, today.month, 1),
+                owed_from=owed_from(item, today),
                 townships=list(item.townships) if item.townships else "all",
                 departments=list(item.departments),
                 sharing=item.sharing.value,

@@ -114,7 +114,7 @@ def load_requests(
         zhenxing,
         RequestFields(
             HEKOU,
-            "河口乡上季度扶贫工作总结",
+            f"河口乡{period_label(last_quarter)}扶贫工作总结",
             description="季度总结尚未报送，请尽快补报。",
             period=last_quarter,
             due=soon,
@@ -140,13 +140,13 @@ def load_requests(
         zhenxing,
         RequestFields(
             CHENGGUAN,
-            "城关镇上月防返贫监测台账",
+            f"城关镇{period_label(last_month)}防返贫监测台账",
             period=last_month,
             due=later,
             catalog_item=catalog.item_id(LEDGER),
         ),
     )
-    _send(backends, zhenxing, ledger, "上月台账尚未报送")
+    _send(backends, zhenxing, ledger, f"{period_label(last_month)}的台账尚未报送")
 
     # pending_approval: not in the catalog, waiting for 减负办.
     workers = _ask(

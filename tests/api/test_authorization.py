@@ -303,6 +303,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/documents/{document_id}/receipt"): "receipt",
     ("GET", "/documents/{document_id}/receipt.json"): "receipt",
     ("GET", "/documents/{document_id}/preview"): "download",
+    ("GET", "/documents/{document_id}/download"): "download",
     ("POST", "/documents/{document_id}/withdraw"): "withdraw",
     ("GET", "/audit"): "audit_events",
     ("GET", "/audit/verify"): "audit_verify",

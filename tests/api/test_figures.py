@@ -12,6 +12,7 @@ import io
 from collections import Counter
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -119,8 +120,13 @@ def _csv(api: Api, user: str, **params: str) -> tuple[bytes, list[list[str]]]:
     return body, list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
 
 
+def _hours(value: float) -> str:
+    """Hours as the page and the CSV write them: whole hours without a decimal point."""
+    return str(int(value)) if value == int(value) else str(value)
+
+
 def _csv_line(row: dict[str, Any]) -> list[str]:
-    return [row["key"], *(str(row[name]) for name in COUNTS), str(row["hours_saved"])]
+    return [row["key"], *(str(row[name]) for name in COUNTS), _hours(row["hours_saved"])]
 
 
 @pytest.mark.usefixtures("lifecycle")
@@ -144,8 +150,34 @@ def test_csv_has_a_bom_a_header_and_the_totals_last(api: Api) -> None:
         "节省工时（小时）",
     ]
     assert lines[1:] == [*(_csv_line(row) for row in BY_TOWNSHIP), _csv_line(TOTALS)]
+    # 6 hours, as the page says, not 6.0.
+    assert [line[-1] for line in lines[1:]] == ["6", "0.5", "6.5"]
     assert coded[0] == ["key", *COUNTS, "hours_saved"]
     assert coded[1:] == lines[1:]
+
+
+def _csv_name(api: Api, **params: str) -> str:
+    response = api.client.get("/api/v1/figures.csv", params=params, headers=api.headers("coord"))
+    assert response.status_code == 200, response.text
+    disposition = response.headers["content-disposition"]
+    encoded = disposition.split("filename*=UTF-8''", 1)[1]
+    return unquote(encoded)
+
+
+def test_csv_is_named_after_the_days_it_covers(api: Api) -> None:
+    today = county_today()
+    last_year = today.year - 1
+
+    assert (
+        _csv_name(api, by="township", period_from=f"{last_year}-01", period_to=f"{last_year}-Q4")
+        == f"减负成效-按乡镇-{last_year}-01-01至{last_year}-12-31.csv"
+    )
+    # A span still running ends today; no start is everything until today.
+    assert (
+        _csv_name(api, by="department", period_from=f"{last_year}", period_to=f"{today.year}")
+        == f"减负成效-按部门-{last_year}-01-01至{today.isoformat()}.csv"
+    )
+    assert _csv_name(api, by="county") == f"减负成效-全县合计-截至{today.isoformat()}.csv"
 
 
 @pytest.mark.usefixtures("lifecycle")

@@ -108,6 +108,9 @@ def test_invalid_user_is_refused_in_chinese_and_nothing_is_stored(
     page.get_by_label("单位").select_option(label="东镇")
     page.get_by_role("button", name="创建用户").click()
     expect(page.get_by_role("alert")).to_have_text("密码至少 10 个字符")
+    # The page opens at the error, not at its top with the message below the fold.
+    expect(page.get_by_role("alert")).to_be_focused()
+    expect(page.get_by_role("alert")).to_be_in_viewport()
     expect(_row(page, "li")).to_have_count(0)
     # The form keeps what was typed, but the password.
     expect(page.get_by_label("用户名")).to_have_value("li")

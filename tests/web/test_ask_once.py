@@ -348,20 +348,28 @@ def test_township_uploads_a_new_file_for_a_catalog_request_and_answers_with_it(
     catalog = page.get_by_label("目录材料")
     expect(catalog.locator("option:checked")).to_have_text("低保对象季度台账（每季度）")
     expect(page.locator("#catalog-hint")).to_contain_text("期间填写如 2026年第三季度")
-    expect(page.locator("#catalog-hint")).to_contain_text("已逾期（截止 2026-10-15）")
+    expect(page.locator("#catalog-hint")).to_contain_text("本次需求所属期间：2026年第三季度。")
+    # One due date on the page: the request's, said to be its 答复截止.
+    expect(page.locator("#catalog-hint")).not_to_contain_text("截止")
+    expect(page.get_by_test_id("answering")).to_contain_text("答复截止")
     expect(page.get_by_label("所属期间")).to_have_value("2026年第三季度")  # as people write it
-    # Every department may read an item shared with all; the clerk is warned off 仅本乡镇.
+    expect(page.get_by_label("类别")).to_have_value("社会救助")
+    expect(page.get_by_label("标题")).to_have_value("")  # the file's name, as for any upload
+    # Every department may read an item shared with all: no warning until 仅本乡镇 is chosen.
     expect(page.locator("input[name=visibility]:checked")).to_have_value("departments")
-    expect(page.get_by_test_id("visibility-warning")).to_contain_text(
-        "如选“仅本乡镇”，部门看不到这份材料，需求无法用它答复"
-    )
+    warning = page.get_by_test_id("visibility-warning")
+    expect(warning).to_be_hidden()
+    page.get_by_label("仅本乡镇").check()
+    expect(warning).to_contain_text("看不到这份材料，就不能用它答复需求")
+    page.get_by_label("所有县直部门").check()
+    expect(warning).to_be_hidden()
     file = tmp_path / "西乡低保台账.txt"
     file.write_bytes(text_bytes("西乡低保对象台账 第三季度"))
     page.get_by_label("点击选择文件").set_input_files(str(file))
     page.get_by_role("button", name="开始上传").click()
     expect(page.locator(".upload-item .upload-status")).to_have_text("上传成功")
     page.get_by_role("link", name="用此材料答复").click()
-    picked = page.locator("#answer").get_by_label(re.compile("西乡第三季度低保台账"))
+    picked = page.locator("#answer").get_by_label(re.compile("西乡低保台账"))
     expect(picked).to_be_checked()
     page.get_by_role("button", name="提交答复").click()
     expect(flash(page)).to_contain_text("已答复“西乡第三季度低保台账”")
@@ -400,7 +408,13 @@ def test_uploading_for_a_request_lets_exactly_the_requesting_departments_read_it
     expect(page.locator("#department-choices")).to_be_visible()
     expect(page.locator("input[name=department]:checked")).to_have_count(1)
     expect(page.get_by_label("扶贫办")).to_be_checked()
-    expect(page.get_by_test_id("visibility-warning")).to_contain_text("请勾选扶贫办")
+    # Readers that include the requester need no warning; leaving 扶贫办 out brings it up.
+    warning = page.get_by_test_id("visibility-warning")
+    expect(warning).to_be_hidden()
+    page.get_by_label("扶贫办").uncheck()
+    expect(warning).to_contain_text("勾选扶贫办")
+    page.get_by_label("扶贫办").check()
+    expect(warning).to_be_hidden()
 
     # Answering with a material only the township sees says what to do instead.
     page.get_by_role("link", name="西乡2026年防汛物资清单").click()

@@ -13,9 +13,10 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 
 from api.deps import BackendsDep, ClientIP, CurrentUser
+from api.routes.documents import download_response
 from api.web.render import flash_redirect, render
 from api.web.session import CheckedForm, SignedIn
 from services import access, documents, preview, usage
@@ -111,6 +112,7 @@ def document_page(
     principal = web.principal
     document = documents.view(backends, principal=principal, document_id=document_id, ip=ip)
     similar = documents.similar_documents(backends, principal=principal, document=document)
+    same_title = documents.same_title_and_period(backends, principal=principal, document=document)
     may_download = documents.may_download(backends, principal=principal, document=document)
     served = documents.file_served(backends, document)
     downloadable = may_download and served
@@ -126,6 +128,7 @@ def document_page(
         csrf_token=web.csrf_token,
         document=document,
         similar=similar,
+        same_title=same_title,
         downloadable=downloadable,
         # Why a reader who may download cannot now: the virus scan holds the file back.
         held_back=documents.not_served_reason(document) if may_download and not served else None,
@@ -158,6 +161,18 @@ def document_preview(
             "Cache-Control": "private, no-store",
         },
     )
+
+
+@router.get("/documents/{document_id}/download", response_model=None)
+def document_download(
+    document_id: str, web: SignedIn, backends: BackendsDep, ip: ClientIP
+) -> StreamingResponse | RedirectResponse:
+    """The page's download link: the same file as ``GET /api/v1/documents/{id}/download``, but
+    a refusal is the Chinese error page a person can read, not the API's JSON error."""
+    document, chunks = documents.download(
+        backends, principal=web.principal, document_id=document_id, ip=ip
+    )
+    return download_response(backends, document, chunks)
 
 
 @router.post("/documents/{document_id}/withdraw")

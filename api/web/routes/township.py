@@ -21,6 +21,7 @@ from api.web.render import render
 from api.web.routes.audit import PUBLIC_KEY_FILENAME, PUBLIC_KEY_URL
 from api.web.session import SignedIn
 from services import access, administration, catalog, documents, requests, slots
+from services.access import Principal
 from services.documents import Receipt
 from services.errors import InvalidField
 from services.metadata import DEFAULT_CATEGORY, PERIOD_EXAMPLES, period_label
@@ -53,19 +54,38 @@ def _category_choices(backends: BackendsDep) -> list[str]:
     return [category.name for category in administration.list_categories(backends)]
 
 
+def category_suggestions(backends: BackendsDep, principal: Principal) -> list[str]:
+    """What the 类别 box suggests when the county has fixed no list: the catalog's categories,
+    then those of the materials the clerk can see, then the common ones not already written
+    longer (no 台账 beside 工作台账), so that one kind of material is filed under one name."""
+    in_catalog = sorted({item.category for item in catalog.list_items(backends, active_only=True)})
+    in_use = documents.categories_in_use(backends, principal=principal)
+    suggested: list[str] = []
+    for name in [*in_catalog, *in_use]:
+        if name not in suggested:
+            suggested.append(name)
+    for name in COMMON_CATEGORIES:
+        if not any(name in known for known in suggested):
+            suggested.append(name)
+    return suggested
+
+
 @dataclass(frozen=True)
 class OwedItem:
     """A catalog item the township owes, as the upload form offers it."""
 
     item: CatalogItem
-    # The oldest slot not yet submitted, or the one the request being answered asks for ("" for
-    # a once-only item).
+    # The slot a clerk is most likely filing now (the latest ended period not yet submitted,
+    # else the running one), or the one the request being answered asks for ("" for a
+    # once-only item).
     period: str
     due: str
     late: bool  # that slot is past its due date
     example: str
     asked: bool = False  # the period is the request's
     submitted: bool = False  # that slot is already filled
+    # Other ended periods still not submitted, oldest first (not offered for a request).
+    behind: tuple[str, ...] = ()
 
 
 def _owed_items(
@@ -82,15 +102,22 @@ def _owed_items(
             and item.cycle != Cycle.once.value
             else None
         )
+        behind: tuple[str, ...] = ()
         if asked_period:
             slot: catalog.CoverageCell | None = catalog.slot_of(
                 backends, item=item, township_id=township_id, period=asked_period, today=today
             )
             period = asked_period
         else:
-            slot = catalog.next_slot(backends, item=item, township_id=township_id, today=today)
+            waiting = catalog.open_slots(backends, item=item, township_id=township_id, today=today)
+            slot = catalog.pick_next(waiting)
             period = slot.period if slot and slot.period != catalog.ONCE else ""
-        # The oldest owed slot is never one already filled: only an asked-for slot can be.
+            behind = tuple(
+                cell.period
+                for cell in waiting
+                if cell is not slot and cell.status in ("overdue", "missing")
+            )
+        # The offered slot is never one already filled: only an asked-for slot can be.
         owed.append(
             OwedItem(
                 item=item,
@@ -100,9 +127,32 @@ def _owed_items(
                 example=slots.CYCLE_EXAMPLES.get(Cycle(item.cycle), ""),
                 asked=bool(asked_period),
                 submitted=slot is not None and slot.status == "submitted",
+                behind=behind,
             )
         )
     return owed
+
+
+def catalog_hint(owed: OwedItem) -> str:
+    """What the form says under 目录材料 once the item is chosen: how often it is owed, how its
+    period is written, and the slot offered. Answering a request, only the period: the one date
+    the clerk works to is the request's, said above the form."""
+    cycle = CYCLE_NAMES[owed.item.cycle]
+    if not owed.period:
+        return f"{cycle}报送，只需报送一次。"
+    label = period_label(owed.period)
+    head = f"{cycle}报送，期间填写如 {owed.example}；"
+    if owed.asked:
+        return head + f"本次需求所属期间：{label}" + ("，已报送。" if owed.submitted else "。")
+    if owed.late:
+        slot = f"待报送：{label}，已逾期（截止 {owed.due}）"
+    else:
+        slot = f"待报送：{label}，截止 {owed.due}"
+    if owed.behind:
+        slot += f"。另有 {len(owed.behind)} 期尚未报送：" + "、".join(
+            period_label(period) for period in owed.behind
+        )
+    return head + slot + "。"
 
 
 @dataclass(frozen=True)
@@ -121,6 +171,14 @@ def _readers_for(asked: MaterialRequest | None) -> Readers:
     if asked.catalog_item.sharing == Sharing.unconditional.value:
         return Readers()
     return Readers(Visibility.restricted.value, tuple(access.asking_departments(asked)))
+
+
+def _asked_category(asked: MaterialRequest | None) -> str:
+    """The 类别 a request's material is filed under: for a catalog item, the item's own (as for
+    any upload filling that item), else the one the request names."""
+    if asked is None:
+        return ""
+    return asked.catalog_item.category if asked.catalog_item is not None else asked.category
 
 
 @router.get("/upload")
@@ -146,14 +204,17 @@ def upload_page(
         principal=web.principal,
         csrf_token=web.csrf_token,
         categories=_category_choices(backends),
-        common_categories=COMMON_CATEGORIES,
+        category_suggestions=category_suggestions(backends, web.principal),
         default_category=DEFAULT_CATEGORY,
         departments=administration.list_orgs(backends, kind="department"),
         period_examples=PERIOD_EXAMPLES,
         max_upload_bytes=max_bytes,
         max_upload_mb=_megabytes(max_bytes),
         owed_items=_owed_items(backends, web.principal.org_id, asked),
+        catalog_hint=catalog_hint,
         asked=asked,
+        asking=access.asking_departments(asked) if asked is not None else [],
+        asked_category=_asked_category(asked),
         readers=_readers_for(asked),
         CYCLE_NAMES=CYCLE_NAMES,
         period_label=period_label,
@@ -171,10 +232,13 @@ def materials_page(
     period: Annotated[str, Query(max_length=50)] = "",
     status: Annotated[str, Query(max_length=20)] = "",
     sort: Annotated[str, Query(max_length=20)] = "date",
+    shown: Annotated[str, Query(alias="view", max_length=20)] = "",
 ) -> Response:
-    """The township's own materials, newest first, filtered and sorted as asked."""
+    """The township's own materials, newest first, filtered and sorted as asked; with
+    ``view=withdrawn`` those it has withdrawn (their pages and receipts stay)."""
     documents.ensure_can_upload(backends, principal=web.principal, ip=ip)
     filters = {"category": category.strip(), "period": period.strip(), "status": status}
+    withdrawn = shown == "withdrawn"
     chosen_sort = sort if sort in SORT_LABELS else "date"
     filter_error: str | None = None
     try:
@@ -189,6 +253,7 @@ def materials_page(
             page=page,
             size=PAGE_SIZE,
             ip=ip,
+            withdrawn=withdrawn,
         )
     except InvalidField as exc:
         # A mistyped filter is said next to the form, not on an error page.
@@ -196,7 +261,13 @@ def materials_page(
         found = documents.DocumentPage(total=0, documents=[])
 
     def url_for(**changes: str | int) -> str:
-        params: dict[str, str | int] = {**filters, "sort": chosen_sort, "page": page, **changes}
+        params: dict[str, str | int] = {
+            "view": "withdrawn" if withdrawn else "",
+            **filters,
+            "sort": chosen_sort,
+            "page": page,
+            **changes,
+        }
         kept = {
             key: value
             for key, value in params.items()
@@ -212,6 +283,10 @@ def materials_page(
     def sort_url(key: str) -> str:
         return url_for(sort=key, page=1)
 
+    def view_url(view: str) -> str:
+        # The other list starts unfiltered on its first page, in the same order.
+        return url_for(view=view, category="", period="", status="", page=1)
+
     return render(
         request,
         "materials.html",
@@ -226,6 +301,9 @@ def materials_page(
         sort=chosen_sort,
         sort_url=sort_url,
         page_url=page_url,
+        withdrawn=withdrawn,
+        view_url=view_url,
+        clear_url=url_for(category="", period="", status="", page=1),
         # Also those in use: materials filed before the county fixed its list stay findable.
         categories=sorted(
             {*_category_choices(backends)}
@@ -306,6 +384,9 @@ def receipt_page(
         public_key_url=PUBLIC_KEY_URL,
         public_key_filename=PUBLIC_KEY_FILENAME,
         verify_command=verify_command(receipt.document_id),
+        same_title=documents.same_title_and_period(
+            backends, principal=web.principal, document=document
+        ),
     )
 
 

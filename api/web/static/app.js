@@ -35,3 +35,11 @@ function scrollToEnd() {
 scrollToEnd();
 // Again once the fonts are in: wider text makes the table wider.
 window.addEventListener("load", scrollToEnd, { once: true });
+
+// A form sent back with an error (新建用户 with a weak password) opens at that error, focused,
+// not at the top of the page with the message out of sight below the fold.
+const errorShown = document.querySelector("[data-focus-on-load]");
+if (errorShown instanceof HTMLElement) {
+  errorShown.scrollIntoView({ block: "center" });
+  errorShown.focus({ preventScroll: true });
+}

@@ -190,36 +190,76 @@
     if (departmentBox.hidden) {
       departmentError.hidden = true;
     }
+    warnIfRequestersLeftOut();
   }
+
+  // Uploading for a request: the warning shows only while the chosen readers leave out a
+  // department that asked (仅本乡镇, or 指定部门 without it ticked).
+  const visibilityWarning = document.getElementById("visibility-warning");
+  const asking = (form.dataset.asking || "").split(",").filter(Boolean);
+  function warnIfRequestersLeftOut() {
+    if (!visibilityWarning) {
+      return;
+    }
+    const visibility = chosenVisibility();
+    let leftOut = visibility === "private";
+    if (visibility === "restricted") {
+      const ticked = Array.from(form.querySelectorAll('input[name="department"]:checked'), (box) => box.value);
+      leftOut = asking.some((id) => !ticked.includes(id));
+    }
+    visibilityWarning.hidden = !leftOut;
+  }
+
   form.addEventListener("change", (event) => {
     if (event.target instanceof HTMLInputElement && event.target.name === "visibility") {
       showDepartments();
     }
     if (event.target instanceof HTMLInputElement && event.target.name === "department") {
       departmentError.hidden = true;
+      warnIfRequestersLeftOut();
     }
   });
   showDepartments();
 
   // A catalog item fills its slot: its period, category and sharing class are offered as the
-  // fields' values (the clerk may still change them).
+  // fields' values (the clerk may still change them). Choosing another item replaces what the
+  // previous one put there; choosing none takes back what is still as the item left it.
   const catalogSelect = document.getElementById("catalog_item");
   const catalogHint = document.getElementById("catalog-hint");
   const SHARING_VISIBILITY = { unconditional: "departments", conditional: "restricted", none: "private" };
-  function chooseCatalogItem() {
+  const offered = { period: "", category: "" };
+  function offer(name, value, replace) {
+    const field = form.elements.namedItem(name);
+    if (!field) {
+      return;
+    }
+    const current = field.value.trim();
+    if (current && current === value) {
+      offered[name] = value; // already as the item has it (the request's own values)
+      return;
+    }
+    if (!current || (replace && value) || current === offered[name]) {
+      field.value = value;
+      if (field.value !== value) {
+        field.value = ""; // a county list without the item's category: the clerk chooses
+      }
+      offered[name] = field.value;
+    }
+  }
+  const defaultHint = catalogHint ? catalogHint.textContent : "";
+  function chooseCatalogItem(event) {
     const option = catalogSelect.selectedOptions[0];
+    // Picked by the clerk (not the page opening with the request's item already chosen).
+    const replace = Boolean(event);
     if (!option || !option.value) {
+      catalogHint.textContent = defaultHint;
+      offer("period", "", false);
+      offer("category", "", false);
       return;
     }
     catalogHint.textContent = option.dataset.hint || "";
-    const period = form.elements.namedItem("period");
-    if (period && !period.value.trim() && option.dataset.period) {
-      period.value = option.dataset.period;
-    }
-    const category = form.elements.namedItem("category");
-    if (category && !category.value.trim() && option.dataset.category) {
-      category.value = option.dataset.category;
-    }
+    offer("period", option.dataset.period || "", replace);
+    offer("category", option.dataset.category || "", replace);
     // Uploading for a request, the server chose readers that include every requesting
     // department: the catalog item's sharing class must not narrow them.
     if (form.dataset.request) {
@@ -466,6 +506,43 @@
     addAnswerLink(item, document.id);
   }
 
+  // Beijing time, as the pages show it: 2026-10-08 09:30.
+  function beijingTime(iso) {
+    const parts = {};
+    const format = new Intl.DateTimeFormat("en-CA", {
+      timeZone: "Asia/Shanghai",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+    });
+    for (const part of format.formatToParts(new Date(iso))) {
+      parts[part.type] = part.value;
+    }
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}`;
+  }
+
+  // Stored, but the township already holds a material with this title and period (other
+  // bytes): a list would show the two as identical lines, so say which one, to withdraw one.
+  function showSameTitle(item, others) {
+    const actions = item.row.querySelector(".upload-actions");
+    for (const other of others) {
+      const note = document.createElement("p");
+      note.className = "note-warn same-title";
+      const link = document.createElement("a");
+      link.href = `/documents/${encodeURIComponent(other.id)}`;
+      link.textContent = `《${other.title}》`;
+      note.append("本乡镇已有同名同期材料", link, `（上传于 ${beijingTime(other.created_at)}）`);
+      note.append("。如果是同一份材料上传了两次，请打开其中一份撤回。");
+      actions.before(note);
+    }
+    if (others.length) {
+      announce(`${item.file.name}：上传成功。本乡镇已有同名同期材料《${others[0].title}》`);
+    }
+  }
+
   // Uploading for a request: back to its page with the new document ticked.
   function addAnswerLink(item, documentId) {
     if (form.dataset.request) {
@@ -522,6 +599,7 @@
       addLink(item, `/documents/${encodeURIComponent(body.id)}`, "查看材料");
       addLink(item, `/documents/${encodeURIComponent(body.id)}/receipt`, "报送回执");
       addAnswerLink(item, body.id);
+      showSameTitle(item, body.same_title_and_period || []);
     } else if (status === 200 && body && body.duplicate) {
       showDuplicate(item, body);
     } else if (formFieldError(status, body)) {
