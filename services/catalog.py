@@ -410,13 +410,6 @@ def pick_next(waiting: list[CoverageCell]) -> CoverageCell | None:
     return waiting[-1] if waiting else None
 
 
-def next_slot(
-    backends: Backends, *, item: CatalogItem, township_id: int, today: date
-) -> CoverageCell | None:
-    """The slot a township should fill next (see ``pick_next``), with its due date and status."""
-    return pick_next(open_slots(backends, item=item, township_id=township_id, today=today))
-
-
 def slot_of(
     backends: Backends, *, item: CatalogItem, township_id: int, period: str, today: date
 ) -> CoverageCell:

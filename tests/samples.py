@@ -23,15 +23,20 @@ _DOCX_CONTENT_TYPES = (
 def pdf_bytes(text: str = "Poverty alleviation summary") -> bytes:
     """A minimal, valid one-page PDF with a text layer."""
     stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+    return pdf_from_objects([*_one_page(stream), font])
+
+
+def _one_page(stream: bytes) -> list[bytes]:
+    """Objects 1 to 4 of a one-page PDF: catalog, pages, the page (its font F1 is object 5) and
+    the page's content stream."""
+    return [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
         b"/Resources << /Font << /F1 5 0 R >> >> >>",
         b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    return pdf_from_objects(objects)
 
 
 def pdf_with_unicode_text(text: str) -> bytes:
@@ -60,11 +65,7 @@ def pdf_with_unicode_text(text: str) -> bytes:
     ).encode()
     widths = " ".join(["1000"] * len(chars))
     objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        *_one_page(stream),
         # Not one of the standard 14 fonts: its own widths are read, one em per character.
         f"<< /Type /Font /Subtype /Type1 /BaseFont /NotoSansCJKsc-Regular /FirstChar 1 "
         f"/LastChar {len(chars)} /Widths [{widths}] /FontDescriptor 7 0 R "
