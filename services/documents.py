@@ -393,23 +393,27 @@ def same_title_and_period(
     same_period = (
         Document.period.is_(None) if document.period is None else Document.period == document.period
     )
+    key = _title_key(document.title)
     with backends.db.session() as session:
-        others = session.scalars(
-            select(Document)
-            .where(
+        # Titles only: a township's documents of one period (or of none) can be many, and every
+        # document page and upload asks; the few that match are then loaded whole.
+        candidates = session.execute(
+            select(Document.id, Document.title).where(
                 Document.township_id == document.township_id,
                 Document.id != document.id,
                 Document.withdrawn_at.is_(None),
                 same_period,
             )
+        )
+        matching = [row.id for row in candidates if _title_key(row.title) == key]
+        if not matching:
+            return []
+        others = session.scalars(
+            select(Document)
+            .where(Document.id.in_(matching))
             .order_by(Document.created_at, Document.id)
         ).all()
-    key = _title_key(document.title)
-    return [
-        other
-        for other in others
-        if _title_key(other.title) == key and access.can_see(principal, other)
-    ]
+    return [other for other in others if access.can_see(principal, other)]
 
 
 def download(
