@@ -92,9 +92,11 @@ def corrections(normalized: str, known: Iterable[str]) -> list[str]:
     for word in words:
         by_length.setdefault(len(word), []).append(word)
     ranked: list[tuple[tuple[int, int, int], str]] = []
-    for start, end in _stretches(normalized):
+    spans = _stretches(normalized)
+    known_spans = [(start, end) for start, end in spans if normalized[start:end] in words]
+    for start, end in spans:
         stretch = normalized[start:end]
-        if stretch in words:
+        if stretch in words or _breaks_a_word(start, end, known_spans):
             continue
         sound = pinyin(stretch)
         for word in by_length.get(len(stretch), ()):
@@ -108,6 +110,18 @@ def corrections(normalized: str, known: Iterable[str]) -> list[str]:
             ranked.append((cost, normalized[:start] + word + normalized[end:]))
     ranked.sort()
     return list(dict.fromkeys(text for _, text in ranked))[:MAX_CORRECTIONS]
+
+
+def _breaks_a_word(start: int, end: int, known_spans: list[tuple[int, int]]) -> bool:
+    """Whether replacing ``[start, end)`` would cut into a known word of the query.
+
+    扶贫工做总结: 做总 is no word, but replacing it (做法) would break 总结; only 工做 is a
+    candidate. A known word wholly inside the stretch may be replaced with it.
+    """
+    return any(
+        known_start < end and start < known_end and not (start <= known_start and known_end <= end)
+        for known_start, known_end in known_spans
+    )
 
 
 def _distance(first: str, second: str) -> int:
