@@ -13,6 +13,9 @@ import sys
 def main() -> None:
     """``materials upload …`` straight to the client; every other command through ``api.cli``."""
     if sys.argv[1:2] == ["upload"]:
+        # httpx's own command-line tool loads rich and pygments whenever they are installed
+        # (test tools bring them); httpx falls back without it, and this process never uses it.
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
         from api.upload_client import upload_command
 
         upload_command(args=sys.argv[2:], prog_name="materials upload")

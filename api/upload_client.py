@@ -10,16 +10,19 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import httpx
-from tqdm import tqdm
 
 API = "/api/v1"
 HASH_CHUNK = 1024 * 1024
@@ -124,30 +127,76 @@ def _walk(directory: Path, *, root: Path, batch: Batch, visited: set[Path]) -> N
             batch.add(path)
 
 
-def sha256_of(path: Path) -> tuple[str, int]:
-    """The file's sha256 (hex) and size, read in chunks."""
+def sha256_of(path: Path, *, stop: threading.Event | None = None) -> tuple[str, int]:
+    """The file's sha256 (hex) and size, read in chunks; ``stop`` set abandons it (OSError)."""
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as file:
         while chunk := file.read(HASH_CHUNK):
+            if stop is not None and stop.is_set():
+                raise OSError("hashing stopped")
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
 
 
+class Digests:
+    """The batch's sha256 digests, computed in order by one thread ahead of their use.
+
+    Hashing starts before the login, so the two overlap (on a re-upload they are nearly all the
+    time there is); while one file is sent, the next is hashed. At most ``ahead`` files are
+    hashed before they are asked for, so a large folder does not fight its own uploads for the
+    disk. hashlib releases the GIL while it hashes, so the thread costs the sender nothing.
+    """
+
+    def __init__(self, files: Sequence[Path], *, ahead: int = 1) -> None:
+        self._files = list(files)
+        self._ahead = ahead
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+        self._pending: dict[int, Future[tuple[str, int]]] = {}
+        self._next = 0
+        self._fill(0)
+
+    def _fill(self, position: int) -> None:
+        while self._next < len(self._files) and self._next <= position + self._ahead:
+            path = self._files[self._next]
+            self._pending[self._next] = self._pool.submit(sha256_of, path, stop=self._stop)
+            self._next += 1
+
+    def of(self, position: int) -> tuple[str, int]:
+        """The digest and size of file number ``position`` (raises the OSError reading it)."""
+        self._fill(position)
+        return self._pending.pop(position).result()
+
+    def __enter__(self) -> Digests:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()  # a batch that stopped early does not wait for a large file's hash
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class Progress:
-    """One byte-counting bar for the whole batch; a resent file does not count twice."""
+    """One byte-counting bar for the whole batch; a resent file does not count twice.
+
+    tqdm is loaded only when the bar is shown: a script's run (``--quiet``, or no terminal)
+    starts without it.
+    """
 
     def __init__(self, total: int, *, disable: bool) -> None:
-        self._bar = tqdm(
-            total=total,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            file=sys.stderr,
-            disable=disable,
-            dynamic_ncols=True,
-        )
+        self._bar: Any = None
+        if not disable:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
         self._done = 0
         self._file_start = 0
         self._file_size = 0
@@ -165,7 +214,8 @@ class Progress:
         """The current file has been read up to ``offset``."""
         position = self._file_start + min(offset, self._file_size)
         if position > self._done:
-            self._bar.update(position - self._done)
+            if self._bar is not None:
+                self._bar.update(position - self._done)
             self._done = position
 
     def finish_file(self) -> None:
@@ -173,15 +223,22 @@ class Progress:
 
     def echo(self, line: str) -> None:
         """Print a line to stdout without tearing the bar on stderr."""
-        with tqdm.external_write_mode(file=sys.stdout):
+        with self._clear(sys.stdout):
             click.echo(line)
 
     def note(self, message: str) -> None:
-        with tqdm.external_write_mode(file=sys.stderr):
+        with self._clear(sys.stderr):
             click.echo(message, err=True)
 
+    def _clear(self, stream: Any) -> AbstractContextManager[Any]:
+        """The bar lifted off the terminal while a line is written, when there is a bar."""
+        if self._bar is None:
+            return nullcontext()
+        return cast(AbstractContextManager[Any], self._bar.external_write_mode(file=stream))
+
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 class _ReportingReader(io.BufferedReader):
@@ -347,11 +404,16 @@ class Session:
 
 
 def send_one(
-    session: Session, path: Path, *, fields: dict[str, str], progress: Progress
+    session: Session,
+    path: Path,
+    *,
+    digest: Callable[[], tuple[str, int]],
+    fields: dict[str, str],
+    progress: Progress,
 ) -> FileResult:
     """Look the file up by its hash; send it only when the server does not hold it yet."""
     try:
-        sha256, size = sha256_of(path)
+        sha256, size = digest()
     except OSError as exc:
         return FileResult(
             "rejected", path, error_code="read_error", error_message=str(exc.strerror or exc)
@@ -385,11 +447,12 @@ def _results(
     session: Session,
     files: list[Path],
     *,
+    digests: Digests,
     fields: dict[str, str],
     title_from_filename: bool,
     progress: Progress,
 ) -> Iterator[FileResult]:
-    for path in files:
+    for position, path in enumerate(files):
         try:
             size = path.stat().st_size
         except OSError:
@@ -397,7 +460,13 @@ def _results(
         progress.start_file(size)
         # The server's own default title is the name without extension; sending it keeps it so.
         per_file = {**fields, "title": path.stem} if title_from_filename else fields
-        yield send_one(session, path, fields=per_file, progress=progress)
+        yield send_one(
+            session,
+            path,
+            digest=partial(digests.of, position),
+            fields=per_file,
+            progress=progress,
+        )
         progress.finish_file()
 
 
@@ -473,7 +542,10 @@ def upload_command(
     note = (lambda _message: None) if quiet else progress.note
     rejected = False
     try:
-        with Session(server, retries=retries, note=note) as session:
+        with (
+            Digests(batch.files) as digests,
+            Session(server, retries=retries, note=note) as session,
+        ):
             if username is not None:
                 assert password is not None
                 token = session.login(username, password)
@@ -485,6 +557,7 @@ def upload_command(
             for result in _results(
                 session,
                 batch.files,
+                digests=digests,
                 fields=fields,
                 title_from_filename=title_from_filename,
                 progress=progress,

@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.app import create_app
-from api.upload_client import Progress, upload_command
+from api.upload_client import Digests, Progress, upload_command
 from services.audit import AuditFilter
 from services.backends import Backends, open_backends
 from services.config import Settings
@@ -409,3 +409,30 @@ def test_the_progress_bar_counts_a_resent_file_once() -> None:
     progress.finish_file()
     assert progress.done == 100
     progress.close()
+
+
+def test_digests_come_in_order_each_of_its_own_file(tmp_path: Path) -> None:
+    files = [write(tmp_path / f"{number}.bin", bytes([number]) * 3_000_000) for number in range(4)]
+
+    with Digests(files) as digests:
+        got = [digests.of(position) for position in range(len(files))]
+
+    assert got == [
+        (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size) for path in files
+    ]
+
+
+def test_a_file_that_cannot_be_read_fails_alone(tmp_path: Path) -> None:
+    files = [
+        write(tmp_path / "甲.bin", b"a"),
+        tmp_path / "不存在.bin",
+        write(tmp_path / "丙.bin", b"c"),
+    ]
+
+    with Digests(files) as digests:
+        first = digests.of(0)
+        with pytest.raises(FileNotFoundError):
+            digests.of(1)
+        last = digests.of(2)
+
+    assert (first[1], last[1]) == (1, 1)

@@ -15,7 +15,11 @@ try:
     main()
 except SystemExit:
     pass
-heavy = ["fastapi", "sqlalchemy", "pydantic", "minio", "api.app", "services.documents"]
+heavy = [
+    "fastapi", "sqlalchemy", "pydantic", "minio", "api.app", "services.documents",
+    # httpx's own CLI (rich, pygments) and the progress bar, which --help does not show
+    "rich", "tqdm",
+]
 print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)
 """
 
