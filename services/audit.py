@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, insert, select
+from sqlalchemy import Connection, Select, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from services.db import Database
@@ -42,7 +42,7 @@ class AuditAction(StrEnum):
     usage_read = "usage_read"  # which departments viewed and downloaded a document
     list = "list"
     download = "download"
-    preview = "preview"  # the bytes shown inline in the browser (PDFs and images only)
+    preview = "preview"  # shown inline in the browser: a PDF, an image, or a text file's text
     receipt = "receipt"
     lookup = "lookup"
     search = "search"
@@ -198,6 +198,9 @@ class AuditFilter:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # With a document: also the searches whose results listed it (their ``document_ids``), as
+    # the audit page filters; the API filters by the events' ``document_id`` alone (None).
+    with_searches: bool | None = None
 
 
 @dataclass
@@ -594,7 +597,16 @@ def _filtered(query: Select[Any], filters: AuditFilter) -> Select[Any]:
     if filters.org is not None:
         query = query.where(AuditEvent.org == filters.org)
     if filters.document_id is not None:
-        query = query.where(AuditEvent.document_id == filters.document_id)
+        named = AuditEvent.document_id == filters.document_id
+        if filters.with_searches:
+            # A search records the documents it showed as a JSON list of their ids.
+            listed = (
+                AuditEvent.details["document_ids"]
+                .as_string()
+                .contains(json.dumps(filters.document_id), autoescape=True)
+            )
+            named = or_(named, and_(AuditEvent.action == AuditAction.search.value, listed))
+        query = query.where(named)
     if filters.action is not None:
         query = query.where(AuditEvent.action == filters.action)
     if filters.outcome is not None:

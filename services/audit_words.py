@@ -70,6 +70,7 @@ DETAIL_NAMES: dict[str, str] = {
     "periods": "期间",
     "period_from": "开始期间",
     "period_to": "结束期间",
+    "year": "年份",
     "due": "截止日期",
     "joined_to": "并入需求编号",
     "repeated": "重复索要",
@@ -80,6 +81,9 @@ DETAIL_NAMES: dict[str, str] = {
     "withdrawn": "已撤回的材料",
     "notification_id": "提醒编号",
     "q": "检索词",
+    # A search: how the words were read (去年 as 2025年), and whether nothing matched them all.
+    "searched_as": "查找方式",
+    "relaxed": "放宽了条件",
     "filters": "筛选条件",
     "sort": "排序",
     "by": "分组",
@@ -109,6 +113,7 @@ DETAIL_NAMES: dict[str, str] = {
     "document_id": "材料编号",
     "since": "起始时间",
     "until": "截止时间",
+    "with_searches": "含结果中有该材料的检索",
 }
 
 # Why something was refused: the reasons the services record and the error codes they raise.
@@ -236,7 +241,17 @@ VALUE_NAMES: dict[str, dict[str, str]] = {
     "action": ACTION_NAMES,
     "outcome": OUTCOME_NAMES,
     "townships": {"all": "全部乡镇"},
+    # A search's order (services.search.SearchSort), or a listing's.
+    "sort": {
+        "relevance": "按相关程度",
+        "date": "按上传时间",
+        "title": "按标题",
+        "category": "按类别",
+    },
+    # A read of the log records its filters as text.
+    "with_searches": {"True": "是"},
 }
+RELAXED_WORDS = "没有同时含全部检索词的材料，放宽了条件，列出只含部分检索词的材料"
 _PERIOD_KEYS = frozenset({"period", "periods", "period_from", "period_to"})
 _ORDER = {key: position for position, key in enumerate(DETAIL_NAMES)}
 
@@ -244,6 +259,8 @@ _ORDER = {key: position for position, key in enumerate(DETAIL_NAMES)}
 def _value(key: str, value: Any) -> str:
     if value is None:
         return "无"
+    if key == "relaxed" and value is True:
+        return "是（" + RELAXED_WORDS + "）"
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, list):
@@ -259,6 +276,8 @@ def _value(key: str, value: Any) -> str:
             return period_label(value)
         if key == "content_type":
             return kind_in_words(value) or value
+        if key == "searched_as":
+            return searched_as_words(value)
         return VALUE_NAMES.get(key, {}).get(value, value)
     if isinstance(value, int | float):
         return str(value)
@@ -285,6 +304,68 @@ def recorded_values(details: dict[str, Any]) -> str:
 def details_in_words(details: dict[str, Any]) -> str:
     """Details on one line in words (``原因: 无权查看; 需求编号: 3``); nothing for none."""
     return "; ".join(f"{name}: {value}" for name, value in detail_pairs(details))
+
+
+def searched_as_words(meant: str) -> str:
+    """How a search read its words, when that differs from what was typed: 按“2025年 总结”查找."""
+    return f"按“{meant}”查找"
+
+
+_SEARCH_FILTERS = ("category", "township", "period_from", "period_to", "year")
+
+
+@dataclass(frozen=True)
+class SearchWords:
+    """A search event (services.searching) as the audit page says it: the words as typed, how
+    they were read, whether the search was widened, its filters and order in words, how many
+    documents it found, and the documents the searcher was shown (by number, as recorded)."""
+
+    query: str  # as typed ("" for a search by filters alone)
+    searched_as: str  # 按“…”查找, when the words were read otherwise ("" when not)
+    relaxed: bool  # nothing matched every word: documents matching some of them
+    conditions: str  # the filters and order chosen, in words ("" for none)
+    total: int | None  # how many documents matched (None when not recorded)
+    page: int  # which page of them the searcher was shown
+    document_ids: tuple[str, ...]  # the documents on that page, as the searcher saw them
+
+
+def search_in_words(details: Mapping[str, Any]) -> SearchWords:
+    """A search event's details in words (see ``SearchWords``); what it does not record stays
+    empty, and values of unexpected types are shown as recorded."""
+    query = details.get("q")
+    meant = details.get("searched_as")
+    conditions = []
+    filters = details.get("filters")
+    if isinstance(filters, dict):
+        known = [key for key in _SEARCH_FILTERS if filters.get(key)]
+        others = sorted(key for key in filters if key not in _SEARCH_FILTERS and filters[key])
+        conditions += [
+            f"{DETAIL_NAMES.get(key, key)} {_value(key, filters[key])}" for key in known + others
+        ]
+    if details.get("sort") is not None:
+        conditions.append(f"排序 {_value('sort', details['sort'])}")
+    total = details.get("total")
+    page = details.get("page")
+    ids = details.get("document_ids")
+    return SearchWords(
+        query=query if isinstance(query, str) else "" if query is None else _value("q", query),
+        searched_as=(
+            searched_as_words(meant) if isinstance(meant, str) and meant and meant != query else ""
+        ),
+        relaxed=details.get("relaxed") is True,
+        conditions="，".join(conditions),
+        total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+        page=page if isinstance(page, int) and not isinstance(page, bool) and page > 0 else 1,
+        document_ids=tuple(item for item in ids if isinstance(item, str))
+        if isinstance(ids, list)
+        else (),
+    )
+
+
+def recorded_text(details: Mapping[str, Any]) -> str:
+    """The details exactly as recorded (sorted keys, as the event's leaf hashes them), for
+    testimony beside the words."""
+    return json.dumps(details, ensure_ascii=False, sort_keys=True, indent=1)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,11 @@ Documents are shown by their title and township (their number kept beside it), a
 filtered by a document chosen by words from its title or township: words that fit one document
 filter by it, words that fit several list them to choose from (only the page does this: the API
 and the coded CSV know documents by number).
+
+A search says in words what was typed, how it was read, whether it was widened and which
+documents the searcher was shown (the details as recorded folded beside them); a document's log
+also holds the searches that showed it, and so does the page's CSV export of it (the API's
+``document_id`` filter keeps to the events naming the document).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from api.deps import BackendsDep, ClientIP, PageNumber
 from api.web.render import LOCAL_TIME, render
@@ -37,7 +42,7 @@ from services.audit import (
 )
 from services.audit_keys import load_verifier
 from services.audit_verify import CHECK_NAMES, VerifyReport
-from services.audit_words import DocumentName
+from services.audit_words import DocumentName, SearchWords, recorded_text, search_in_words
 from services.backends import Backends
 from services.errors import InvalidField
 from services.models import AuditEvent, utcnow
@@ -60,6 +65,7 @@ OUTCOME_LABELS = OUTCOME_NAMES
 STALE_AFTER = timedelta(minutes=5)
 WAIT_GRACE = timedelta(minutes=1)
 PUBLIC_KEY_URL = "/audit/public-key.txt"
+EXPORT_URL = "/audit/export.csv"
 PUBLIC_KEY_FILENAME = "audit-public-key.txt"
 _OUTCOME_BADGES = {
     Outcome.allowed.value: "badge-ok",
@@ -87,9 +93,10 @@ class LogQuery:
         return {name: value for name, value in asdict(self).items() if value}
 
     def to_filter(self) -> AuditFilter:
-        """The service's filter: a start date from its first moment, an end date to its last."""
+        """The service's filter: a start date from its first moment, an end date to its last;
+        a document's log with the searches whose results listed it."""
         since, until = _day(self.since, "since"), _day(self.until, "until")
-        return audit_access.make_filter(
+        filters = audit_access.make_filter(
             actor=self.actor or None,
             org=self.org or None,
             document_id=self.document_id or None,
@@ -103,6 +110,7 @@ class LogQuery:
                 else None
             ),
         )
+        return replace(filters, with_searches=True) if self.document_id else filters
 
 
 def _day(value: str, field: str) -> date | None:
@@ -123,13 +131,15 @@ def _outcome(value: str) -> Outcome | None:
         raise InvalidField("outcome", "结果须为 允许、拒绝 或 出错") from None
 
 
-def _api_params(filters: AuditFilter) -> dict[str, str]:
-    """The same filters as the JSON API and the CSV export take them (moments with offset)."""
-    return {
-        name: value.isoformat() if isinstance(value, datetime) else str(value)
-        for name, value in asdict(filters).items()
-        if value is not None
-    }
+@dataclass(frozen=True)
+class SearchRow:
+    """A search event as the page says it: its words (``SearchWords``), the documents the
+    searcher was shown by title and township (None for a number the database has no document
+    of), and the details exactly as recorded, folded away for testimony."""
+
+    words: SearchWords
+    documents: list[tuple[str, DocumentName | None]]
+    recorded: str
 
 
 @dataclass(frozen=True)
@@ -144,12 +154,25 @@ class EventRow:
     details_short: str
     details_full: list[tuple[str, str]] | None  # every detail, when the short text leaves some out
     details_recorded: str  # the codes the words stand in for, as recorded ("" when none)
+    search: SearchRow | None = None  # a search, said in words instead of its details
+
+
+def _is_search(event: AuditEvent) -> bool:
+    return event.action == AuditAction.search.value and isinstance(event.details, dict)
 
 
 def _row(event: AuditEvent, names: dict[str, DocumentName]) -> EventRow:
     pairs = audit_words.detail_pairs(dict(event.details))
     text = "; ".join(f"{name}: {value}" for name, value in pairs)
     folded = len(text) > SHORT_DETAILS
+    search = None
+    if _is_search(event):
+        words = search_in_words(event.details)
+        search = SearchRow(
+            words=words,
+            documents=[(number, names.get(number)) for number in words.document_ids],
+            recorded=recorded_text(event.details),
+        )
     return EventRow(
         event=event,
         action_label=ACTION_LABELS.get(event.action, event.action),
@@ -159,7 +182,17 @@ def _row(event: AuditEvent, names: dict[str, DocumentName]) -> EventRow:
         details_short=text[:SHORT_DETAILS] + "…" if folded else text,
         details_full=pairs if folded else None,
         details_recorded=audit_words.recorded_values(dict(event.details)),
+        search=search,
     )
+
+
+def _named_documents(events: list[AuditEvent]) -> list[str]:
+    """The documents a page of events names: each event's own, and those a search showed."""
+    numbers = [event.document_id for event in events if event.document_id]
+    for event in events:
+        if _is_search(event):
+            numbers += search_in_words(event.details).document_ids
+    return numbers
 
 
 @dataclass(frozen=True)
@@ -398,7 +431,7 @@ def _log_page(
         names = audit_access.document_names(
             backends,
             principal=web.principal,
-            document_ids=[event.document_id for event in found.events if event.document_id],
+            document_ids=_named_documents(found.events),
             ip=ip,
         )
         rows = [_row(event, names) for event in found.events]
@@ -430,8 +463,7 @@ def _log_page(
         url_for_page=url_for_page,
         only_document_url=only_document_url,
         any_document_url="/audit" + ("?" + urlencode(other_params) if other_params else ""),
-        export_url="/api/v1/audit/export.csv?"
-        + urlencode({**_api_params(filters), "labels": "zh"}),
+        export_url=EXPORT_URL + ("?" + urlencode(params) if params else ""),
         actions=[(action.value, ACTION_LABELS.get(action, action.value)) for action in AuditAction],
         outcomes=list(OUTCOME_LABELS.items()),
         org_names=[org.name for org in administration.list_orgs(backends, kind=None)],
@@ -440,6 +472,7 @@ def _log_page(
         words=verify_words(report) if report is not None else None,
         stale_minutes=int(STALE_AFTER.total_seconds() // 60),
         public_key_url=PUBLIC_KEY_URL,
+        RELAXED_WORDS=audit_words.RELAXED_WORDS,
     )
 
 
@@ -490,6 +523,31 @@ def verify_log(
     whether the log is intact, or where and which check failed."""
     report = audit_access.verify(backends, principal=web.principal, ip=ip)
     return _log_page(request, web, backends, ip, query, 1, report=report)
+
+
+@router.get(EXPORT_URL)
+def export_log(
+    web: SignedIn, backends: BackendsDep, ip: ClientIP, query: LogQueryDep
+) -> StreamingResponse:
+    """The events the page shows with the same filters (a document's log with the searches
+    that listed it), as CSV for people: Chinese headings and names, Beijing time, each
+    document's title and township, and the details in words."""
+    if query.document and not query.document_id:
+        query, choice = choose_document(backends, web, ip, query)
+        if choice.pending:
+            raise InvalidField("document", "请先选定一份材料，再导出它的记录")
+    rows = audit_access.export_events(
+        backends, principal=web.principal, filters=query.to_filter(), ip=ip, for_people=True
+    )
+    return StreamingResponse(
+        rows,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="audit-events.csv"; '
+            "filename*=UTF-8''%E5%AE%A1%E8%AE%A1%E6%97%A5%E5%BF%97.csv",
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 @router.get(PUBLIC_KEY_URL)
