@@ -121,6 +121,17 @@ def document_page(
         if access.can_see_usage(principal, document)
         else None
     )
+    text = None
+    text_failed = False
+    if downloadable and preview.can_preview_text(document.content_type):
+        # Read here and audited as a preview, as the browser's request for a PDF or image is.
+        try:
+            text = preview.preview_text(
+                backends, principal=principal, document_id=document.id, ip=ip
+            )
+        except MaterialsError:
+            # Already audited (e.g. the file is missing): the page stays, the preview says so.
+            text_failed = True
     return render(
         request,
         "document.html",
@@ -133,6 +144,9 @@ def document_page(
         # Why a reader who may download cannot now: the virus scan holds the file back.
         held_back=documents.not_served_reason(document) if may_download and not served else None,
         previewable=downloadable and preview.can_preview_type(document.content_type),
+        text_preview=text,
+        text_preview_failed=text_failed,
+        text_preview_kb=preview.TEXT_PREVIEW_BYTES // 1024,
         # Own township's actions; the receipt page and the withdraw service check again.
         manageable=access.can_withdraw(principal, document),
         usage=used,

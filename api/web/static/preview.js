@@ -1,9 +1,16 @@
 // Previews on a document's page: a PDF drawn a page at a time on a <canvas> by the vendored PDF.js,
-// scaled to the width of its box (also on a 390 px phone); an image shown by the browser itself.
+// scaled to the width of its box (also on a 390 px phone, where the box spans the screen) and, with
+// 放大/缩小, drawn again up to three times as wide in a box that scrolls, so small print stays sharp
+// and readable; an image shown by the browser itself. (Text files need no script: the page holds
+// their text.)
 // Whatever fails, the page then offers the download link instead ("无法预览，请下载后查看").
 // Loaded as an ES module (<script type=module>): no inline script, the page's CSP allows it.
 
 const PDFJS = new URL("./vendor/pdfjs/", import.meta.url);
+// Widths a page is drawn at, as multiples of the box's width; the first fits the box.
+const ZOOMS = [1, 1.5, 2, 3];
+// Browsers refuse (or blank) larger canvases; phones' limit is about 16.7 million pixels.
+const MAX_CANVAS_PIXELS = 16_000_000;
 
 function showFallback(container, reason) {
   if (reason) {
@@ -40,15 +47,21 @@ async function openPdf(url) {
 
 async function previewPdf(container) {
   const canvas = container.querySelector("[data-pdf-canvas]");
+  const frame = container.querySelector("[data-pdf-frame]") || container;
   const controls = container.querySelector("[data-pdf-controls]");
+  const pages = container.querySelector("[data-pdf-pages]");
   const previous = container.querySelector("[data-pdf-prev]");
   const next = container.querySelector("[data-pdf-next]");
   const status = container.querySelector("[data-pdf-status]");
+  const zoomOut = container.querySelector("[data-pdf-zoom-out]");
+  const zoomIn = container.querySelector("[data-pdf-zoom-in]");
+  const zoomStatus = container.querySelector("[data-pdf-zoom-status]");
   const loading = container.querySelector("[data-pdf-loading]");
   container.dataset.state = "loading";
 
   const pdf = await openPdf(container.dataset.src);
   let current = 1;
+  let zoom = 0; // index into ZOOMS
   let task = null;
   let drawnWidth = 0;
 
@@ -57,14 +70,23 @@ async function previewPdf(container) {
       task.cancel();
     }
     const page = await pdf.getPage(current);
-    const width = Math.max(container.clientWidth, 120);
-    const ratio = window.devicePixelRatio || 1;
+    // The box's inner width (its scroll bar aside), times the zoom.
+    const fit = Math.max(frame.clientWidth, 120);
+    const width = fit * ZOOMS[zoom];
     const natural = page.getViewport({ scale: 1 });
-    // Drawn at the screen's pixel density, shown at the box's width by the stylesheet.
+    const height = (width / natural.width) * natural.height;
+    // Drawn at the screen's pixel density, within what a canvas may hold.
+    const ratio = Math.min(
+      window.devicePixelRatio || 1,
+      Math.sqrt(MAX_CANVAS_PIXELS / Math.max(width * height, 1)),
+    );
     const viewport = page.getViewport({ scale: (width / natural.width) * ratio });
     canvas.width = Math.floor(viewport.width);
     canvas.height = Math.floor(viewport.height);
-    drawnWidth = width;
+    // Shown as wide as the box (the stylesheet's 100%) or, zoomed, wider: the box then scrolls.
+    canvas.style.width = zoom === 0 ? "" : `${ZOOMS[zoom] * 100}%`;
+    container.dataset.zoom = String(ZOOMS[zoom]);
+    drawnWidth = fit;
     const mine = page.render({ canvas, viewport });
     task = mine;
     try {
@@ -82,7 +104,17 @@ async function previewPdf(container) {
     status.textContent = `第 ${current} / ${pdf.numPages} 页`;
     previous.disabled = current <= 1;
     next.disabled = current >= pdf.numPages;
-    controls.hidden = pdf.numPages <= 1;
+    if (pages) {
+      pages.hidden = pdf.numPages <= 1;
+    }
+    if (zoomIn && zoomOut && zoomStatus) {
+      zoomOut.disabled = zoom === 0;
+      zoomIn.disabled = zoom === ZOOMS.length - 1;
+      zoomStatus.textContent = zoom === 0 ? "适合宽度" : `${ZOOMS[zoom] * 100}%`;
+      controls.hidden = false;
+    } else {
+      controls.hidden = pdf.numPages <= 1;
+    }
     loading.hidden = true;
     container.dataset.page = String(current);
     container.dataset.state = "rendered";
@@ -94,21 +126,43 @@ async function previewPdf(container) {
       return;
     }
     current = target;
+    frame.scrollTo(0, 0);
     draw().catch((error) => showFallback(container, error));
+  }
+
+  function scale(step) {
+    const target = zoom + step;
+    if (target < 0 || target >= ZOOMS.length) {
+      return;
+    }
+    // Keep the middle of what was in view in the middle.
+    const middleX = (frame.scrollLeft + frame.clientWidth / 2) / Math.max(frame.scrollWidth, 1);
+    const middleY = (frame.scrollTop + frame.clientHeight / 2) / Math.max(frame.scrollHeight, 1);
+    zoom = target;
+    draw()
+      .then(() => {
+        frame.scrollLeft = middleX * frame.scrollWidth - frame.clientWidth / 2;
+        frame.scrollTop = middleY * frame.scrollHeight - frame.clientHeight / 2;
+      })
+      .catch((error) => showFallback(container, error));
   }
 
   previous.addEventListener("click", () => turn(-1));
   next.addEventListener("click", () => turn(1));
+  if (zoomIn && zoomOut) {
+    zoomIn.addEventListener("click", () => scale(1));
+    zoomOut.addEventListener("click", () => scale(-1));
+  }
 
   let resizing = 0;
   new ResizeObserver(() => {
     window.clearTimeout(resizing);
     resizing = window.setTimeout(() => {
-      if (Math.abs(container.clientWidth - drawnWidth) > 8 && container.dataset.state === "rendered") {
+      if (Math.abs(frame.clientWidth - drawnWidth) > 8 && container.dataset.state === "rendered") {
         draw().catch((error) => showFallback(container, error));
       }
     }, 200);
-  }).observe(container);
+  }).observe(frame);
 
   await draw();
 }
