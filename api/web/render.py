@@ -49,6 +49,8 @@ class NavItem:
     planned: bool = False
     # Shows how many notifications are unread beside the label.
     unread_badge: bool = False
+    # Shows how many requests outside the catalog wait for approval beside the label.
+    pending_badge: bool = False
 
 
 _NOTIFICATIONS = NavItem("提醒", "/notifications", unread_badge=True)
@@ -73,7 +75,7 @@ NAVIGATION: dict[Role, tuple[NavItem, ...]] = {
         _FIGURES,
     ),
     Role.coordinator: (
-        NavItem("审核", "/requests"),
+        NavItem("审核", "/requests", pending_badge=True),
         _CATALOG,
         _COVERAGE,
         _FIGURES,
@@ -177,14 +179,37 @@ def templates() -> Jinja2Templates:
 class Flash:
     kind: str  # "ok" | "error"
     text: str
+    # A link after the text, to where the outcome can be seen: a path of this site ("" for none).
+    link_href: str = ""
+    link_text: str = ""
+
+
+def _local_path(href: str) -> bool:
+    """A path on this site (never another host's address, also when the cookie was edited:
+    browsers read a backslash as a slash and drop tabs and line breaks)."""
+    return (
+        href.startswith("/")
+        and not href.startswith("//")
+        and all(char > " " and char != "\\" for char in href)
+    )
 
 
 def flash_redirect(
-    request: Request, settings: Settings, url: str, *, text: str, kind: str = "ok"
+    request: Request,
+    settings: Settings,
+    url: str,
+    *,
+    text: str,
+    kind: str = "ok",
+    link: tuple[str, str] | None = None,
 ) -> RedirectResponse:
-    """Redirect (303, after a form post) and show a message on the next page."""
+    """Redirect (303, after a form post) and show a message on the next page, with ``link``
+    (a path of this site and its words) after it."""
     response = RedirectResponse(url, status_code=303)
-    value = quote(json.dumps({"kind": kind, "text": text[:500]}, ensure_ascii=False))
+    data: dict[str, Any] = {"kind": kind, "text": text[:500]}
+    if link is not None and _local_path(link[0]):
+        data["link"] = [link[0][:500], link[1][:100]]
+    value = quote(json.dumps(data, ensure_ascii=False))
     set_cookie(response, request, settings, name=FLASH_COOKIE, value=value, max_age=120)
     return response
 
@@ -195,7 +220,16 @@ def _read_flash(request: Request) -> Flash | None:
         return None
     try:
         data = json.loads(unquote(raw))
-        return Flash(kind="error" if data.get("kind") == "error" else "ok", text=str(data["text"]))
+        kind = "error" if data.get("kind") == "error" else "ok"
+        link = data.get("link")
+        if (
+            isinstance(link, list)
+            and len(link) == 2
+            and all(isinstance(part, str) and part for part in link)
+            and _local_path(link[0])
+        ):
+            return Flash(kind=kind, text=str(data["text"]), link_href=link[0], link_text=link[1])
+        return Flash(kind=kind, text=str(data["text"]))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -204,6 +238,18 @@ def _unread(request: Request, principal: Principal) -> int:
     """The menu's badge; a page still renders (without it) when the database cannot answer."""
     try:
         return notifications.unread_count(request.app.state.backends, principal=principal)
+    except MaterialsError:
+        return 0
+
+
+def _awaiting_approval(request: Request) -> int:
+    """The coordinator's 审核 badge; a page still renders (without it) when the database cannot
+    answer."""
+    # Here, not at the top: the request routes render their pages through this module.
+    from api.web.routes.requests import awaiting_approval
+
+    try:
+        return awaiting_approval(request.app.state.backends)
     except MaterialsError:
         return 0
 
@@ -226,6 +272,11 @@ def render(
         if principal is not None and any(item.unread_badge for item in nav)
         else 0
     )
+    approval_count = (
+        _awaiting_approval(request)
+        if principal is not None and any(item.pending_badge for item in nav)
+        else 0
+    )
     response = templates().TemplateResponse(
         request,
         template,
@@ -234,6 +285,7 @@ def render(
             "csrf_token": csrf_token,
             "nav": nav,
             "unread": unread,
+            "approval_count": approval_count,
             "current_path": request.url.path,
             "flash": flash,
             **context,

@@ -207,5 +207,10 @@ def withdraw_document(
         back = f"/documents/{quote(document_id, safe='')}"
         return flash_redirect(request, backends.settings, back, text=exc.message, kind="error")
     return flash_redirect(
-        request, backends.settings, "/materials", text=f"已撤回材料《{document.title}》"
+        request,
+        backends.settings,
+        "/materials",
+        text=f"已撤回材料《{document.title}》，各部门不能再检索、查看和下载。它已移到“已撤回”，"
+        "仍可打开其页面和报送回执。",
+        link=("/materials?view=withdrawn", "查看已撤回的材料"),
     )

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import func, select
 from starlette.datastructures import FormData
 
 from api.deps import BackendsDep, ClientIP, PageNumber
@@ -64,6 +65,23 @@ TOWNSHIP_STATUS_NAMES = {
     RequestStatus.sent.value: "待答复",
     RequestStatus.answered.value: "已答复",
 }
+
+
+def awaiting_approval(backends: Backends) -> int:
+    """How many requests outside the catalog wait for a coordinator's decision, for the badge
+    beside 审核 in the coordinator's menu: one COUNT, the approval queue's undecided ones."""
+    with backends.db.session() as session:
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(MaterialRequest)
+                .where(
+                    MaterialRequest.catalog_item_id.is_(None),
+                    MaterialRequest.status == RequestStatus.pending_approval.value,
+                )
+            )
+            or 0
+        )
 
 
 def status_names(principal: Principal) -> dict[str, str]:

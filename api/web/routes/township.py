@@ -1,8 +1,9 @@
 """A township's own pages: upload, its materials, receipts.
 
 Uploading itself is done by the browser (static/upload.js) against the JSON API; these pages
-only offer the form, list what the township holds and print the receipt of one submission, and
-give that receipt as a JSON file to keep and check offline against the log's public key.
+only offer the form (and its look-up of a file already submitted), list what the township holds
+and print the receipt of one submission, and give that receipt as a JSON file to keep and check
+offline against the log's public key.
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from markupsafe import Markup
 
-from api.deps import BackendsDep, ClientIP, PageNumber
-from api.schemas import ReceiptOut
+from api.deps import BackendsDep, ClientIP, CurrentUser, PageNumber
+from api.errors import error_response
+from api.schemas import DocumentOut, ReceiptOut
 from api.web.render import render
 from api.web.routes.audit import PUBLIC_KEY_FILENAME, PUBLIC_KEY_URL
 from api.web.session import SignedIn
 from services import access, administration, catalog, documents, requests, slots
 from services.access import Principal
 from services.documents import Receipt
-from services.errors import InvalidField
+from services.errors import InvalidField, NotFound
 from services.metadata import DEFAULT_CATEGORY, PERIOD_EXAMPLES, period_label
 from services.models import CYCLE_NAMES, CatalogItem, Cycle, MaterialRequest, Sharing, Visibility
 
@@ -219,6 +222,29 @@ def upload_page(
         CYCLE_NAMES=CYCLE_NAMES,
         period_label=period_label,
     )
+
+
+@router.get("/upload/lookup")
+def upload_lookup(
+    user: CurrentUser,
+    backends: BackendsDep,
+    ip: ClientIP,
+    sha256: Annotated[str, Query()] = "",
+) -> Response:
+    """The upload page's check before sending a file: ``{"document": …}``, the caller's
+    township's live document with these bytes, or ``{"document": null}``. The same look-up
+    (and audit event) as ``GET /api/v1/documents/lookup``, but a new file, the usual case, is a
+    200 rather than a 404 that the browser's console would show as a failed request."""
+    headers = {"Cache-Control": "no-store"}
+    try:
+        document = documents.lookup(backends, principal=user, sha256=sha256, ip=ip)
+    except NotFound:
+        return JSONResponse({"document": None}, headers=headers)
+    except InvalidField as exc:
+        return error_response(exc.status, exc.error_code, exc.message, exc.details)
+    # The caller's own township's document: nothing in it to hide from them.
+    found = DocumentOut.of(document, reveal=True).model_dump(mode="json")
+    return JSONResponse({"document": found}, headers=headers)
 
 
 @router.get("/materials")

@@ -169,6 +169,25 @@
       addFiles(Array.from(event.dataTransfer.files));
     }
   });
+  // A phone or tablet has nothing to drag from: the zone only says what a tap does. The primary
+  // pointer decides (a touch laptop with a mouse keeps the desktop words); a browser that knows
+  // no pointer queries (some phones' built-in browsers) is asked whether it has a touch screen.
+  const dragWords = zone.querySelector(".dropzone-drag");
+  const coarse = window.matchMedia ? window.matchMedia("(pointer: coarse)") : null;
+  function showZoneWords() {
+    const understood = coarse && coarse.media !== "not all";
+    const touchOnly = understood
+      ? coarse.matches
+      : "ontouchstart" in window || (navigator.maxTouchPoints || 0) > 0;
+    if (dragWords) {
+      dragWords.hidden = touchOnly;
+    }
+  }
+  showZoneWords();
+  if (coarse && coarse.addEventListener) {
+    coarse.addEventListener("change", showZoneWords); // a keyboard cover attached or taken off
+  }
+
   // A file dropped beside the zone would otherwise replace the page (and lose the queue).
   for (const name of ["dragover", "drop"]) {
     window.addEventListener(name, (event) => {
@@ -223,11 +242,39 @@
 
   // A catalog item fills its slot: its period, category and sharing class are offered as the
   // fields' values (the clerk may still change them). Choosing another item replaces what the
-  // previous one put there; choosing none takes back what is still as the item left it.
+  // previous one put there; choosing none takes back what is still as the item left it: the
+  // period and category are emptied, the readers are those the page opened with.
   const catalogSelect = document.getElementById("catalog_item");
   const catalogHint = document.getElementById("catalog-hint");
   const SHARING_VISIBILITY = { unconditional: "departments", conditional: "restricted", none: "private" };
   const offered = { period: "", category: "" };
+  // The readers as the chosen item set them ("" for none), to take back only those.
+  let offeredReaders = "";
+  function readersNow() {
+    const ticked = Array.from(form.querySelectorAll('input[name="department"]:checked'), (box) => box.value);
+    return `${chosenVisibility()}:${ticked.join(",")}`;
+  }
+  function setReaders(visibility, departments) {
+    for (const radio of form.querySelectorAll('input[name="visibility"]')) {
+      radio.checked = radio.value === visibility;
+    }
+    for (const box of form.querySelectorAll('input[name="department"]')) {
+      box.checked = departments.includes(box.value);
+    }
+    showDepartments();
+  }
+  function restoreDefaultReaders() {
+    if (offeredReaders && readersNow() === offeredReaders) {
+      for (const radio of form.querySelectorAll('input[name="visibility"]')) {
+        radio.checked = radio.defaultChecked;
+      }
+      for (const box of form.querySelectorAll('input[name="department"]')) {
+        box.checked = box.defaultChecked;
+      }
+      showDepartments();
+    }
+    offeredReaders = "";
+  }
   function offer(name, value, replace) {
     const field = form.elements.namedItem(name);
     if (!field) {
@@ -255,6 +302,7 @@
       catalogHint.textContent = defaultHint;
       offer("period", "", false);
       offer("category", "", false);
+      restoreDefaultReaders();
       return;
     }
     catalogHint.textContent = option.dataset.hint || "";
@@ -268,14 +316,11 @@
     const visibility = SHARING_VISIBILITY[option.dataset.sharing];
     const departments = (option.dataset.departments || "").split(",").filter(Boolean);
     if (visibility && !(visibility === "restricted" && !departments.length)) {
-      const radio = form.querySelector(`input[name="visibility"][value="${visibility}"]`);
-      if (radio) {
-        radio.checked = true;
-      }
-      for (const box of form.querySelectorAll('input[name="department"]')) {
-        box.checked = departments.includes(box.value);
-      }
-      showDepartments();
+      setReaders(visibility, departments);
+      offeredReaders = readersNow();
+    } else {
+      // An item that says nothing about its readers leaves none of the previous item's.
+      restoreDefaultReaders();
     }
   }
   if (catalogSelect && catalogHint) {
@@ -400,22 +445,21 @@
     }
   }
 
+  // The page's own look-up answers a new file (the usual case) with {"document": null}, not
+  // with the API's 404, which the browser's console would show as a failed request.
   async function lookup(sha256) {
     let response;
     try {
-      response = await fetch(`/api/v1/documents/lookup?sha256=${encodeURIComponent(sha256)}`, {
+      response = await fetch(`/upload/lookup?sha256=${encodeURIComponent(sha256)}`, {
         credentials: "same-origin",
         headers: { Accept: "application/json" },
       });
     } catch (error) {
       throw new NetworkFailure();
     }
-    if (response.status === 404) {
-      return { found: null };
-    }
     const body = parseJson(await response.text());
-    if (response.ok) {
-      return { found: body };
+    if (response.ok && body && "document" in body) {
+      return { found: body.document };
     }
     return { error: { status: response.status, body } };
   }
