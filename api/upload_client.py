@@ -5,15 +5,13 @@ Every file is hashed locally and looked up first, so bytes the township already 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
+import ssl
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -24,8 +22,9 @@ from typing import Any, cast
 import click
 import httpx
 
+from api.upload_digests import DigestCache, Digests, default_cache_dir
+
 API = "/api/v1"
-HASH_CHUNK = 1024 * 1024
 # Statuses worth another attempt: the request may well succeed a little later.
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 BACKOFF_SECONDS = 1.0
@@ -125,56 +124,6 @@ def _walk(directory: Path, *, root: Path, batch: Batch, visited: set[Path]) -> N
                 _walk(path, root=root, batch=batch, visited=visited)
         elif entry.is_file():
             batch.add(path)
-
-
-def sha256_of(path: Path, *, stop: threading.Event | None = None) -> tuple[str, int]:
-    """The file's sha256 (hex) and size, read in chunks; ``stop`` set abandons it (OSError)."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as file:
-        while chunk := file.read(HASH_CHUNK):
-            if stop is not None and stop.is_set():
-                raise OSError("hashing stopped")
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-class Digests:
-    """The batch's sha256 digests, computed in order by one thread ahead of their use.
-
-    Hashing starts before the login, so the two overlap (on a re-upload they are nearly all the
-    time there is); while one file is sent, the next is hashed. At most ``ahead`` files are
-    hashed before they are asked for, so a large folder does not fight its own uploads for the
-    disk. hashlib releases the GIL while it hashes, so the thread costs the sender nothing.
-    """
-
-    def __init__(self, files: Sequence[Path], *, ahead: int = 1) -> None:
-        self._files = list(files)
-        self._ahead = ahead
-        self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
-        self._pending: dict[int, Future[tuple[str, int]]] = {}
-        self._next = 0
-        self._fill(0)
-
-    def _fill(self, position: int) -> None:
-        while self._next < len(self._files) and self._next <= position + self._ahead:
-            path = self._files[self._next]
-            self._pending[self._next] = self._pool.submit(sha256_of, path, stop=self._stop)
-            self._next += 1
-
-    def of(self, position: int) -> tuple[str, int]:
-        """The digest and size of file number ``position`` (raises the OSError reading it)."""
-        self._fill(position)
-        return self._pending.pop(position).result()
-
-    def __enter__(self) -> Digests:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()  # a batch that stopped early does not wait for a large file's hash
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class Progress:
@@ -284,6 +233,16 @@ def backoff(attempt: int) -> float:
     return float(min(BACKOFF_SECONDS * 2**attempt, MAX_BACKOFF_SECONDS))
 
 
+def _tls_context(server: str) -> ssl.SSLContext:
+    """The TLS settings of both clients: httpx's own (the CA bundle it trusts, SSL_CERT_FILE
+    honoured) for an https server, loaded once rather than per client; for a plain-HTTP server,
+    a context that trusts no certificate, so nothing is loaded (about 40 ms of a re-upload's run)
+    and a request that somehow went to https would fail its check rather than skip it."""
+    if server.startswith("https://"):
+        return httpx.create_ssl_context()
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 class Session:
     """The HTTP conversation with one server: bounded retries, API errors mapped to outcomes."""
 
@@ -291,12 +250,14 @@ class Session:
         self._server = server.rstrip("/")
         self._retries = retries
         self._note = note
-        self._http = httpx.Client(base_url=self._server, timeout=TIMEOUT)
+        tls = _tls_context(self._server)
+        self._http = httpx.Client(base_url=self._server, timeout=TIMEOUT, verify=tls)
         # Every upload on a new connection: when the server refuses a body early (413) and
         # closes, the reset loses its answer on a reused keep-alive connection, not on a new one.
         self._uploads = httpx.Client(
             base_url=self._server,
             timeout=TIMEOUT,
+            verify=tls,
             limits=httpx.Limits(max_keepalive_connections=0),
         )
 
@@ -492,6 +453,16 @@ def _results(
     help="Send the file name without extension as the title (else the server decides).",
 )
 @click.option("--retries", default=5, show_default=True, type=click.IntRange(0, 20))
+@click.option(
+    "--cache-dir",
+    envvar="MATERIALS_CACHE_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the digests of files already hashed are kept (default: the user's cache folder).",
+)
+@click.option(
+    "--rehash", is_flag=True, help="Read and hash every file again, trusting no kept digest."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no notes on stderr.")
 def upload_command(
@@ -507,10 +478,15 @@ def upload_command(
     departments: str | None,
     title_from_filename: bool,
     retries: int,
+    cache_dir: Path | None,
+    rehash: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Upload files and folders; bytes the server already holds are not sent again.
+
+    Each file's sha256 is looked up first. Digests are kept in the user's cache folder, so a
+    file unchanged since an earlier run is not even read again (``--rehash`` reads it).
 
     Prints one line per file: ``stored ID PATH``, ``duplicate ID PATH`` or ``rejected PATH: CODE
     MESSAGE``. Exit status 0 when all were stored or duplicate, 1 when any was rejected, 2 when
@@ -541,9 +517,10 @@ def upload_command(
     progress = Progress(total, disable=quiet or not sys.stderr.isatty())
     note = (lambda _message: None) if quiet else progress.note
     rejected = False
+    cache = None if rehash else DigestCache(cache_dir or default_cache_dir())
     try:
         with (
-            Digests(batch.files) as digests,
+            Digests(batch.files, cache=cache) as digests,
             Session(server, retries=retries, note=note) as session,
         ):
             if username is not None:

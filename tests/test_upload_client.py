@@ -9,7 +9,9 @@ import contextlib
 import hashlib
 import json
 import socket
+import ssl
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +22,10 @@ import pytest
 from click.testing import CliRunner, Result
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api import upload_digests
 from api.app import create_app
-from api.upload_client import Digests, Progress, upload_command
+from api.upload_client import Progress, _tls_context, upload_command
+from api.upload_digests import QUIET_SECONDS
 from services.audit import AuditFilter
 from services.backends import Backends, open_backends
 from services.config import Settings
@@ -101,6 +105,14 @@ class Server:
 
     def audit_count(self, action: str) -> int:
         return self.backends.audit.page(AuditFilter(action=action), page=1, size=1).total
+
+
+@pytest.fixture(autouse=True)
+def digest_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test keeps its digests apart (never in the user's own cache folder)."""
+    folder = tmp_path / "digest-cache"
+    monkeypatch.setenv("MATERIALS_CACHE_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture
@@ -411,28 +423,38 @@ def test_the_progress_bar_counts_a_resent_file_once() -> None:
     progress.close()
 
 
-def test_digests_come_in_order_each_of_its_own_file(tmp_path: Path) -> None:
-    files = [write(tmp_path / f"{number}.bin", bytes([number]) * 3_000_000) for number in range(4)]
+def test_a_second_run_reads_no_file_it_already_hashed(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    material = text_file(tmp_path / "总结.txt", "全年扶贫工作总结")
+    time.sleep(QUIET_SECONDS + 0.2)  # saved a while before it is sent, as files usually are
+    read: list[Path] = []
+    real = upload_digests.sha256_of
 
-    with Digests(files) as digests:
-        got = [digests.of(position) for position in range(len(files))]
+    def counting(path: Path, **kwargs: Any) -> tuple[str, int]:
+        read.append(path)
+        return real(path, **kwargs)
 
-    assert got == [
-        (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size) for path in files
+    monkeypatch.setattr(upload_digests, "sha256_of", counting)
+
+    first, again = as_east(server, material), as_east(server, material)
+    rehashed = as_east(server, material, "--rehash")
+
+    assert [parse_lines(run)[0][0] for run in (first, again, rehashed)] == [
+        "stored",
+        "duplicate",
+        "duplicate",
     ]
+    assert len(read) == 2  # the first run and --rehash; the second run only asked the server
+    assert server.door.uploads() == 1
 
 
-def test_a_file_that_cannot_be_read_fails_alone(tmp_path: Path) -> None:
-    files = [
-        write(tmp_path / "甲.bin", b"a"),
-        tmp_path / "不存在.bin",
-        write(tmp_path / "丙.bin", b"c"),
-    ]
+def test_a_plain_http_server_gets_a_tls_context_that_trusts_nothing() -> None:
+    plain = _tls_context("http://10.0.0.5:8000")
+    secure = _tls_context("https://materials.example.gov.cn")
 
-    with Digests(files) as digests:
-        first = digests.of(0)
-        with pytest.raises(FileNotFoundError):
-            digests.of(1)
-        last = digests.of(2)
-
-    assert (first[1], last[1]) == (1, 1)
+    # Never a skipped check: a request that went to https from a plain-HTTP server would fail.
+    assert (plain.verify_mode, plain.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    assert (secure.verify_mode, secure.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert secure.cert_store_stats()["x509_ca"] > 0
