@@ -87,10 +87,21 @@ def due_date(item: CatalogItem, period: str) -> date:
 def defaults_for(item: CatalogItem, fields: dict[str, str]) -> dict[str, str]:
     """An upload's fields with what the catalog item implies where the clerk left them empty:
     its category, and who may read it by its sharing class (无条件共享: every department;
-    有条件共享: the departments that use it; 不予共享: the township only)."""
+    有条件共享: the departments that use it; 不予共享: the township only).
+
+    A category given must be the item's (InvalidField otherwise): the catalog classifies what
+    it asks for, and search facets and figures count the item's materials under it."""
     filled = dict(fields)
-    if not filled.get("category", "").strip():
+    given = filled.get("category", "").strip()
+    if not given:
         filled["category"] = item.category
+    elif given != item.category:
+        raise InvalidField(
+            "category",
+            f"目录材料“{item.name}”的类别是“{item.category}”，与填写的“{given}”不一致："
+            f"请改为“{item.category}”，或不填",
+            code="category_mismatch",
+        )
     if not filled.get("visibility", "").strip() and not filled.get("departments", "").strip():
         sharing = Sharing(item.sharing)
         if sharing is Sharing.none:

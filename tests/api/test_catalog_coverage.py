@@ -129,6 +129,7 @@ def test_a_township_not_owed_the_item_cannot_fill_it(
         ({"catalog_item": "987654"}, "unknown_catalog_item"),
         ({"catalog_item": "9" * 30}, "unknown_catalog_item"),
         ({"catalog_item": "abc"}, "unknown_catalog_item"),
+        ({"period": _month(-1), "category": "工作总结"}, "category_mismatch"),
     ],
 )
 def test_an_upload_that_fits_no_slot_is_refused_and_nothing_stored(
