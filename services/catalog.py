@@ -347,7 +347,8 @@ def coverage(
         actor=actor_of(principal, ip),
         action=AuditAction.coverage_read,
         outcome=Outcome.allowed,
-        details={"catalog_item": item.id, "periods": [periods[0], periods[-1]]},
+        # The item's name beside its number: the auditor reads which item, not only its id.
+        details={"catalog_item": item.id, "name": item.name, "periods": [periods[0], periods[-1]]},
     )
     return Coverage(item=item, periods=periods, rows=grid)
 

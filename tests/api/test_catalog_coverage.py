@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from services.audit import AuditFilter
 from services.backends import Backends
 from services.catalog import county_today
 from services.models import OrgKind, Role
@@ -215,3 +216,17 @@ def test_periods_before_an_item_was_owed_are_not_owed(api: Api) -> None:
     assert statuses == {"not_owed", "not_due"}
     # Unasked, the grid starts at the first owed period: the current month.
     assert default["periods"] == [f"{today.year}-{today.month:02d}"]
+
+
+def test_a_coverage_read_is_logged_with_the_items_name(
+    api: Api, backends: Backends, monthly: dict[str, Any]
+) -> None:
+    _coverage(api, "coord", monthly["id"], period_from=_month(-2), period_to=_month(-1))
+
+    (event,) = backends.audit.page(AuditFilter(action="coverage_read"), page=1, size=5).events
+    assert event.actor == "coord"
+    assert event.details == {
+        "catalog_item": monthly["id"],
+        "name": "月度安全台账",
+        "periods": [_month(-2), _month(-1)],
+    }
