@@ -71,7 +71,7 @@ COLUMN_NAMES: dict[str, str] = {
     "answered_by_township": "乡镇答复",
     "repeated": "重复索要",
     "refused": "未予准入",
-    "overdue": "逾期",
+    "overdue": "逾期需求",
     "hours_saved": "节省工时（小时）",
 }
 GROUPINGS = ("township", "department", "county")

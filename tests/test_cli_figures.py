@@ -201,7 +201,7 @@ def test_the_text_table_is_for_people(data_dir: Path) -> None:
         "乡镇答复",
         "重复索要",
         "未予准入",
-        "逾期",
+        "逾期需求",
         "节省工时（小时）",
     ]
     rows = {line.split()[0]: line.split()[1:] for line in lines[3:] if not line.startswith("-")}

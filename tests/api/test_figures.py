@@ -146,7 +146,7 @@ def test_csv_has_a_bom_a_header_and_the_totals_last(api: Api) -> None:
         "乡镇答复",
         "重复索要",
         "未予准入",
-        "逾期",
+        "逾期需求",
         "节省工时（小时）",
     ]
     assert lines[1:] == [*(_csv_line(row) for row in BY_TOWNSHIP), _csv_line(TOTALS)]
