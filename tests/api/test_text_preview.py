@@ -7,31 +7,14 @@ from __future__ import annotations
 import html
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
-from services.audit import AuditAction
 from services.backends import Backends
-from services.models import AuditEvent
 from services.preview import TEXT_PREVIEW_BYTES
+from tests.api.test_preview import _events as _previews
 from tests.conftest import POVERTY, Api, grant_download, signed_in_browser
 from tests.samples import pdf_bytes, text_bytes
 
 MINUTES = "河口乡党委会议纪要\n时间：2026年10月8日\n议题：秋季防汛、低保复核\n"
-
-
-def _previews(backends: Backends, *, document_id: str, actor: str) -> list[AuditEvent]:
-    with backends.db.session() as session:
-        return list(
-            session.scalars(
-                select(AuditEvent)
-                .where(
-                    AuditEvent.action == AuditAction.preview.value,
-                    AuditEvent.document_id == document_id,
-                    AuditEvent.actor == actor,
-                )
-                .order_by(AuditEvent.id)
-            )
-        )
 
 
 def _page(client: TestClient, username: str, document_id: str) -> str:

@@ -30,6 +30,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from api.deps import BackendsDep, ClientIP, PageNumber
+from api.routes.audit import csv_response
 from api.web.render import LOCAL_TIME, render
 from api.web.session import SignedIn
 from services import administration, audit_access, audit_words
@@ -539,15 +540,7 @@ def export_log(
     rows = audit_access.export_events(
         backends, principal=web.principal, filters=query.to_filter(), ip=ip, for_people=True
     )
-    return StreamingResponse(
-        rows,
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": 'attachment; filename="audit-events.csv"; '
-            "filename*=UTF-8''%E5%AE%A1%E8%AE%A1%E6%97%A5%E5%BF%97.csv",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return csv_response(rows)
 
 
 @router.get(PUBLIC_KEY_URL)
