@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from services import names, orgs
 from services.errors import InvalidField
 from services.models import Org, OrgKind, Visibility
+from services.period_words import RELATIVE_WORDS, meant_period
 
 MAX_TITLE = 200
 MAX_FILENAME = 255
@@ -62,7 +63,8 @@ _PERIOD_FORMS = tuple(
     )
 )
 PERIOD_EXAMPLES = (
-    "2026、2026-Q3、2026-09、2026-09-15，或 2026年、2026年第三季度、2026年9月、2026年9月15日"
+    "2026、2026-Q3、2026-09、2026-09-15，或 2026年、2026年第三季度、2026年9月、2026年9月15日；"
+    "也可写 去年、上季度、上月 等（按当天换算）"
 )
 
 
@@ -183,9 +185,16 @@ def check_filename(filename: str) -> str:
     return name
 
 
-def _parse_period(value: str) -> _Period:
-    """The one rule for periods; InvalidField ``invalid_period`` for anything else."""
+def _parse_period(value: str, today: date | None = None) -> _Period:
+    """The one rule for periods; InvalidField ``invalid_period`` for anything else.
+
+    A word such as 去年 or 上季度 (services/period_words.py) is the period it names on ``today``,
+    by default the county's date now."""
     text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", value)).upper()
+    if text in RELATIVE_WORDS:  # asks for the date only then: stored periods are read often
+        meant = meant_period(text, today=today or _county_today())
+        if meant is not None:
+            return _Period(year=meant.year, quarter=meant.quarter, month=meant.month)
     match = next((m for form in _PERIOD_FORMS if (m := form.fullmatch(text))), None)
     if match is None:
         raise InvalidField("period", f"期间格式应为 {PERIOD_EXAMPLES}", code="invalid_period")
@@ -210,14 +219,22 @@ def _parse_period(value: str) -> _Period:
     return period
 
 
-def check_period(value: str) -> str:
+def check_period(value: str, *, today: date | None = None) -> str:
     """A period in its stored form: 2020, 2020-Q3, 2020-09 or 2020-09-15.
 
     Accepts it as people type it, too: full-width digits and letters (Chinese input methods),
     surrounding spaces, 2020年、2020年第三季度、2020年三季度、2020年Q3、2020年9月、2020年9月15日,
-    2020.9, 2020/9, 2020/09/15 and 2020-9.
+    2020.9, 2020/9, 2020/09/15 and 2020-9; and 今年、去年、前年、本季度、上季度、本月、上月 …,
+    stored as the period they name on ``today`` (the county's date by default): never the word.
     """
-    return _parse_period(value).canonical()
+    return _parse_period(value, today).canonical()
+
+
+def _county_today() -> date:
+    """The county's date now, as the catalog and requests count it."""
+    from services.catalog import county_today  # services.catalog imports this module
+
+    return county_today()
 
 
 def period_label(period: str | None) -> str:

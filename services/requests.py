@@ -201,7 +201,9 @@ def create(
             title = _text("title", fields.title, limit=MAX_TITLE, required=True)
             description = _text("description", fields.description, limit=MAX_DESCRIPTION)
             period = (
-                check_period(fields.period) if fields.period and fields.period.strip() else None
+                check_period(fields.period, today=county_today(now))
+                if fields.period and fields.period.strip()
+                else None
             )
             item = None
             if fields.catalog_item is not None and str(fields.catalog_item).strip():

@@ -10,10 +10,11 @@ can say how it read the query.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+
+from services.period_words import RELATIVE_WORD, MeantPeriod, meant_period
 
 __all__ = ["Reading", "understood_query"]
 
@@ -26,45 +27,15 @@ class Reading:
     meant: str
 
 
-def _year(offset: int) -> Callable[[date], str]:
-    return lambda today: f"{today.year + offset}年"
+def _label(meant: MeantPeriod) -> str:
+    """How the search reads a relative period: 2025年, 2026年第3季度, 2026年9月."""
+    if meant.quarter is not None:
+        return f"{meant.year}年第{meant.quarter}季度"
+    if meant.month is not None:
+        return f"{meant.year}年{meant.month}月"
+    return f"{meant.year}年"
 
 
-def _quarter(offset: int) -> Callable[[date], str]:
-    def label(today: date) -> str:
-        index = today.year * 4 + (today.month - 1) // 3 + offset
-        return f"{index // 4}年第{index % 4 + 1}季度"
-
-    return label
-
-
-def _month(offset: int) -> Callable[[date], str]:
-    def label(today: date) -> str:
-        index = today.year * 12 + today.month - 1 + offset
-        return f"{index // 12}年{index % 12 + 1}月"
-
-    return label
-
-
-# Longest spellings first, so that 上个季度 is not read as 上个 + 季度.
-_RELATIVE: dict[str, Callable[[date], str]] = {
-    "上一季度": _quarter(-1),
-    "上个季度": _quarter(-1),
-    "这个季度": _quarter(0),
-    "上个月": _month(-1),
-    "这个月": _month(0),
-    "上季度": _quarter(-1),
-    "本季度": _quarter(0),
-    "上年度": _year(-1),
-    "本年度": _year(0),
-    "前年": _year(-2),
-    "去年": _year(-1),
-    "今年": _year(0),
-    "本年": _year(0),
-    "上月": _month(-1),
-    "本月": _month(0),
-}
-_RELATIVE_WORD = re.compile("|".join(map(re.escape, _RELATIVE)))
 _TOWNSHIP_SUFFIXES = {"乡": "镇", "镇": "乡"}
 
 
@@ -74,12 +45,16 @@ def understood_query(
     """The query with relative periods and near-miss township names replaced, and each change."""
     readings: list[Reading] = []
 
-    def period(match: re.Match[str]) -> str:
-        meant = _RELATIVE[match.group()](today)
-        readings.append(Reading(match.group(), meant))
+    def relative(match: re.Match[str]) -> str:
+        word = match.group()
+        period = meant_period(word, today=today)
+        if period is None:  # never: RELATIVE_WORD finds only the table's words
+            return word
+        meant = _label(period)
+        readings.append(Reading(word, meant))
         return meant
 
-    text = _RELATIVE_WORD.sub(period, text)
+    text = RELATIVE_WORD.sub(relative, text)
     names = _township_names(townships)
     if names is not None:
         pattern, meant_of = names
