@@ -173,11 +173,15 @@ def _load_demo(settings: Settings) -> None:
     finally:
         backends.close()
     click.echo(
-        "示范县已就绪 / sample county loaded. Logins (username / password / role):", err=True
+        "示范县已就绪 / sample county loaded. "
+        "Logins (username / password / role / organisation / name):",
+        err=True,
     )
     for login in logins:
         click.echo(
-            f"  {login.username:<12} {login.password:<16} {login.role:<12} {login.org}", err=True
+            f"  {login.username:<12} {login.password:<16} {login.role:<12} {login.org} "
+            f"{login.display_name}".rstrip(),
+            err=True,
         )
 
 
@@ -272,17 +276,31 @@ def create_org(kind: str, name: str, parent: str | None, data_dir: Path | None) 
 )
 @click.option("--org", required=True, help="Organisation name or id.")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option(
+    "--display-name",
+    default="",
+    help="The person's name (姓名), shown beside the username; at most 40 characters.",
+)
 @data_dir_option
-def create_user(username: str, password: str, org: str, role: str, data_dir: Path | None) -> None:
+def create_user(
+    username: str, password: str, org: str, role: str, display_name: str, data_dir: Path | None
+) -> None:
     """Create a user (idempotent); prints it as one JSON line."""
     backends = _with_backends(data_dir)
     try:
         user, created = administration.add_user(
-            backends, actor=_cli_actor(), username=username, password=password, org=org, role=role
+            backends,
+            actor=_cli_actor(),
+            username=username,
+            password=password,
+            org=org,
+            role=role,
+            display_name=display_name,
         )
         payload = {
             "id": user.id,
             "username": user.username,
+            "display_name": user.display_name,
             "role": user.role,
             "org": {"id": user.org.id, "name": user.org.name, "kind": user.org.kind},
             "created": created,

@@ -58,6 +58,7 @@ class OrgOut(BaseModel):
 
 class MeOut(BaseModel):
     username: str
+    display_name: str = ""  # the person's name (姓名), "" when the admin gave none
     role: str
     org: OrgOut
     # After an admin's reset: everything but /me, /me/password and logout answers 403 until then.
@@ -67,6 +68,7 @@ class MeOut(BaseModel):
 class UserOut(BaseModel):
     id: int
     username: str
+    display_name: str = ""  # the person's name (姓名), "" when none was given
     role: str
     org: OrgOut
     active: bool
@@ -82,6 +84,7 @@ class UserOut(BaseModel):
         return cls(
             id=user.id,
             username=user.username,
+            display_name=user.display_name or "",
             role=user.role,
             org=OrgOut.of(user.org),
             active=user.active,
@@ -483,6 +486,12 @@ class UserIn(BaseModel):
     password: str
     org: OrgNameOrId
     role: str
+    # Optional: the person's name (姓名), at most 40 characters once trimmed.
+    display_name: str | None = Field(default=None, max_length=1024)
+
+
+class UserRenameIn(BaseModel):
+    display_name: str = Field(max_length=1024)  # "" takes the name away
 
 
 class CategoryIn(BaseModel):

@@ -75,6 +75,7 @@ class Principal:
     org_kind: OrgKind
     # After an admin's reset: nothing but choosing a new password (and logging out) is allowed.
     must_change_password: bool = False
+    display_name: str = ""  # the person's name (姓名) as the admin gave it, for pages only
 
     @classmethod
     def of(cls, user: User) -> Principal:
@@ -86,6 +87,7 @@ class Principal:
             org_name=user.org.name,
             org_kind=OrgKind(user.org.kind),
             must_change_password=bool(user.must_change_password),
+            display_name=user.display_name or "",
         )
 
 
@@ -94,6 +96,7 @@ class Principal:
 PRINCIPAL_COLUMNS = (
     User.id,
     User.username,
+    User.display_name,
     User.role,
     User.org_id,
     Org.name.label("org_name"),
@@ -115,6 +118,7 @@ def principal_of(row: Any) -> Principal:
         org_name=row.org_name,
         org_kind=OrgKind(row.org_kind),
         must_change_password=bool(row.must_change_password),
+        display_name=row.display_name or "",
     )
 
 

@@ -92,6 +92,7 @@ def add_user(
     org: str,
     role: str,
     requested_by: Principal | None = None,
+    display_name: str | None = None,
 ) -> tuple[User, bool]:
     """Create a user (idempotent) and record it; True when it was created.
 
@@ -108,8 +109,11 @@ def add_user(
             password=password,
             org=org,
             role=user_role,
+            display_name=display_name,
         )
         details: dict[str, object] = {"user": user.username, "role": user.role, "created": created}
+        if created and user.display_name:
+            details["display_name"] = user.display_name
         if (
             created
             and requested_by is not None
@@ -161,6 +165,7 @@ def create_user(
     org: str,
     role: str,
     ip: str | None,
+    display_name: str | None = None,
 ) -> tuple[User, bool]:
     """An admin creates a user (idempotent); True when it was created."""
     _require_admin(backends, principal=principal, action=AuditAction.user_create, ip=ip)
@@ -172,6 +177,7 @@ def create_user(
         org=org,
         role=role,
         requested_by=principal,
+        display_name=display_name,
     )
 
 
@@ -234,6 +240,37 @@ def set_user_active(
                 user.requested_by = None
             if changed and active and _await_confirmation(session, user, principal):
                 details["pending"] = True
+            backends.audit.append(
+                session,
+                actor=actor_of(principal, ip),
+                action=action,
+                outcome=Outcome.allowed,
+                details=details,
+            )
+            return user
+    except MaterialsError as exc:
+        _refused(backends, principal=principal, action=action, username=username, error=exc, ip=ip)
+        raise
+
+
+def rename_user(
+    backends: Backends, *, principal: Principal, username: str, display_name: str, ip: str | None
+) -> User:
+    """Set or change an account's display name (姓名; "" takes it away). The username, and what
+    the audit log recorded under it, stay as they are."""
+    action = AuditAction.user_rename
+    _require_admin(backends, principal=principal, action=action, ip=ip)
+    try:
+        name = orgs.clean_display_name(display_name)
+        with backends.db.session() as session:
+            user = _user_named(session, username)
+            details: dict[str, object] = {
+                "user": user.username,
+                "old_display_name": user.display_name,
+                "display_name": name,
+                "changed": user.display_name != name,
+            }
+            user.display_name = name
             backends.audit.append(
                 session,
                 actor=actor_of(principal, ip),

@@ -56,6 +56,7 @@ class AuditAction(StrEnum):
     user_disable = "user_disable"
     user_enable = "user_enable"
     user_password_reset = "user_password_reset"  # noqa: S105 - an action name, not a secret
+    user_rename = "user_rename"  # an admin sets or changes an account's display name (姓名)
     password_change = "password_change"  # noqa: S105 - a user changes their own password
     category_create = "category_create"
     grant_create = "grant_create"
@@ -123,6 +124,7 @@ ACTION_NAMES: dict[str, str] = {
     AuditAction.user_disable.value: "停用用户",
     AuditAction.user_enable.value: "启用用户",
     AuditAction.user_password_reset.value: "重置密码",
+    AuditAction.user_rename.value: "修改姓名",
     AuditAction.password_change.value: "修改本人密码",
     AuditAction.category_create.value: "添加材料类别",
     AuditAction.grant_create.value: "授予下载权限",

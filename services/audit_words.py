@@ -47,6 +47,8 @@ DETAIL_NAMES: dict[str, str] = {
     "departments": "部门",
     "to": "发给",
     "user": "用户",
+    "display_name": "姓名",
+    "old_display_name": "原姓名",
     "role": "角色",
     "org": "单位",
     "grantee": "被授权人",

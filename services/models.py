@@ -153,6 +153,9 @@ class User(Base):
     canonical_name: Mapped[str] = mapped_column(
         String(255), unique=True, index=True, default=_canonical_of_username
     )
+    # The person's name as colleagues know it (姓名, e.g. 张明): shown beside the username on pages,
+    # "" when none was given. Never recorded in audit events, which name the username.
+    display_name: Mapped[str] = mapped_column(String(40), default="", server_default="")
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))

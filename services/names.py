@@ -57,6 +57,19 @@ def username_problem(username: str) -> str | None:
     return None
 
 
+def display_name_problem(name: str) -> str | None:
+    """Why a (stripped, NFC) person's name cannot be shown, in words; None when it can. Spaces
+    and the middle dot of names such as 阿依古丽·买买提 are allowed; control, format (direction,
+    zero-width), private-use and unassigned characters, and line breaks, are not."""
+    for ch in name:
+        if ch in INVISIBLE:
+            return "姓名不能包含方向控制符或零宽字符等不可见字符"
+        category = unicodedata.category(ch)
+        if category[0] == "C" or category in ("Zl", "Zp"):
+            return "姓名不能包含换行、制表符等控制字符或不可见字符"
+    return None
+
+
 def _script(ch: str) -> str:
     name = unicodedata.name(ch, "")
     return name.split(" ", 1)[0] if name else ""

@@ -31,6 +31,7 @@ MAX_NAME_LENGTH = 100
 MAX_CATEGORY_LENGTH = 50
 MAX_USERNAME_LENGTH = 64
 MAX_CANONICAL_LENGTH = 200
+MAX_DISPLAY_NAME_LENGTH = 40
 
 
 def clean_name(value: str, *, field: str, limit: int) -> str:
@@ -60,6 +61,23 @@ def clean_username(value: str) -> str:
     if len(names.canonical_username(username)) > MAX_CANONICAL_LENGTH:
         raise InvalidField("username", "用户名过长", code="invalid_username")
     return username
+
+
+def clean_display_name(value: str | None) -> str:
+    """A person's name (姓名) as typed, trimmed and in NFC; "" when none is given. 422
+    ``invalid_display_name`` when it is too long or holds control or invisible characters (a
+    name that displays as another, or breaks the line it is shown on)."""
+    name = names.nfc((value or "").strip())
+    if len(name) > MAX_DISPLAY_NAME_LENGTH:
+        raise InvalidField(
+            "display_name",
+            f"姓名不能超过 {MAX_DISPLAY_NAME_LENGTH} 个字符",
+            code="invalid_display_name",
+        )
+    problem = names.display_name_problem(name)
+    if problem is not None:
+        raise InvalidField("display_name", problem, code="invalid_display_name")
+    return name
 
 
 def find_user(session: Session, username: str) -> User | None:
@@ -118,13 +136,22 @@ def list_orgs(session: Session, *, kind: OrgKind | None = None) -> list[Org]:
 
 
 def create_user(
-    session: Session, *, passwords: Passwords, username: str, password: str, org: str, role: Role
+    session: Session,
+    *,
+    passwords: Passwords,
+    username: str,
+    password: str,
+    org: str,
+    role: Role,
+    display_name: str | None = None,
 ) -> tuple[User, bool]:
     """Create a user in an organisation, or return the identical existing one; True when created.
 
-    An existing user keeps its password: running the same command twice changes nothing.
+    An existing user keeps its password and its display name: running the same command twice
+    changes nothing.
     """
     username = clean_username(username)
+    display_name = clean_display_name(display_name)
     org_row = find_org(session, org)
     if org_row is None:
         raise InvalidField("org", f"单位不存在：{org}", code="unknown_org")
@@ -152,6 +179,7 @@ def create_user(
     user = User(
         username=username,
         canonical_name=canonical,
+        display_name=display_name,
         password_hash=passwords.hash(password, username=username),
         role=role.value,
         org=org_row,

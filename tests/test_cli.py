@@ -118,6 +118,7 @@ def test_every_demo_login_works_with_its_role(
     assert me.status_code == 200
     assert me.json()["role"] == login.role
     assert me.json()["org"]["name"] == login.org
+    assert me.json()["display_name"] == login.display_name != ""
 
 
 @pytest.mark.parametrize("username", sorted(EXPECTED_LISTING))

@@ -21,6 +21,7 @@ from api.schemas import (
     PendingAccountOut,
     UserIn,
     UserOut,
+    UserRenameIn,
 )
 from services import administration
 
@@ -81,10 +82,23 @@ def create_user(
         org=body.org,
         role=body.role,
         ip=ip,
+        display_name=body.display_name,
     )
     if not created:
         response.status_code = 200
     return UserOut.of(created_user)
+
+
+@router.patch("/users/{username}", response_model=UserOut, responses=error_responses(404))
+def rename_user(
+    username: str, body: UserRenameIn, user: CurrentUser, backends: BackendsDep, ip: ClientIP
+) -> UserOut:
+    """Set or change an account's display name (姓名; "" takes it away); the username stays."""
+    return UserOut.of(
+        administration.rename_user(
+            backends, principal=user, username=username, display_name=body.display_name, ip=ip
+        )
+    )
 
 
 @router.get("/users/pending", response_model=list[PendingAccountOut])

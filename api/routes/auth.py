@@ -58,6 +58,7 @@ def me(user: AuthenticatedUser) -> MeOut:
     org = OrgOut.of(Org(id=user.org_id, name=user.org_name, kind=user.org_kind.value))
     return MeOut(
         username=user.username,
+        display_name=user.display_name,
         role=user.role.value,
         org=org,
         must_change_password=user.must_change_password,

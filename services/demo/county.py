@@ -30,18 +30,19 @@ class DemoLogin:
     password: str
     role: str
     org: str
+    display_name: str = ""  # the person's name (姓名), shown beside the username
 
 
 LOGINS = (
-    DemoLogin("admin", "demo-admin-2026", Role.admin.value, COUNTY),
+    DemoLogin("admin", "demo-admin-2026", Role.admin.value, COUNTY, "王建国"),
     # A second admin: grants to auditors and new admins wait for another admin's confirmation.
-    DemoLogin("admin2", "demo-admin2-2026", Role.admin.value, COUNTY),
-    DemoLogin("auditor", "demo-audit-2026", Role.auditor.value, COUNTY),
-    DemoLogin("jianfu", "demo-coord-2026", Role.coordinator.value, COUNTY),
-    DemoLogin("chengguan", "demo-town-2026", Role.uploader.value, TOWNSHIPS[0]),
-    DemoLogin("hekou", "demo-town-2026", Role.uploader.value, TOWNSHIPS[1]),
-    DemoLogin("zhenxing", "demo-dept-2026", Role.reader.value, DEPARTMENTS[0]),
-    DemoLogin("tongji", "demo-dept-2026", Role.reader.value, DEPARTMENTS[1]),
+    DemoLogin("admin2", "demo-admin2-2026", Role.admin.value, COUNTY, "刘芳"),
+    DemoLogin("auditor", "demo-audit-2026", Role.auditor.value, COUNTY, "陈静"),
+    DemoLogin("jianfu", "demo-coord-2026", Role.coordinator.value, COUNTY, "赵立新"),
+    DemoLogin("chengguan", "demo-town-2026", Role.uploader.value, TOWNSHIPS[0], "张明"),
+    DemoLogin("hekou", "demo-town-2026", Role.uploader.value, TOWNSHIPS[1], "李秀英"),
+    DemoLogin("zhenxing", "demo-dept-2026", Role.reader.value, DEPARTMENTS[0], "周海涛"),
+    DemoLogin("tongji", "demo-dept-2026", Role.reader.value, DEPARTMENTS[1], "孙丽"),
 )
 
 
@@ -123,6 +124,7 @@ def create_county(backends: Backends) -> dict[str, Principal]:
             password=login.password,
             org=login.org,
             role=login.role,
+            display_name=login.display_name,
         )
         users[login.username] = Principal.of(user)
     return users

@@ -106,16 +106,17 @@ SYSTEM_MATRIX: list[tuple[str, int, int, int, int, int, int, int, int, int, int]
     ("auditor",  403,       200,   200,   200,     403, 403,  403,  403,     403,  200),
     ("admin",    403,       403,   403,   403,     201, 201,  201,  201,     200,  200),
 ]
-# Accounts, acted on a spare user: POST /users/{username}/disable, /enable, /password.
-ACCOUNT_MATRIX: list[tuple[str, int, int, int]] = [
-    # user       disable  enable  password
-    ("east",     403,     403,    403),
-    ("east2",    403,     403,    403),
-    ("west",     403,     403,    403),
-    ("poverty",  403,     403,    403),
-    ("stats",    403,     403,    403),
-    ("auditor",  403,     403,    403),
-    ("admin",    200,     200,    204),
+# Accounts, acted on a spare user: POST /users/{username}/disable, /enable, /password, and
+# PATCH /users/{username} (its display name).
+ACCOUNT_MATRIX: list[tuple[str, int, int, int, int]] = [
+    # user       disable  enable  password  rename
+    ("east",     403,     403,    403,      403),
+    ("east2",    403,     403,    403,      403),
+    ("west",     403,     403,    403,      403),
+    ("poverty",  403,     403,    403,      403),
+    ("stats",    403,     403,    403,      403),
+    ("auditor",  403,     403,    403,      403),
+    ("admin",    200,     200,    204,      200),
 ]
 # One's own account: POST /auth/logout (a fresh token of the user), POST /me/password (on a user
 # of the same role and organisation made for the cell: a change ends every token of its user).
@@ -213,7 +214,7 @@ SYSTEM_ENDPOINTS = (
 )
 # endpoint → the last part of its path
 ACCOUNT_PATHS = {"disable_user": "disable", "enable_user": "enable", "reset_password": "password"}
-ACCOUNT_ENDPOINTS = tuple(ACCOUNT_PATHS)
+ACCOUNT_ENDPOINTS = (*ACCOUNT_PATHS, "rename_user")
 SELF_ENDPOINTS = ("logout", "change_password")
 
 # Every route of the app → the cell that decides who may call it: an endpoint of the tables above
@@ -260,6 +261,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/users/{username}/disable"): "disable_user",
     ("POST", "/api/v1/users/{username}/enable"): "enable_user",
     ("POST", "/api/v1/users/{username}/password"): "reset_password",
+    ("PATCH", "/api/v1/users/{username}"): "rename_user",
     ("GET", "/api/v1/categories"): "list_categories",
     ("POST", "/api/v1/categories"): "create_category",
     ("GET", "/api/v1/grants"): "list_grants",
@@ -316,6 +318,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/admin/users/disable"): "disable_user",
     ("POST", "/admin/users/enable"): "enable_user",
     ("POST", "/admin/users/password"): "reset_password",
+    ("POST", "/admin/users/name"): "rename_user",
     ("GET", "/admin/orgs"): "list_users",
     ("POST", "/admin/orgs"): "create_org",
     ("GET", "/admin/categories"): "create_category",
@@ -384,6 +387,7 @@ SYSTEM_REFUSALS: dict[str, tuple[str, AuditAction]] = {
     "disable_user": ("admin_only", AuditAction.user_disable),
     "enable_user": ("admin_only", AuditAction.user_enable),
     "reset_password": ("admin_only", AuditAction.user_password_reset),
+    "rename_user": ("admin_only", AuditAction.user_rename),
     "read_dictionary": ("dictionary_not_allowed", AuditAction.dictionary_read),
     "add_words": ("admin_only", AuditAction.dictionary_add),
     "remove_word": ("admin_only", AuditAction.dictionary_remove),
@@ -570,6 +574,11 @@ def _call_system(world: World, user: str, endpoint: str) -> httpx.Response:
         body = {"new_password": PASSWORD} if endpoint == "reset_password" else None
         return client.post(
             f"/api/v1/users/{spare}/{ACCOUNT_PATHS[endpoint]}", json=body, headers=headers
+        )
+    if endpoint == "rename_user":
+        renamed = _spare_user(world)
+        return client.patch(
+            f"/api/v1/users/{renamed}", json={"display_name": "孙某"}, headers=headers
         )
     if endpoint in SELF_ENDPOINTS:
         response: httpx.Response = _call_self(world, user, endpoint)

@@ -104,16 +104,18 @@ def create_user(
             org=_field(form, "org"),
             role=_field(form, "role"),
             ip=ip,
+            display_name=_field(form, "display_name"),
         )
     except MaterialsError as exc:
         if isinstance(exc, Forbidden):
             raise
         # The form comes back as it was typed (but the password), with the reason beside it.
-        entered = {name: _field(form, name) for name in ("username", "role", "org")}
+        entered = {name: _field(form, name) for name in ("username", "display_name", "role", "org")}
         return _users_page(request, web, backends, ip, create_error=exc.message, entered=entered)
     role = ROLE_LABELS.get(user.role, user.role)
+    named = f"{user.username}（{user.display_name}）" if user.display_name else user.username
     text = (
-        f"已创建用户 {user.username}（{role}，{user.org.name}）"
+        f"已创建用户 {named}（{role}，{user.org.name}）"
         if created
         else f"用户 {user.username}（{role}，{user.org.name}）已存在，未作改动"
     )
@@ -200,6 +202,29 @@ def _set_active(
     )
     if active and user.pending_since is not None:
         text += f"；须由{_confirmer(user.role)}确认后才能登录"
+    return flash_redirect(request, backends.settings, "/admin/users", text=text)
+
+
+@router.post("/admin/users/name")
+def rename_user(
+    request: Request, web: SignedIn, form: CheckedForm, backends: BackendsDep, ip: ClientIP
+) -> Response:
+    """Set or change an account's display name (姓名); the username stays as it is."""
+    try:
+        user = administration.rename_user(
+            backends,
+            principal=web.principal,
+            username=_field(form, "username"),
+            display_name=_field(form, "display_name"),
+            ip=ip,
+        )
+    except MaterialsError as exc:
+        return _back(request, backends, "/admin/users", exc)
+    text = (
+        f"已将用户 {user.username} 的姓名改为“{user.display_name}”"
+        if user.display_name
+        else f"已清除用户 {user.username} 的姓名"
+    )
     return flash_redirect(request, backends.settings, "/admin/users", text=text)
 
 

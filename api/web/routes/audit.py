@@ -421,6 +421,7 @@ def _log_page(
 ) -> Response:
     query, choice = choose_document(backends, web, ip, query)
     filters = query.to_filter()
+    people: dict[str, str] = {}  # the accounts' display names, by recorded username
     if choice.pending:
         # Words that fit no document or several: no events until one is chosen.
         rows: list[EventRow] = []
@@ -436,6 +437,12 @@ def _log_page(
             ip=ip,
         )
         rows = [_row(event, names) for event in found.events]
+        people = audit_access.actor_names(
+            backends,
+            principal=web.principal,
+            actors=[event.actor for event in found.events],
+            ip=ip,
+        )
         total = found.total
     params = query.params()
     # The other filters, for links that choose a document or leave it out.
@@ -458,6 +465,7 @@ def _log_page(
         params=params,
         choice=choice,
         rows=rows,
+        people=people,
         total=total,
         page=page,
         size=PAGE_SIZE,
