@@ -255,6 +255,11 @@ def upload(
         if existing is None:
             raise
         return _record_duplicate(backends, actor=actor, document=existing)
+    if catalog_item_id is not None:
+        # Here, not at the top: the requests module builds on this one.
+        from services.requests import answer_with_filed_slot
+
+        answer_with_filed_slot(backends, principal=principal, document_id=document_id, ip=ip)
     return UploadResult(load(backends, document_id=document_id), duplicate=False)
 
 

@@ -774,6 +774,53 @@ def answer(
     return _run(backends, principal, ip, AuditAction.request_answer, request_id, change)
 
 
+def answer_with_filed_slot(
+    backends: Backends, *, principal: Principal, document_id: str, ip: str | None
+) -> list[int]:
+    """The open requests a township's new document fills, answered with it: those sent to the
+    township for the catalog item and period the document was filed under. The clerk who files
+    the slot has answered them; asking again would be the repeated request the system ends. A
+    request whose asking departments the document's readers leave out stays open for the clerk.
+    The ids of the requests answered."""
+    with backends.db.session() as session:
+        document = session.get(Document, document_id)
+        if document is None or document.catalog_item_id is None:
+            return []
+        open_requests = session.scalars(
+            select(MaterialRequest).where(
+                MaterialRequest.township_id == document.township_id,
+                MaterialRequest.catalog_item_id == document.catalog_item_id,
+                MaterialRequest.status == RequestStatus.sent.value,
+                MaterialRequest.period.is_(None)
+                if document.period is None
+                else MaterialRequest.period == document.period,
+            )
+        ).all()
+        answerable = [
+            request.id
+            for request in open_requests
+            if access.can_answer_request(principal, request)
+            and all(
+                access.shared_with_department(document, org)
+                for org in access.asking_departments(request)
+            )
+        ]
+    answered = []
+    for request_id in answerable:
+        try:
+            answer(
+                backends,
+                principal=principal,
+                request_id=request_id,
+                document_ids=[document_id],
+                ip=ip,
+            )
+        except Conflict:
+            continue  # answered in the meantime
+        answered.append(request_id)
+    return answered
+
+
 def discard(
     backends: Backends, *, principal: Principal, request_id: int | str, ip: str | None
 ) -> None:

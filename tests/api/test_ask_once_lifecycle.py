@@ -239,8 +239,9 @@ def test_reminders_skip_answered_requests_and_ignore_reading(api: Api, backends:
     )
     for request, user in ((waiting, "poverty"), (answered, "stats")):
         decide(api, user, request["id"], "send", {"reason": "尚未报送"})
+    # Filing the catalog slot answers the request for it.
     document = upload(api, "east", "东镇季度报表", catalog_item=str(item["id"]), period=quarter)
-    decide(api, "east", answered["id"], "answer", {"document_ids": [document]})
+    assert fetch(api, "stats", answered["id"])["documents"] == [document]
 
     assert requests.run_due_dates(backends, now=beijing_noon(today)) == 1
     assert told(api, "west") == sorted(
@@ -284,3 +285,54 @@ def test_a_department_joins_a_request_once(api: Api, backends: Backends) -> None
     closed = draft(api, "stats", EAST, "扶贫台账（迟到）", category="扶贫台账")
     late = act(api, "stats", closed["id"], "join", {"request_id": first["id"]})
     assert (late.status_code, late.json()["error"]["code"]) == (409, "request_not_open")
+
+
+def test_filing_a_catalog_slot_answers_the_requests_for_it(api: Api) -> None:
+    item = create_item(api, name="季度报表")
+    today = county_today()
+    quarter = f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+    previous = f"{today.year - 1}-Q4"
+    asked = {
+        (user, period): draft(
+            api, user, EAST, f"东镇报表{period}", catalog_item=item["id"], period=period
+        )["id"]
+        for user, period in (("poverty", quarter), ("stats", quarter), ("stats", previous))
+    }
+    for (user, _), request_id in asked.items():
+        decide(api, user, request_id, "send", {"reason": "尚未报送"})
+
+    document = upload(api, "east", "东镇季度报表", catalog_item=str(item["id"]), period=quarter)
+
+    for user in ("poverty", "stats"):
+        filled = fetch(api, user, asked[(user, quarter)])
+        assert (filled["status"], filled["documents"], filled["repeated"]) == (
+            "answered",
+            [document],
+            False,
+        )
+        assert ("request_answered", asked[(user, quarter)]) in told(api, user)
+    # Another period's request is not answered by this one.
+    assert fetch(api, "stats", asked[("stats", previous)])["status"] == "sent"
+    answers = audit_events(api, action="request_answer")
+    assert sorted(event["details"]["request_id"] for event in answers) == sorted(
+        [asked[("poverty", quarter)], asked[("stats", quarter)]]
+    )
+    assert {event["actor"] for event in answers} == {"east"}
+
+
+def test_a_filed_slot_that_leaves_out_an_asking_department_answers_nothing(api: Api) -> None:
+    item = create_item(api, name="季度报表")
+    today = county_today()
+    quarter = f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+    request_id = draft(api, "poverty", EAST, "东镇报表", catalog_item=item["id"], period=quarter)[
+        "id"
+    ]
+    decide(api, "poverty", request_id, "send", {"reason": "尚未报送"})
+
+    upload(
+        api, "east", "东镇季度报表", catalog_item=str(item["id"]), period=quarter,
+        visibility="private",
+    )  # fmt: skip
+
+    assert fetch(api, "poverty", request_id)["status"] == "sent"
+    assert audit_events(api, action="request_answer") == []
