@@ -171,14 +171,24 @@ def test_a_documents_log_holds_the_searches_that_showed_it(
     )
     assert viewed.status_code == 200
 
-    page = auditor_browser.get("/audit", params={"document_id": materials.summary})
+    # By default a document's log is what named it: its views are not buried under every
+    # opening of the search page that listed it.
+    direct = auditor_browser.get("/audit", params={"document_id": materials.summary})
+    assert direct.status_code == 200
+    actions = re.findall(r'<td data-label="操作" class="nowrap">([^<]*)</td>', direct.text)
+    assert sorted(actions) == ["上传", "查看"]
+    toggle = re.search(r'<a href="([^"]+)" data-testid="searches-toggle">([^<]+)</a>', direct.text)
+    assert toggle is not None
+    assert toggle.group(2) == "也列出结果中显示过这份材料的检索"
+
+    page = auditor_browser.get(html.unescape(toggle.group(1)))
     assert page.status_code == 200
     actions = re.findall(r'<td data-label="操作" class="nowrap">([^<]*)</td>', page.text)
     assert sorted(actions) == ["上传", "查看", "检索"]
     (search,) = _searches(page.text)
     assert "检索“资金”" in _shown(search)
     assert re.search(r'class="audit-search-chosen">.*?即所筛选的材料', search, re.S)
-    assert "也列出结果中显示过这份材料的检索" in _text(page.text)
+    assert "只看直接涉及这份材料的记录" in _text(page.text)
 
     # The page's export holds the same rows.
     export = re.search(r'href="([^"]+)" download>导出 CSV', page.text)

@@ -88,6 +88,9 @@ class LogQuery:
     document: str = ""  # words from a document's title or township, to find it by
     since: str = ""
     until: str = ""
+    # "1": a document's log also lists the searches whose results showed it (every opening of
+    # the search page lists materials, so these can be many; the auditor asks for them).
+    searches: str = ""
 
     def params(self) -> dict[str, str]:
         """The filters that are set, for the page's own links."""
@@ -95,7 +98,7 @@ class LogQuery:
 
     def to_filter(self) -> AuditFilter:
         """The service's filter: a start date from its first moment, an end date to its last;
-        a document's log with the searches whose results listed it."""
+        a document's log, when asked, with the searches whose results listed it."""
         since, until = _day(self.since, "since"), _day(self.until, "until")
         filters = audit_access.make_filter(
             actor=self.actor or None,
@@ -111,7 +114,9 @@ class LogQuery:
                 else None
             ),
         )
-        return replace(filters, with_searches=True) if self.document_id else filters
+        if self.document_id and self.searches:
+            return replace(filters, with_searches=True)
+        return filters
 
 
 def _day(value: str, field: str) -> date | None:
@@ -447,8 +452,15 @@ def _log_page(
     params = query.params()
     # The other filters, for links that choose a document or leave it out.
     other_params = {
-        name: value for name, value in params.items() if name not in ("document", "document_id")
+        name: value
+        for name, value in params.items()
+        if name not in ("document", "document_id", "searches")
     }
+    # The chosen document's log with or without the searches that showed it.
+    without_searches = {name: value for name, value in params.items() if name != "searches"}
+    searches_url = "/audit?" + urlencode(
+        without_searches if query.searches else {**without_searches, "searches": "1"}
+    )
 
     def url_for_page(number: int) -> str:
         return "/audit?" + urlencode({**params, "page": number})
@@ -472,6 +484,7 @@ def _log_page(
         url_for_page=url_for_page,
         only_document_url=only_document_url,
         any_document_url="/audit" + ("?" + urlencode(other_params) if other_params else ""),
+        searches_url=searches_url,
         export_url=EXPORT_URL + ("?" + urlencode(params) if params else ""),
         actions=[(action.value, ACTION_LABELS.get(action, action.value)) for action in AuditAction],
         outcomes=list(OUTCOME_LABELS.items()),
@@ -494,6 +507,7 @@ def _log_query(
     document: Annotated[str, Query(max_length=200)] = "",
     since: Annotated[str, Query(max_length=10)] = "",
     until: Annotated[str, Query(max_length=10)] = "",
+    searches: Annotated[str, Query(max_length=5)] = "",
 ) -> LogQuery:
     # A filter form sends every field, the unused ones empty: empty means "any".
     return LogQuery(
@@ -505,6 +519,7 @@ def _log_query(
         document=document.strip(),
         since=since,
         until=until,
+        searches="1" if searches in ("1", "on", "true") else "",
     )
 
 
