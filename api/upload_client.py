@@ -104,6 +104,15 @@ def collect(paths: Sequence[Path]) -> Batch:
     return batch
 
 
+# Files Windows and Office leave in a folder, never a township's material: thumbnail caches,
+# folder settings, and the owner files Word, Excel and WPS keep beside an open document.
+_SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
+
+
+def _left_by_the_system(name: str) -> bool:
+    return name.startswith("~$") or name.lower() in _SYSTEM_FILES
+
+
 def _walk(directory: Path, *, root: Path, batch: Batch, visited: set[Path]) -> None:
     try:
         entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
@@ -111,7 +120,7 @@ def _walk(directory: Path, *, root: Path, batch: Batch, visited: set[Path]) -> N
         batch.skipped.append((directory, f"无法读取文件夹：{exc.strerror or exc}"))
         return
     for entry in entries:
-        if entry.name.startswith("."):
+        if entry.name.startswith(".") or _left_by_the_system(entry.name):
             continue
         path = Path(entry.path)
         if entry.is_symlink() and not path.resolve().is_relative_to(root):
@@ -392,12 +401,14 @@ def metadata_fields(
     tags: str | None,
     visibility: str | None,
     departments: str | None,
+    catalog_item: str | None = None,
 ) -> dict[str, str]:
     """The multipart fields shared by every file of the batch (only those given)."""
     given = {
         "category": category,
         "period": period,
         "tags": tags,
+        "catalog_item": catalog_item,
         "visibility": visibility,
         "departments": departments,
     }
@@ -443,6 +454,11 @@ def _results(
 @click.option("--period", default=None, help="2020, 2020-Q3, 2020-09 or 2020-09-15.")
 @click.option("--tags", default=None, help="Comma separated.")
 @click.option(
+    "--catalog-item",
+    default=None,
+    help="The catalog item (材料目录) the files are filed for, by its number; with --period.",
+)
+@click.option(
     "--visibility", type=click.Choice(["departments", "restricted", "private"]), default=None
 )
 @click.option("--departments", default=None, help="With --visibility restricted: comma separated.")
@@ -474,6 +490,7 @@ def upload_command(
     category: str | None,
     period: str | None,
     tags: str | None,
+    catalog_item: str | None,
     visibility: str | None,
     departments: str | None,
     title_from_filename: bool,
@@ -511,6 +528,7 @@ def upload_command(
         tags=tags,
         visibility=visibility,
         departments=departments,
+        catalog_item=catalog_item,
     )
     batch = collect(paths)
     total = sum(path.stat().st_size for path in batch.files if path.exists())

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from api.upload_digests import QUIET_SECONDS
 from services.audit import AuditFilter
 from services.backends import Backends, open_backends
 from services.config import Settings
+from services.models import CatalogItem
 from tests import live_server
 from tests.conftest import PASSWORD, make_settings, seed_county
 from tests.samples import pdf_bytes, png_bytes
@@ -161,13 +163,17 @@ def text_file(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    """A township's folder: nested files, hidden ones, and a link that leaves the folder."""
+    """A township's folder: nested files, hidden and system ones, and a link that leaves it."""
     root = tmp_path / "东镇材料"
     text_file(root / "2026年第三季度工作总结.txt", "第三季度工作总结")
     write(root / "图表" / "走访统计.png", png_bytes())
     write(root / "图表" / "深层" / "报告.pdf", pdf_bytes("Township report"))
     text_file(root / ".隐藏笔记.txt", "不应上传")
     text_file(root / ".git" / "config.txt", "不应上传")
+    # What Windows and Office leave beside a township's files.
+    write(root / "~$季度工作总结.docx", b"\x05owner" + b"\x00" * 155)
+    write(root / "图表" / "Thumbs.db", b"\xd0\xcf\x11\xe0" + b"\x00" * 60)
+    text_file(root / "desktop.ini", "[.ShellClassInfo]")
     outside = text_file(tmp_path / "别处" / "外部文件.txt", "不应上传")
     (root / "外部链接.txt").symlink_to(outside)
     return root
@@ -458,3 +464,32 @@ def test_a_plain_http_server_gets_a_tls_context_that_trusts_nothing() -> None:
     assert plain.cert_store_stats()["x509_ca"] == 0
     assert (secure.verify_mode, secure.check_hostname) == (ssl.CERT_REQUIRED, True)
     assert secure.cert_store_stats()["x509_ca"] > 0
+
+
+def test_files_go_to_a_catalog_item_slot(server: Server, tmp_path: Path) -> None:
+    with server.backends.db.session() as session:
+        item = CatalogItem(
+            name="季度工作总结", category="工作总结", cycle="quarterly", due_days=30,
+            all_townships=True, owed_from=date(2020, 1, 1), sharing="unconditional",
+        )  # fmt: skip
+        session.add(item)
+        session.flush()
+        item_id = item.id
+    material = text_file(tmp_path / "东镇第三季度总结.txt", "第三季度工作总结")
+
+    result = as_east(server, material, "--catalog-item", str(item_id), "--period", "2026-Q3")
+    wrong = as_east(
+        server, text_file(tmp_path / "另一份.txt", "另一份"), "--catalog-item", str(item_id),
+        "--period", "2026-09",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    ((_, document_id, _),) = parse_lines(result)
+    document = server.document(document_id)
+    assert (document["catalog_item"], document["category"], document["period"]) == (
+        item_id,
+        "工作总结",
+        "2026-Q3",
+    )
+    assert wrong.exit_code == 1
+    assert " period_not_in_cycle " in wrong.stdout
