@@ -174,6 +174,12 @@ class DocumentOut(BaseModel):
         "township's other live documents with the same title and period, oldest first",
     )
     catalog_item: int | None = None
+    # Filled on the upload's answer only.
+    answered_requests: list[int] = Field(
+        default_factory=list,
+        description="这次上传报送了目录材料，因而自动答复的需求编号 / The requests sent for the "
+        "catalog slot this upload filed, which it answered",
+    )
 
     @classmethod
     def of(
@@ -183,6 +189,7 @@ class DocumentOut(BaseModel):
         duplicate: bool = False,
         similar: Sequence[tuple[Document, float]] = (),
         same_title: Sequence[Document] = (),
+        answered_requests: Sequence[int] = (),
         reveal: bool = False,
     ) -> DocumentOut:
         """The document as the API shows it; personal data in what the uploader typed (title,
@@ -240,6 +247,7 @@ class DocumentOut(BaseModel):
                 for other in same_title
             ],
             catalog_item=document.catalog_item_id,
+            answered_requests=list(answered_requests),
         )
 
 

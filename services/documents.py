@@ -84,6 +84,8 @@ class IncomingFile:
 class UploadResult:
     document: Document
     duplicate: bool
+    # The requests for the catalog slot the upload filed, which it answered.
+    answered_requests: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -259,7 +261,14 @@ def upload(
         # Here, not at the top: the requests module builds on this one.
         from services.requests import answer_with_filed_slot
 
-        answer_with_filed_slot(backends, principal=principal, document_id=document_id, ip=ip)
+        answered = answer_with_filed_slot(
+            backends, principal=principal, document_id=document_id, ip=ip
+        )
+        return UploadResult(
+            load(backends, document_id=document_id),
+            duplicate=False,
+            answered_requests=tuple(answered),
+        )
     return UploadResult(load(backends, document_id=document_id), duplicate=False)
 
 

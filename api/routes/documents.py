@@ -168,7 +168,11 @@ async def upload_document(
         )
     # The uploader typed the metadata and holds the file: nothing to hide from them.
     return DocumentOut.of(
-        result.document, duplicate=result.duplicate, same_title=same_title, reveal=True
+        result.document,
+        duplicate=result.duplicate,
+        same_title=same_title,
+        answered_requests=result.answered_requests,
+        reveal=True,
     )
 
 

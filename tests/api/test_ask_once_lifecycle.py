@@ -31,6 +31,7 @@ from tests.api.ask_once_helpers import (
     upload,
 )
 from tests.conftest import EAST, POVERTY, STATS, WEST, Api
+from tests.samples import text_bytes
 
 
 @pytest.fixture
@@ -301,8 +302,16 @@ def test_filing_a_catalog_slot_answers_the_requests_for_it(api: Api) -> None:
     for (user, _), request_id in asked.items():
         decide(api, user, request_id, "send", {"reason": "尚未报送"})
 
-    document = upload(api, "east", "东镇季度报表", catalog_item=str(item["id"]), period=quarter)
+    response = api.upload(
+        "east", "东镇季度报表.txt", text_bytes("东镇季度报表"), "text/plain",
+        catalog_item=str(item["id"]), period=quarter,
+    )  # fmt: skip
 
+    assert response.status_code == 201, response.text
+    document = response.json()["id"]
+    assert sorted(response.json()["answered_requests"]) == sorted(
+        [asked[("poverty", quarter)], asked[("stats", quarter)]]
+    )
     for user in ("poverty", "stats"):
         filled = fetch(api, user, asked[(user, quarter)])
         assert (filled["status"], filled["documents"], filled["repeated"]) == (

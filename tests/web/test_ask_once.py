@@ -367,12 +367,12 @@ def test_township_uploads_a_new_file_for_a_catalog_request_and_answers_with_it(
     file.write_bytes(text_bytes("西乡低保对象台账 第三季度"))
     page.get_by_label("点击选择文件").set_input_files(str(file))
     page.get_by_role("button", name="开始上传").click()
-    expect(page.locator(".upload-item .upload-status")).to_have_text("上传成功")
-    page.get_by_role("link", name="用此材料答复").click()
-    picked = page.locator("#answer").get_by_label(re.compile("西乡低保台账"))
-    expect(picked).to_be_checked()
-    page.get_by_role("button", name="提交答复").click()
-    expect(flash(page)).to_contain_text("已答复“西乡第三季度低保台账”")
+    # Filed as the catalog item's slot, the file answered the request with it.
+    expect(page.get_by_test_id("answering")).to_contain_text("需求即自动答复")
+    expect(page.locator(".upload-item .upload-status")).to_have_text("上传成功，已用此材料答复需求")
+    page.get_by_role("link", name="查看需求").click()
+    answered = page.locator("#answer-docs-title").locator("xpath=..")
+    expect(answered).to_contain_text("西乡低保台账")
     visitor.problems.allow(LOOKUP_MISS)
     visitor.problems.assert_none()
 

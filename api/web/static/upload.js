@@ -587,10 +587,16 @@
     }
   }
 
-  // Uploading for a request: back to its page with the new document ticked.
-  function addAnswerLink(item, documentId) {
+  // Uploading for a request: back to its page with the new document ticked, or, when filing
+  // the catalog slot answered the request already, to the request to see it answered.
+  function addAnswerLink(item, documentId, answered) {
     if (form.dataset.request) {
       const back = `/requests/${encodeURIComponent(form.dataset.request)}`;
+      if ((answered || []).map(String).includes(form.dataset.request)) {
+        setStatus(item, "上传成功，已用此材料答复需求", "done");
+        addLink(item, back, "查看需求");
+        return;
+      }
       addLink(item, `${back}?pick=${encodeURIComponent(documentId)}#answer`, "用此材料答复");
     }
   }
@@ -642,7 +648,7 @@
       finish(item, "done", "上传成功", "done");
       addLink(item, `/documents/${encodeURIComponent(body.id)}`, "查看材料");
       addLink(item, `/documents/${encodeURIComponent(body.id)}/receipt`, "报送回执");
-      addAnswerLink(item, body.id);
+      addAnswerLink(item, body.id, body.answered_requests);
       showSameTitle(item, body.same_title_and_period || []);
     } else if (status === 200 && body && body.duplicate) {
       showDuplicate(item, body);
