@@ -15,7 +15,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -480,50 +480,43 @@ class AuditLog:
             )
         return EventPage(total=total, events=events)
 
-    def named_documents(self, filters: AuditFilter, *, before: int | None = None) -> Select[Any]:
-        """The ids of the documents the matching events name (those ``export_csv`` with the
-        same arguments writes), as a subquery: to look their titles up in one query."""
-        query = _filtered(select(AuditEvent.document_id), filters).where(
-            AuditEvent.document_id.is_not(None)
-        )
-        if before is not None:
-            query = query.where(AuditEvent.id < before)
-        return query.distinct()
-
     def export_csv(
         self,
         filters: AuditFilter,
         *,
         for_people: bool = False,
-        row_of: Callable[[AuditEvent], list[Any]] | None = None,
+        rows_of: Callable[[Session, Sequence[AuditEvent]], Iterable[list[Any]]] | None = None,
         headings: Sequence[str] | None = None,
         before: int | None = None,
     ) -> Iterator[bytes]:
         """The matching events as CSV in UTF-8 with a BOM, newest first, for Excel; for people,
         with Chinese headings and names and the county's time instead of codes and UTC (and
-        ``row_of`` saying each event, such as services.audit_words with its details in words,
-        under ``headings`` when it says more columns). With ``before``, only events of smaller
-        id: the log as it was before that event (the export's own, logged before the rows are
-        read)."""
+        ``rows_of`` saying each chunk of events, such as services.audit_words with its details in
+        words, under ``headings`` when it says more columns; it is given the export's session, to
+        look up what a chunk names in one query). With ``before``, only events of smaller id: the
+        log as it was before that event (the export's own, logged before the rows are read)."""
         self.flush_bursts()
         yield "\ufeff".encode()
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(headings or (CSV_HEADINGS if for_people else CSV_COLUMNS))
-        row_of = row_of or (people_csv_row if for_people else csv_row)
+        row_of = people_csv_row if for_people else csv_row
         query = _filtered(select(AuditEvent), filters)
         if before is not None:
             query = query.where(AuditEvent.id < before)
         with self._db.session() as session:
-            rows = session.execute(
+            events = session.execute(
                 query.order_by(AuditEvent.id.desc()).execution_options(yield_per=500)
             ).scalars()
-            for number, event in enumerate(rows):
-                writer.writerow([_csv_cell(value) for value in row_of(event)])
-                if number % 200 == 0:
-                    yield buffer.getvalue().encode()
-                    buffer.seek(0)
-                    buffer.truncate()
+            number = 0
+            for chunk in events.partitions():
+                for row in rows_of(session, chunk) if rows_of else map(row_of, chunk):
+                    writer.writerow([_csv_cell(value) for value in row])
+                    if number % 200 == 0:
+                        yield buffer.getvalue().encode()
+                        buffer.seek(0)
+                        buffer.truncate()
+                    number += 1
         yield buffer.getvalue().encode()
 
 

@@ -5,11 +5,13 @@ Separation of duties: administrators run the system but never read or export its
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_
+from sqlalchemy.orm import Session
 
 from services import access, audit_tree, merkle
 from services.access import Principal
@@ -17,7 +19,12 @@ from services.audit import AuditAction, AuditFilter, EventPage, Outcome
 from services.audit_keys import load_signer, load_verifier
 from services.audit_sequencer import STATE
 from services.audit_verify import VerifyReport, verify_log
-from services.audit_words import WORDED_CSV_HEADINGS, DocumentName, worded_csv_row
+from services.audit_words import (
+    WORDED_CSV_HEADINGS,
+    DocumentName,
+    documents_named,
+    worded_csv_row,
+)
 from services.backends import Backends
 from services.documents import actor_of
 from services.errors import BackendUnavailable, Forbidden, InvalidField, NotFound
@@ -124,36 +131,60 @@ def export_events(
     )
     if not for_people:
         return backends.audit.export_csv(filters, before=own.id)
-    # For people, each document by its title and township too: those of every document the
-    # file names, in one query.
-    names = _document_names(
-        backends, Document.id.in_(backends.audit.named_documents(filters, before=own.id))
-    )
     return backends.audit.export_csv(
         filters,
         for_people=True,
-        row_of=lambda event: worded_csv_row(event, names),
+        rows_of=_worded_rows,
         headings=WORDED_CSV_HEADINGS,
         before=own.id,
     )
 
 
-def _document_names(
-    backends: Backends, *where: ColumnElement[bool], limit: int | None = None
-) -> dict[str, DocumentName]:
+# At most this many document numbers to one look-up (well within SQLite's limit on a statement's
+# values); a chunk of 500 events that each list many documents takes a few.
+_NAMES_AT_ONCE = 500
+
+
+def _worded_rows(session: Session, events: Sequence[AuditEvent]) -> list[list[Any]]:
+    """A chunk of the export for people: every document its events name (their own, and those a
+    search showed or a request took up) by title and township, looked up for the chunk at once,
+    in the export's own session (on SQLite a second one would wait for its lock)."""
+    numbers = sorted(documents_named(events))
+    names: dict[str, DocumentName] = {}
+    for start in range(0, len(numbers), _NAMES_AT_ONCE):
+        wanted = numbers[start : start + _NAMES_AT_ONCE]
+        names.update(_names_in(session, _names_query(Document.id.in_(wanted))))
+    return [worded_csv_row(event, names) for event in events]
+
+
+def _names_query(
+    *where: ColumnElement[bool], limit: int | None = None
+) -> Select[str, str, str, datetime | None]:
     """Documents (withdrawn ones too) by their title and township, newest first."""
-    query = (
+    return (
         select(Document.id, Document.title, Org.name, Document.withdrawn_at)
         .join(Org, Document.township_id == Org.id)
         .where(*where)
         .order_by(Document.created_at.desc(), Document.id)
         .limit(limit)
     )
+
+
+def _names_in(
+    session: Session, query: Select[str, str, str, datetime | None]
+) -> dict[str, DocumentName]:
+    return {
+        row.id: DocumentName(row.id, row.title, row.name, row.withdrawn_at is not None)
+        for row in session.execute(query)
+    }
+
+
+def _document_names(
+    backends: Backends, *where: ColumnElement[bool], limit: int | None = None
+) -> dict[str, DocumentName]:
+    """Documents (withdrawn ones too) by their title and township, newest first."""
     with backends.db.session() as session:
-        return {
-            row.id: DocumentName(row.id, row.title, row.name, row.withdrawn_at is not None)
-            for row in session.execute(query)
-        }
+        return _names_in(session, _names_query(*where, limit=limit))
 
 
 def document_names(

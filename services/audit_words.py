@@ -7,7 +7,7 @@ The log itself, the API and the default CSV keep the codes: only what people rea
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -255,10 +255,13 @@ VALUE_NAMES: dict[str, dict[str, str]] = {
 }
 RELAXED_WORDS = "没有同时含全部检索词的材料，放宽了条件，列出只含部分检索词的材料"
 _PERIOD_KEYS = frozenset({"period", "periods", "period_from", "period_to"})
+# The details that list documents by number: the ones a search or a listing showed, an answer
+# used or a request accepted (涉及材料), and those a draft request found already there (已有材料).
+DOCUMENT_LIST_KEYS = frozenset({"document_ids", "matches"})
 _ORDER = {key: position for position, key in enumerate(DETAIL_NAMES)}
 
 
-def _value(key: str, value: Any) -> str:
+def _value(key: str, value: Any, names: Mapping[str, DocumentName] | None = None) -> str:
     if value is None:
         return "无"
     if key == "relaxed" and value is True:
@@ -266,14 +269,16 @@ def _value(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, list):
-        return "、".join(_value(key, item) for item in value) if value else "无"
+        return "、".join(_value(key, item, names) for item in value) if value else "无"
     if isinstance(value, dict):
         if not value:
             return "无"
-        return "，".join(f"{name}={shown}" for name, shown in detail_pairs(value))
+        return "，".join(f"{name}={shown}" for name, shown in detail_pairs(value, names))
     if isinstance(value, str):
         if not value.strip():
             return "无"  # a reason left empty reads "原因: 无", not "原因: "
+        if names is not None and key in DOCUMENT_LIST_KEYS:
+            return document_in_words(value, names)
         if key in _PERIOD_KEYS:
             return period_label(value)
         if key == "content_type":
@@ -286,12 +291,16 @@ def _value(key: str, value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def detail_pairs(details: dict[str, Any]) -> list[tuple[str, str]]:
-    """Each recorded detail as (name, value) in words, the reason first and unknown keys last."""
+def detail_pairs(
+    details: dict[str, Any], documents: Mapping[str, DocumentName] | None = None
+) -> list[tuple[str, str]]:
+    """Each recorded detail as (name, value) in words, the reason first and unknown keys last;
+    with ``documents``, the documents a detail lists by title and township (see
+    ``document_in_words``), else by number as recorded."""
     keys = sorted(details, key=lambda key: (_ORDER.get(key, len(_ORDER)), key))
     # ``size`` is bytes on an upload, rows per page on a read.
     names = {**DETAIL_NAMES, "size": "每页条数" if "page" in details else "大小（字节）"}
-    return [(names.get(key, key), _value(key, details[key])) for key in keys]
+    return [(names.get(key, key), _value(key, details[key], documents)) for key in keys]
 
 
 def recorded_values(details: dict[str, Any]) -> str:
@@ -303,9 +312,13 @@ def recorded_values(details: dict[str, Any]) -> str:
     return ""
 
 
-def details_in_words(details: dict[str, Any]) -> str:
-    """Details on one line in words (``原因: 无权查看; 需求编号: 3``); nothing for none."""
-    return "; ".join(f"{name}: {value}" for name, value in detail_pairs(details))
+def details_in_words(
+    details: dict[str, Any], documents: Mapping[str, DocumentName] | None = None
+) -> str:
+    """Details on one line in words (``原因: 无权查看; 需求编号: 3``); nothing for none. With
+    ``documents``, the documents a detail lists by title and township (``涉及材料: 《扶贫工作总结》
+    （城关镇）``)."""
+    return "; ".join(f"{name}: {value}" for name, value in detail_pairs(details, documents))
 
 
 def searched_as_words(meant: str) -> str:
@@ -391,13 +404,38 @@ WORDED_CSV_HEADINGS = (
 )
 
 
+def document_in_words(number: str, names: Mapping[str, DocumentName]) -> str:
+    """A document a detail lists, as people know it: 《扶贫工作总结》（城关镇）, or
+    《扶贫工作总结》（城关镇，已撤回） once withdrawn (ID, card and phone numbers in the title
+    masked, as the page shows it); its number as recorded when the database has no such
+    document."""
+    name = names.get(number)
+    if name is None:
+        return number
+    township = name.township + ("，已撤回" if name.withdrawn else "")
+    return f"《{mask_personal_data(name.title)[0]}》（{township}）"
+
+
+def documents_named(events: Iterable[AuditEvent]) -> set[str]:
+    """The numbers of the documents events name: each event's own, and those its details list."""
+    numbers: set[str] = set()
+    for event in events:
+        if event.document_id:
+            numbers.add(event.document_id)
+        for key in DOCUMENT_LIST_KEYS:
+            listed = event.details.get(key)
+            if isinstance(listed, list):
+                numbers.update(item for item in listed if isinstance(item, str) and item)
+    return numbers
+
+
 def worded_csv_row(event: AuditEvent, names: Mapping[str, DocumentName] | None = None) -> list[Any]:
     """A row of the export for people (under ``WORDED_CSV_HEADINGS``): names, Beijing time, the
     document's title (ID, card and phone numbers masked, as the page shows it) and township
     beside its number (both empty when the database holds no such document) and the details in
-    words."""
+    words, the documents they list by title and township too (see ``document_in_words``)."""
     row = people_csv_row(event)
-    row[9] = details_in_words(dict(event.details))
+    row[9] = details_in_words(dict(event.details), names or {})
     name = (names or {}).get(event.document_id) if event.document_id else None
     shown = [mask_personal_data(name.title)[0], name.township] if name else ["", ""]
     row[_TITLE_AT:_TITLE_AT] = shown

@@ -1,19 +1,24 @@
 """The auditor's CSV export holds the log as it was before the export: its own event, logged
-before a row is read and not numbered yet, is never a half-empty first row of the file."""
+before a row is read and not numbered yet, is never a half-empty first row of the file. The export
+for people names every document by title and township, those a search showed too."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from services.audit import CSV_COLUMNS
+from indexer.worker import IndexWorker
+from services.audit import CSV_COLUMNS, Actor, AuditAction, Outcome
 from services.audit_words import WORDED_CSV_HEADINGS
 from services.backends import Backends
 from services.models import AuditEvent
-from tests.conftest import Api
+from tests.conftest import EAST, WEST, Api
+from tests.samples import text_bytes
 from tests.test_audit_chain import make_activity, sequence
 
 COLUMN = {name: index for index, name in enumerate(CSV_COLUMNS)}
@@ -109,3 +114,91 @@ def test_refusals_counted_before_the_export_are_in_it(api: Api, backends: Backen
     assert len(data) == 2
     details = [record[COLUMN["details"]] for record in data]
     assert any('"count": 3' in cell for cell in details), details
+
+
+def _upload(api: Api, username: str, title: str) -> str:
+    response = api.upload(username, f"{title}.txt", text_bytes(f"{title}：扶贫资金。"), title=title)
+    assert response.status_code == 201, response.text
+    document_id: str = response.json()["id"]
+    return document_id
+
+
+def _details(rows: list[list[str]], heading: str) -> list[str]:
+    return [row[WORDED_CSV_HEADINGS.index(heading)] for row in rows]
+
+
+def test_the_export_for_people_names_the_documents_a_search_showed(
+    api: Api, backends: Backends
+) -> None:
+    ledger = _upload(api, "east", "危房改造台账")
+    summary = _upload(api, "west", "扶贫工作总结")
+    IndexWorker(backends, backends.index).drain()
+    found = api.client.get(
+        "/api/v1/search", params={"q": "扶贫资金"}, headers=api.headers("poverty")
+    )
+    assert found.status_code == 200, found.text
+    assert found.json()["total"] == 2
+
+    worded = _export(api, action="search", labels="zh")
+    (details,) = _details(worded, "详情")
+    # Each by its title and township, not by number.
+    for named in ("《危房改造台账》（东镇）", "《扶贫工作总结》（西乡）"):
+        assert named in details, details
+    assert details.count("涉及材料: ") == 1
+    assert ledger not in details
+    assert summary not in details
+    # The coded export keeps the numbers exactly as recorded.
+    (coded,) = _export(api, action="search")
+    recorded = json.loads(coded[COLUMN["details"]])
+    assert sorted(recorded["document_ids"]) == sorted([ledger, summary])
+    assert "危房改造台账" not in coded[COLUMN["details"]]
+
+    # Withdrawn since: still named, and said to be withdrawn.
+    withdrawn = api.client.delete(f"/api/v1/documents/{ledger}", headers=api.headers("east"))
+    assert withdrawn.status_code in (200, 204), withdrawn.text
+    (details,) = _details(_export(api, action="search", labels="zh"), "详情")
+    assert f"《危房改造台账》（{EAST}，已撤回）" in details
+    assert f"《扶贫工作总结》（{WEST}）" in details
+
+
+def test_a_number_without_a_document_stays_a_number(api: Api, backends: Backends) -> None:
+    kept = _upload(api, "east", "城关镇11月台账")
+    gone = str(uuid.uuid4())
+    backends.audit.record(
+        actor=Actor("chengguan", EAST, "uploader"),
+        action=AuditAction.request_accept,
+        outcome=Outcome.allowed,
+        details={"document_ids": [gone, kept]},
+    )
+    (details,) = _details(_export(api, action="request_accept", labels="zh"), "详情")
+    assert details == f"涉及材料: {gone}、《城关镇11月台账》（{EAST}）"
+
+
+def test_the_export_for_people_looks_documents_up_once_for_many_rows(
+    api: Api, backends: Backends
+) -> None:
+    for number in range(3):
+        _upload(api, "east", f"台账{number}")
+    IndexWorker(backends, backends.index).drain()
+    for _ in range(4):
+        searched = api.client.get(
+            "/api/v1/search", params={"q": "台账"}, headers=api.headers("poverty")
+        )
+        assert searched.status_code == 200, searched.text
+    api.headers("auditor")
+
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM documents" in statement:
+            statements.append(statement)
+
+    event.listen(backends.db.engine, "before_cursor_execute", count)
+    try:
+        data = _export(api, labels="zh")
+    finally:
+        event.remove(backends.db.engine, "before_cursor_execute", count)
+    assert len(data) > 4 + 3  # the uploads, the searches, the sign-ins
+    assert len(statements) == 1, statements  # every row's documents at once, not row by row
+    for details in _details(data, "详情"):
+        assert "涉及材料: " not in details or "《台账0》（东镇）" in details

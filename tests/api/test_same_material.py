@@ -7,14 +7,15 @@ Runs on the embedded stack (SQLite, FTS5) and on the real one (PostgreSQL, Elast
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from indexer.worker import IndexWorker
 from services.backends import Backends
-from services.models import COUNTY_TIME
+from services.models import COUNTY_TIME, Document
 from tests.conftest import Api, signed_in_browser
 from tests.samples import docx_bytes
 
@@ -163,3 +164,57 @@ def test_the_page_of_a_material_not_yet_indexed_says_similar_ones_come_later(
         page = browser.get(f"/documents/{document_id}").text
     assert "正文索引完成后，这里列出同一乡镇正文几乎相同的材料" in page
     assert "没有发现相似的材料" not in page
+
+
+def _similar_items(page: str) -> list[str]:
+    listed = re.search(r'<ul class="similar-list">(.*?)</ul>', page, re.S)
+    assert listed is not None, "no similar materials listed"
+    return [
+        " ".join(re.sub(r"<[^>]+>", " ", item).split())
+        for item in re.findall(r"<li>(.*?)</li>", listed.group(1), re.S)
+    ]
+
+
+def test_a_withdrawn_copy_among_similar_ones_says_so_and_namesakes_differ(
+    api: Api, backends: Backends, client: TestClient
+) -> None:
+    """A township withdrew a wrong copy and uploaded it again: its 相似材料 tell the two apart."""
+    wrong = "东镇11月台账（错传）"
+    current = api.upload("east", "总结.docx", docx_bytes(SUMMARY), **FIELDS).json()["id"]
+    copies = []
+    for name, ending in (("错传.docx", "特此报告。"), ("重传.docx", "以上报告。")):
+        response = api.upload(
+            "east", name, docx_bytes(SUMMARY + ending), **{**FIELDS, "title": wrong}
+        )
+        assert response.status_code == 201, response.text
+        copies.append(response.json()["id"])
+    first, again = copies
+    _index(backends)
+    with backends.db.session() as session:  # the wrong copy went up an hour earlier
+        copy = session.get(Document, first)
+        assert copy is not None
+        copy.created_at -= timedelta(hours=1)
+    withdrawn = api.client.delete(f"/api/v1/documents/{first}", headers=api.headers("east"))
+    assert withdrawn.status_code == 200, withdrawn.text
+
+    with signed_in_browser(client, "east") as browser:
+        items = _similar_items(browser.get(f"/documents/{current}").text)
+    assert len(items) == 2, items
+    times = {}
+    for document_id in copies:
+        created = _get(api, "east", document_id)["created_at"]
+        at = datetime.fromisoformat(created).astimezone(COUNTY_TIME)
+        times[document_id] = at.strftime("%Y-%m-%d %H:%M:%S")  # the same title: to the second
+    [gone] = [item for item in items if "已撤回" in item]
+    [live] = [item for item in items if "已撤回" not in item]
+    assert gone.startswith(f"{wrong} 已撤回 相似度")
+    assert gone.endswith(f"上传于 {times[first]}")
+    assert live.startswith(f"{wrong} 相似度")
+    assert live.endswith(f"上传于 {times[again]}")
+
+    # A department never sees the withdrawn copy (as elsewhere), only the one uploaded again:
+    # its title shown once, its upload time to the minute.
+    with signed_in_browser(client, "poverty") as browser:
+        [seen] = _similar_items(browser.get(f"/documents/{current}").text)
+    assert seen.startswith(f"{wrong} 相似度")
+    assert seen.endswith(f"上传于 {times[again][:16]}")

@@ -6,6 +6,7 @@ results show the same way.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -97,6 +98,13 @@ def coordinate_label(latitude: float, longitude: float) -> str:
     return f"{north} {abs(latitude):.6f}°，{east} {abs(longitude):.6f}°"
 
 
+def repeated_titles(document: Document, similar: list[Document]) -> set[str]:
+    """The titles the list of similar documents shows more than once, or shares with the page's
+    own document."""
+    seen = Counter([document.title, *(other.title for other in similar)])
+    return {title for title, count in seen.items() if count > 1}
+
+
 PRESENTATION: dict[str, Any] = {
     "period_label": period_label,
     "file_label": file_label,
@@ -111,6 +119,8 @@ def document_page(
     """Everything about one document the caller may see, with its preview when allowed."""
     principal = web.principal
     document = documents.view(backends, principal=principal, document_id=document_id, ip=ip)
+    # A withdrawn copy is listed only to whom access.can_see shows it (its own township, the
+    # auditor), marked 已撤回 on the page.
     similar = documents.similar_documents(backends, principal=principal, document=document)
     same_title = documents.same_title_and_period(backends, principal=principal, document=document)
     may_download = documents.may_download(backends, principal=principal, document=document)
@@ -139,6 +149,9 @@ def document_page(
         csrf_token=web.csrf_token,
         document=document,
         similar=similar,
+        # Titles shown more than once (a copy withdrawn and uploaded again): those list their
+        # upload time to the second, to tell them apart.
+        repeated_titles=repeated_titles(document, [other for other, _ in similar]),
         same_title=same_title,
         downloadable=downloadable,
         # Why a reader who may download cannot now: the virus scan holds the file back.
