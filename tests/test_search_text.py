@@ -193,3 +193,20 @@ def test_a_character_jieba_left_alone_is_marked_only_inside_the_word_typed() -> 
     assert ANALYZER.highlight(plan, ["全镇党员名单"]) == []
     # Typed alone, the character is the whole query and is marked wherever it stands.
     assert ANALYZER.highlight(ANALYZER.plan("员"), ["党员"]) == ["党<em>员</em>"]
+
+
+def test_snippets_show_the_documents_own_punctuation() -> None:
+    # Terms are found in normalised text (，：（ read as ,:( there); the snippet shows the file's.
+    body = "时间：2026年11月20日，各村（社区）报送２０２５年台账。"
+    assert ANALYZER.highlight(ANALYZER.plan("社区 2025年"), [body]) == [
+        "时间：2026年11月20日，各村（<em>社区</em>）报送<em>２０２５年</em>台账。"
+    ]
+
+
+def test_snippets_never_repeat_what_the_one_before_showed() -> None:
+    # The second mark lies just past the first snippet: its snippet starts where the first one
+    # ends instead of reaching back over the first one's words.
+    body = "前" * 100 + "扶贫" + "中" * 45 + "台账" + "后" * 100
+    first, second = ANALYZER.highlight(ANALYZER.plan("扶贫 台账"), [body])
+    assert first == "…" + "前" * 20 + "<em>扶贫</em>" + "中" * 38 + "…"
+    assert second == "…" + "中" * 7 + "<em>台账</em>" + "后" * 51 + "…"

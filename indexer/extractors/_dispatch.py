@@ -54,6 +54,11 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROL_REPLACEMENTS = {"\x07": "\t", "\x0b": "\n", "\x0c": "\n"}
 _NEWLINES = re.compile(r"\r\n?")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_NOT_FULL_WIDTH = re.compile(r"[^\uff01-\uff5e]+")  # all but the full-width forms of ASCII
+
+
+def _nfkc(match: re.Match[str]) -> str:
+    return unicodedata.normalize("NFKC", match.group())
 
 
 def extractor_for(content_type: str) -> Extractor | None:
@@ -86,13 +91,15 @@ def extract_here(context: ExtractionContext) -> Extracted:
 
 
 def finish(extracted: Extracted, limits: ExtractionLimits) -> Extracted:
-    """NFKC-normalise, read radicals as ideographs, tidy control characters and blank runs, and
-    cut the text at ``max_chars``.
+    """NFKC-normalise all but the full-width forms, read radicals as ideographs, tidy control
+    characters and blank runs, and cut the text at ``max_chars``.
 
     NFKC turns Kangxi radicals into ideographs; those of the CJK Radicals Supplement, which PDF
-    text layers give for some fonts' glyphs (东⻛村 for 东风村), are folded after it.
+    text layers give for some fonts' glyphs (东⻛村 for 东风村), are folded after it. Full-width
+    punctuation, digits and letters (，：（）２０) stay as the document writes them: snippets show
+    them, and search reads each as its ASCII form, one character for one.
     """
-    text = fold_radicals(unicodedata.normalize("NFKC", extracted.text))
+    text = fold_radicals(_NOT_FULL_WIDTH.sub(_nfkc, extracted.text))
     text = _NEWLINES.sub("\n", text)
     text = _CONTROLS.sub(lambda match: _CONTROL_REPLACEMENTS.get(match.group(), ""), text)
     text = "\n".join(line.rstrip(" \t") for line in text.split("\n"))

@@ -10,7 +10,7 @@ import io
 import xlrd
 
 from indexer.extractors import Extracted, ExtractionContext, ExtractionFailed
-from indexer.extractors._cells import cell_text
+from indexer.extractors._cells import cell_text, sheet_name_line
 from indexer.extractors._ole import ENCRYPTED_REASON, refuse_if_encrypted
 
 __all__ = ["XlsExtractor"]
@@ -40,7 +40,7 @@ class XlsExtractor:
                     notes.append("page_limit")
                     break
                 sheet = book.sheet_by_index(index)
-                lines.append(sheet.name)
+                lines.extend(sheet_name_line(sheet.name))
                 if sheet.nrows > limits.max_rows:
                     notes.append("page_limit")
                 for number in range(min(sheet.nrows, limits.max_rows)):

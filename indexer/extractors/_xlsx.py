@@ -10,7 +10,7 @@ from typing import Any
 import openpyxl
 
 from indexer.extractors import Extracted, ExtractionContext, ExtractionLimits
-from indexer.extractors._cells import cell_text
+from indexer.extractors._cells import cell_text, sheet_name_line
 from indexer.extractors._zip import check_archive
 
 __all__ = ["XlsxExtractor"]
@@ -42,7 +42,7 @@ class XlsxExtractor:
                 if index >= limits.max_pages:
                     notes.append("page_limit")
                     break
-                lines.append(sheet.title)
+                lines.extend(sheet_name_line(sheet.title))
                 # A stated dimension of A1:XFD1048576 would pad every row with empty cells.
                 sheet.reset_dimensions()
                 for number, row in enumerate(sheet.iter_rows(values_only=True)):

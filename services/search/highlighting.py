@@ -226,7 +226,8 @@ def _windows(
     for span_start, span_end in spans:
         if span_start < covered:
             continue
-        start = max(0, min(span_start - width // 3, len(text) - width))
+        # Never back into the previous snippet: two snippets never show the same words.
+        start = max(covered, min(span_start - width // 3, len(text) - width))
         end = min(len(text), max(start + width, span_end))
         inside = [(max(s, start), min(e, end)) for s, e in spans if s < end and e > start]
         snippets.append(_render(text, start, end, inside))

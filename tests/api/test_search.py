@@ -355,3 +355,14 @@ def test_a_hit_lists_the_departments_as_the_document_itself_does(
     alone = api.client.get(f"/api/v1/documents/{both.json()['id']}", headers=api.headers("east"))
     assert hits[both.json()["id"]]["departments"] == alone.json()["departments"]
     assert sorted(hits[both.json()["id"]]["departments"]) == ["扶贫办", "统计局"]
+
+
+def test_highlights_show_the_documents_own_punctuation(api: Api, backends: Backends) -> None:
+    # Matching reads normalised text (："，（ are :,( to it); a snippet shows what the file says.
+    body = "会议通知\n时间：2026年11月20日，各村（社区）报送２０２５年台账。".encode()
+    assert api.upload("east", "通知.txt", body).status_code == 201
+    _index(backends)
+    [hit] = _search(api, "poverty", q="社区")["hits"]
+    assert hit["highlights"] == [
+        "会议通知 时间：2026年11月20日，各村（<em>社区</em>）报送２０２５年台账。"
+    ]

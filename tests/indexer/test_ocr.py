@@ -127,7 +127,7 @@ def test_a_scanned_pdf_is_recognised(tmp_path: Path) -> None:
     # Word for word would hold only for one Tesseract version: the words searched for are there.
     assert extracted.text.splitlines()[0] == "城关镇防汛检查通知"
     assert "水库" in extracted.text
-    assert "第二页:饮水安全工程" in extracted.text  # NFKC, as every extracted text
+    assert "第二页:饮水安全工程" in extracted.text  # Tesseract reads the full-width colon so
 
 
 @needs_ocr
