@@ -68,3 +68,25 @@ def test_the_title_is_marked_and_not_repeated_as_a_snippet(
     # A title's own markup stays text in the marked title too.
     title, _ = results[markup]
     assert title == "&lt;b&gt;<em>低保</em>&lt;/b&gt; &amp; 名单"
+
+
+def test_snippets_far_apart_are_joined_by_one_ellipsis(
+    api: Api, backends: Backends, client: TestClient
+) -> None:
+    filler = "本村按程序开展入户核查并张榜公示。" * 12
+    text = f"开头说明。{filler}第一处低保户名单。{filler}第二处低保金发放。{filler}结尾。"
+    document = api.upload(
+        "east", "far.txt", text.encode(), title="东镇年度核查", category="台账"
+    ).json()["id"]
+    IndexWorker(backends, backends.index).drain()
+
+    with signed_in_browser(client, "poverty") as browser:
+        page = browser.get("/search", params={"q": "低保"})
+    assert page.status_code == 200, page.text
+    _, (snippet,) = _results(page.text)[document]
+
+    assert snippet.count("<em>低保</em>") == 2
+    assert "… …" not in snippet
+    assert "……" not in snippet
+    between = snippet.split("<em>低保</em>")[1]
+    assert between.count("…") == 1  # the two places, one ellipsis between them

@@ -179,6 +179,9 @@ _MARK = re.compile(r"</?em>")
 _SPACES = re.compile(r"\s+")
 
 
+ELLIPSIS = "…"
+
+
 @dataclass(frozen=True)
 class ShownHit:
     """A hit as its list item shows it: the title with the query's words marked when a snippet
@@ -186,6 +189,22 @@ class ShownHit:
 
     title_html: str | None  # escaped, only <em> marks (as the snippets are); None: plain title
     snippets: tuple[str, ...]
+
+    @property
+    def text_html(self) -> str:
+        """The first three snippets as one paragraph: one … between two, where a snippet cut
+        from inside the text already ends or starts with its own (never “… …”)."""
+        joined = ""
+        for snippet in self.snippets[:3]:
+            if not joined:
+                joined = snippet
+            elif joined.endswith(ELLIPSIS) and snippet.startswith(ELLIPSIS):
+                joined += snippet.removeprefix(ELLIPSIS)
+            elif joined.endswith(ELLIPSIS) or snippet.startswith(ELLIPSIS):
+                joined += snippet
+            else:
+                joined += f" {ELLIPSIS} {snippet}"
+        return joined
 
 
 def shown_hit(hit: FoundDocument) -> ShownHit:
