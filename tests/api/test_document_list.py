@@ -154,7 +154,7 @@ def test_filters_never_widen_what_the_caller_sees(api: Api, uploaded: list[str])
         ({"sort": ""}, "sort"),
         ({"status": "done"}, "status"),
         ({"period": "2026年13月"}, "period"),
-        ({"period": "去年"}, "period"),
+        ({"period": "明年"}, "period"),  # a word no period field takes
     ],
 )
 def test_invalid_values_are_refused(
