@@ -358,7 +358,8 @@ def test_radicals_in_a_pdf_text_layer_are_found_as_the_ideographs(
     assert sorted(ids(search(index, "东⻛村"))) == ["kept", "pdf"]
     assert ids(search(index, "长期跟踪")) == ["pdf"]
     hits = {hit.document_id: hit.highlights for hit in search(index, "东风村").hits}
-    assert hits["pdf"] == ("城关镇党政联席会议纪要。<em>东风村</em>监测户回访,长期跟踪。",)
+    # The document's own full-width comma, as the PDF writes it.
+    assert hits["pdf"] == ("城关镇党政联席会议纪要。<em>东风村</em>监测户回访，长期跟踪。",)
     assert hits["kept"] == ("<em>东⻛村</em>走访记录。",)
 
 
